@@ -1,0 +1,1 @@
+"""Renderers: text tables now; plotly figures live beside them (no Streamlit import here)."""

@@ -1,0 +1,160 @@
+"""The analysis result: frozen records and totals, no references to modules or tensors.
+
+An :class:`Analysis` is cheap to cache, pickle, diff and send to a browser. Rendering lives in
+:mod:`cnnviz.render`; this module only holds data and simple views of it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cnnviz.receptive import ReceptiveField
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One row: one call of a leaf module, or one functional op called outside a leaf.
+
+    ``macs`` are multiply-accumulates of conv/linear/matmul (bias excluded), ``flops`` is
+    ``2 * macs``; ``extra_ops`` is every other arithmetic op (bias, norm, activation, pooling,
+    elementwise merges), kept apart. ``output_bytes`` is the size of the output tensor(s).
+    The ``rf_*`` fields describe one unit of the output (see :class:`ReceptiveField`).
+    """
+
+    index: int
+    name: str
+    type: str
+    kind: str
+    module: str  # qualified name of the module that ran it ("" for the root)
+    is_module: bool  # a leaf module call (True) or a functional op (False)
+    stage: int
+    output_shape: tuple[int, ...] | None
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    extra_ops: int
+    output_bytes: int
+    spatial: bool
+    rf_size: tuple[int, ...] | None
+    rf_stride: tuple[int, ...] | None
+    rf_padding: tuple[int, ...] | None
+    rf_aligned: bool
+    rf_global: bool
+    rf_reason: str | None
+    depth: int  # conv/linear layers on the longest path up to and including this row
+
+    @property
+    def receptive_field(self) -> ReceptiveField:
+        """This row's output receptive field as a :class:`ReceptiveField`."""
+        return ReceptiveField(self.rf_size, self.rf_stride, self.rf_padding, self.rf_aligned,
+                              self.rf_global, self.rf_reason)
+
+
+@dataclass(frozen=True)
+class UncountedOp:
+    """An op that ran but has no rule: its MACs come from FlopCounterMode's formulas, its
+    extra ops are not counted and its receptive field is unknown."""
+
+    name: str
+    count: int
+    where: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything :func:`cnnviz.analyze` measured, as plain data.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> a = cnnviz.analyze(nn.Conv2d(3, 8, 3), (1, 3, 8, 8))
+    >>> a.total_params, a.total_macs  # 8*3*3*3 + 8; 6*6*8*27
+    (224, 7776)
+    """
+
+    model_name: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    dtype: str
+    mode: str
+    layers: tuple[LayerRecord, ...]
+    total_params: int
+    trainable_params: int
+    total_macs: int
+    total_flops: int
+    total_extra_ops: int
+    activation_bytes: int
+    peak_activation_bytes: int
+    param_bytes: int
+    weighted_depth: int
+    input_spatial: tuple[int, ...]
+    containers: dict[str, ReceptiveField] = field(default_factory=dict)
+    uncounted: tuple[UncountedOp, ...] = ()
+    unused_params: tuple[str, ...] = ()
+    output_shapes: tuple[tuple[int, ...], ...] = ()
+
+    # ---------------------------------------------------------------- views
+    def receptive_field(self, name: str | None = None) -> ReceptiveField:
+        """RF of a row or a container's output; without a name, the RF of the last output
+        that is not global (the network's final feature map).
+
+        >>> import torch.nn as nn, cnnviz
+        >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3))
+        >>> cnnviz.analyze(net, (1, 1, 9, 9)).receptive_field().size  # 1 + 2 + 2
+        (5, 5)
+        """
+        if name is None:
+            for row in reversed(self.layers):
+                if row.spatial and not row.rf_global:
+                    return row.receptive_field
+            for row in reversed(self.layers):
+                if row.rf_size is not None and not row.rf_global:
+                    return row.receptive_field
+            return ReceptiveField(None, reason="no layer has a spatial output")
+        for row in self.layers:
+            if row.name == name:
+                return row.receptive_field
+        if name in self.containers:
+            return self.containers[name]
+        names = [r.name for r in self.layers] + list(self.containers)
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"no layer or module named {name!r}{hint}")
+
+    def by_kind(self) -> pd.DataFrame:
+        """Rows, params, MACs and extra ops summed per kind (conv, linear, norm, ...).
+
+        >>> import torch.nn as nn, cnnviz
+        >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 5, 5))
+        >>> list(a.by_kind().index)
+        ['conv', 'activation']
+        """
+        df = self.to_pandas()
+        out = df.groupby("kind", sort=False)[["params", "macs", "flops", "extra_ops"]].sum()
+        out.insert(0, "layers", df.groupby("kind", sort=False).size())
+        return out
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per record, columns as in :class:`LayerRecord`."""
+        import pandas as pd
+
+        cols = list(LayerRecord.__dataclass_fields__)
+        return pd.DataFrame([[getattr(r, c) for c in cols] for r in self.layers], columns=cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        d = asdict(self)
+        d["containers"] = {k: asdict(v) for k, v in self.containers.items()}
+        return d
+
+    @property
+    def final_receptive_field(self) -> ReceptiveField:
+        return self.receptive_field()
+
+    def __str__(self) -> str:
+        from cnnviz.render.table import render_text
+
+        return render_text(self)

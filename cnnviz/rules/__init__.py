@@ -1,0 +1,106 @@
+"""Per-op rules: one small function per op family, keyed by the torch function object.
+
+A rule receives the tracer's context and the op's own arguments, and returns an :class:`Out`:
+the output tensor(s) (built on the meta device from shape arithmetic, never computed), the
+output's :class:`~cnnviz.receptive.Flow`, and the op's MACs and other arithmetic.
+
+Conventions (REFERENCE.md section 1): ``macs`` counts multiply-accumulates of conv,
+conv-transpose, linear and matmul-like ops, without bias. ``extra`` counts every other
+arithmetic op (bias adds, normalisation, activations, pooling, elementwise merges), one per
+output element per operation, so that users can add it if they wish; it never enters ``macs``.
+
+Lookup is by identity of the function object that ``__torch_function__`` receives
+(``torch.conv2d``, ``torch.Tensor.add_``, ``F.max_pool2d`` ...); there is no name matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from cnnviz.receptive import Flow
+
+
+class RuleError(ValueError):
+    """An op got arguments it cannot work with; the tracer adds where it happened."""
+
+
+@dataclass
+class Out:
+    """What a rule returns. ``value`` is what the torch function would have returned."""
+
+    value: Any
+    flow: Flow | list[Flow] | None  # one Flow for all tensor outputs, or one each
+    macs: int = 0
+    extra: int = 0
+
+
+class Ctx(Protocol):
+    """What a rule may ask of the tracer."""
+
+    def flow(self, t: torch.Tensor) -> Flow: ...
+
+    def new(
+        self, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
+    ) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # conv, linear, norm, activation, pool, dropout, elementwise, merge, reshape, ...
+    fn: Callable[..., Out]
+    name: str
+
+
+RULES: dict[Any, Rule] = {}
+
+
+def register(*funcs: Any, kind: str, name: str | None = None) -> Callable:
+    """Register ``fn`` as the rule for every torch function in ``funcs``; twice is an error."""
+
+    def deco(fn: Callable[..., Out]) -> Callable[..., Out]:
+        for f in dict.fromkeys(f for f in funcs if f is not None):
+            if f in RULES:
+                raise ValueError(f"a rule for {f!r} is already registered")
+            RULES[f] = Rule(kind, fn, name or fn.__name__.removesuffix("_rule"))
+        return fn
+
+    return deco
+
+
+def op_name(func: Any) -> str:
+    """Short name of a torch function, used to name functional rows (``add``, ``cat``)."""
+    rule = RULES.get(func)
+    if rule is not None:
+        return rule.name
+    name = getattr(func, "__name__", None) or type(func).__name__
+    if name in ("fn", "__get__"):  # boolean_dispatch wrappers, property getters
+        name = getattr(func, "__qualname__", name)
+    name = name.strip("_")
+    return name[:-1] if name.endswith("_") and len(name) > 1 else name
+
+
+def ntuple(v: Any, n: int, what: str) -> tuple[int, ...]:
+    """Expand an int or a sequence to n ints (the ``_pair`` habit)."""
+    if isinstance(v, int):
+        return (v,) * n
+    t = tuple(int(x) for x in v)
+    if len(t) == 1:
+        return t * n
+    if len(t) != n:
+        raise RuleError(f"{what} needs {n} values, got {t}")
+    return t
+
+
+def fmt_shape(shape: Any) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+# Importing the families fills RULES.
+from cnnviz.rules import conv, elementwise, pool, shape  # noqa: E402
+
+__all__ = ["RULES", "Ctx", "Out", "Rule", "RuleError", "conv", "elementwise", "op_name",
+           "pool", "register", "shape"]

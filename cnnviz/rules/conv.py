@@ -1,0 +1,158 @@
+"""Convolution, transposed convolution and linear layers: the ops that carry MACs.
+
+MACs follow FlopCounterMode's formulas (torch/utils/flop_counter.py) halved:
+conv = N * prod(out spatial) * C_out * (C_in / groups) * prod(kernel), bias not counted;
+transposed conv = N * prod(in spatial) * C_in * (C_out / groups) * prod(kernel);
+linear = prod(leading dims) * in_features * out_features.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnviz.receptive import Unknown, mix_dim, slide_dims
+from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
+
+
+def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
+    """Output length of a sliding window (PyTorch's formula, ceil mode included)."""
+    span = n + p_total - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil:
+        return span // s + 1
+    out = -(-span // s) + 1
+    # PyTorch: the last window must start inside the input or the left padding.
+    if (out - 1) * s >= n + p_total // 2:
+        out -= 1
+    return out
+
+
+def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) -> Out:
+    if x.dim() not in (n + 1, n + 2):
+        raise RuleError(
+            f"conv{n}d expects a {n + 2}-d input (N, C, {'spatial, ' * n}), "
+            f"got {x.dim()}-d {fmt_shape(x.shape)}"
+        )
+    batched = x.dim() == n + 2
+    c_in = x.shape[-n - 1]
+    c_out, c_per_group, *k = weight.shape
+    if c_in != c_per_group * groups:
+        raise RuleError(
+            f"expects {c_per_group * groups} input channels, got {c_in} "
+            f"(input {fmt_shape(x.shape)})"
+        )
+    s = ntuple(stride, n, "stride")
+    d = ntuple(dilation, n, "dilation")
+    spatial = tuple(x.shape[-n:])
+    if isinstance(padding, str):
+        if padding == "valid":
+            pl, pt = (0,) * n, (0,) * n
+        elif padding == "same":
+            pt = tuple(dd * (kk - 1) for kk, dd in zip(k, d, strict=True))
+            pl = tuple(t // 2 for t in pt)
+        else:
+            raise RuleError(f"padding={padding!r} is not 'same', 'valid' or a number")
+    else:
+        pl = ntuple(padding, n, "padding")
+        pt = tuple(2 * p for p in pl)
+    out = tuple(
+        out_len(L, kk, ss, pp, dd) for L, kk, ss, pp, dd in zip(spatial, k, s, pt, d, strict=True)
+    )
+    if min(out) <= 0:
+        raise RuleError(
+            f"kernel {fmt_shape(k)} (stride {fmt_shape(s)}, padding {fmt_shape(pl)}, dilation "
+            f"{fmt_shape(d)}) would output {fmt_shape(out)} from {fmt_shape(spatial)}: "
+            "the input is too small"
+        )
+    shape = (*x.shape[: -n - 1], c_out, *out)
+    batch = x.shape[0] if batched else 1
+    positions = batch * math.prod(out)
+    macs = positions * c_out * c_per_group * math.prod(k)
+    extra = positions * c_out if bias is not None else 0
+    tdims = tuple(range(x.dim() - n, x.dim()))
+    flow = slide_dims(ctx.flow(x), tdims, tuple(k), s, pl, d, True, f"conv{n}d")
+    flow = flow.with_window(flow.window, flow.depth + 1)
+    return Out(ctx.new(shape, x), flow, macs, extra)
+
+
+@register(torch.conv1d, kind="conv", name="conv1d")
+def conv1d_rule(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(ctx, 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+@register(torch.conv2d, kind="conv", name="conv2d")
+def conv2d_rule(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(ctx, 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+@register(torch.conv3d, kind="conv", name="conv3d")
+def conv3d_rule(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv(ctx, 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    if x.dim() not in (n + 1, n + 2):
+        raise RuleError(f"conv_transpose{n}d expects a {n + 2}-d input, got {fmt_shape(x.shape)}")
+    c_in = x.shape[-n - 1]
+    w_in, c_out_per_group, *k = weight.shape
+    if c_in != w_in:
+        raise RuleError(f"expects {w_in} input channels, got {c_in} (input {fmt_shape(x.shape)})")
+    s = ntuple(stride, n, "stride")
+    p = ntuple(padding, n, "padding")
+    op = ntuple(output_padding, n, "output_padding")
+    d = ntuple(dilation, n, "dilation")
+    spatial = tuple(x.shape[-n:])
+    out = tuple(
+        (L - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
+        for L, ss, pp, dd, kk, oo in zip(spatial, s, p, d, k, op, strict=True)
+    )
+    if min(out) <= 0:
+        raise RuleError(f"would output {fmt_shape(out)} from {fmt_shape(spatial)}")
+    c_out = c_out_per_group * groups
+    shape = (*x.shape[: -n - 1], c_out, *out)
+    batch = x.shape[0] if x.dim() == n + 2 else 1
+    macs = batch * math.prod(spatial) * c_in * c_out_per_group * math.prod(k)
+    extra = batch * math.prod(out) * c_out if bias is not None else 0
+    f = ctx.flow(x)
+    reason = "a transposed convolution's window varies from unit to unit (fractional stride)"
+    window = None if f.window is None else Unknown(reason)
+    return Out(ctx.new(shape, x), type(f)(f.dims, window, None, f.depth + 1), macs, extra)
+
+
+@register(torch.conv_transpose1d, kind="conv", name="conv_transpose1d")
+def conv_transpose1d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1):
+    return _conv_t(ctx, 1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@register(torch.conv_transpose2d, kind="conv", name="conv_transpose2d")
+def conv_transpose2d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1):
+    return _conv_t(ctx, 2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@register(torch.conv_transpose3d, kind="conv", name="conv_transpose3d")
+def conv_transpose3d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                          groups=1, dilation=1):
+    return _conv_t(ctx, 3, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@register(F.linear, kind="linear", name="linear")
+def linear_rule(ctx, input, weight, bias=None):
+    if input.dim() == 0:
+        raise RuleError("linear needs at least a 1-d input")
+    out_f, in_f = weight.shape if weight.dim() == 2 else (1, weight.shape[0])
+    if input.shape[-1] != in_f:
+        raise RuleError(
+            f"expects {in_f} input features, got {input.shape[-1]} (input {fmt_shape(input.shape)})"
+        )
+    shape = (*input.shape[:-1], out_f) if weight.dim() == 2 else tuple(input.shape[:-1])
+    rows = math.prod(input.shape[:-1])
+    flow = mix_dim(ctx.flow(input), input.dim() - 1)
+    flow = flow.with_window(flow.window, flow.depth + 1)
+    return Out(ctx.new(shape, input), flow, rows * in_f * out_f,
+               rows * out_f if bias is not None else 0)

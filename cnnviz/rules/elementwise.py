@@ -1,0 +1,169 @@
+"""Ops that work element by element: activations, dropout, normalisation, binary arithmetic.
+
+They keep each unit's window (binary ops take the hull of their operands' windows).
+Normalisation follows the usual receptive-field convention: its statistics are treated as
+constants (inference semantics), so it is per-position. ``extra`` counts 1 op per output
+element for activations and binary ops and 2 for normalisation (scale and shift).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnviz.receptive import merge, mix_channels, mix_dim
+from cnnviz.rules import Out, RuleError, fmt_shape, register
+
+
+def _inplace_index(func) -> int | None:
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return None
+    return params.index("inplace") if "inplace" in params else None
+
+
+def _unary(funcs, kind: str, per_elem: int, always_inplace=()):
+    """Register a same-shape unary rule for ``funcs``; ``inplace`` is found per function."""
+    for func in dict.fromkeys(f for f in funcs if f is not None):  # F.relu_ is torch.relu_
+        pos = _inplace_index(func)
+        forced = func in always_inplace
+
+        def rule(ctx, input, *args, _pos=pos, _forced=forced, **kwargs):
+            inplace = _forced or bool(kwargs.get("inplace", False))
+            if _pos is not None and len(args) >= _pos:
+                inplace = inplace or bool(args[_pos - 1])
+            value = input if inplace else ctx.new(tuple(input.shape), input)
+            return Out(value, ctx.flow(input), 0, per_elem * input.numel())
+
+        register(func, kind=kind, name=_clean(func))(rule)
+
+
+def _clean(func) -> str:
+    name = getattr(func, "__name__", "op").strip("_")
+    return name[:-1] if name.endswith("_") else name
+
+
+_T = torch.Tensor
+_ACT = [
+    F.relu, F.relu_, torch.relu, torch.relu_, _T.relu, _T.relu_, F.relu6, F.hardtanh,
+    F.hardtanh_, F.leaky_relu, F.leaky_relu_, F.elu, F.elu_, F.selu, F.celu, F.gelu, F.silu,
+    F.mish, F.hardswish, F.hardsigmoid, F.softplus, F.softsign, F.tanhshrink, F.logsigmoid,
+    F.prelu, F.rrelu, torch.sigmoid, _T.sigmoid, _T.sigmoid_, torch.tanh, _T.tanh, _T.tanh_,
+    torch.sigmoid_, torch.tanh_, F.threshold,
+]
+_INPLACE = {F.relu_, torch.relu_, _T.relu_, F.hardtanh_, F.leaky_relu_, F.elu_, _T.sigmoid_,
+            _T.tanh_, torch.sigmoid_, torch.tanh_}
+_unary([f for f in _ACT if f is not None], "activation", 1, _INPLACE)
+
+_POINTWISE = [
+    torch.abs, _T.abs, torch.neg, _T.neg, _T.__neg__, torch.exp, _T.exp, torch.log, _T.log,
+    torch.sqrt, _T.sqrt, torch.rsqrt, _T.rsqrt, torch.square, _T.square, torch.reciprocal,
+    _T.reciprocal, torch.clamp, _T.clamp, _T.clamp_, torch.clamp_min, _T.clamp_min,
+    torch.clamp_max, _T.clamp_max, torch.sign, torch.erf, torch.sin, torch.cos, torch.floor,
+    torch.ceil, torch.round, _T.__abs__, _T.pow, torch.pow,
+]
+_unary([f for f in _POINTWISE if not (f is torch.pow or f is _T.pow)], "elementwise", 1,
+       {_T.clamp_})
+
+_DROP = [F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
+         F.feature_alpha_dropout]
+_unary(_DROP, "dropout", 0)
+
+
+def _passthrough_dtype(args, kwargs, like):
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, torch.dtype):
+            return a
+        if isinstance(a, torch.Tensor):
+            return a.dtype
+    return like.dtype
+
+
+def _same(alloc: bool):
+    def rule(ctx, input, *args, **kwargs):
+        dtype = _passthrough_dtype(args, kwargs, input)
+        if not alloc and dtype == input.dtype:
+            return Out(input, ctx.flow(input))
+        return Out(ctx.new(tuple(input.shape), input, dtype), ctx.flow(input))
+
+    return rule
+
+
+register(_T.contiguous, _T.detach, _T.to, _T.requires_grad_, kind="reshape", name="to")(
+    _same(False)
+)
+register(_T.float, _T.half, _T.double, _T.bfloat16, _T.type_as, kind="reshape", name="cast")(
+    _same(False)
+)
+register(_T.clone, torch.clone, kind="reshape", name="clone")(_same(True))
+
+
+@register(F.batch_norm, kind="norm", name="batch_norm")
+def batch_norm_rule(ctx, input, running_mean, running_var, weight=None, bias=None,
+                    training=False, momentum=0.1, eps=1e-5):
+    c = input.shape[1] if input.dim() > 1 else None
+    stats = next((t for t in (running_mean, weight, running_var, bias) if t is not None), None)
+    if stats is not None and c != stats.numel():
+        raise RuleError(
+            f"expects {stats.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
+        )
+    return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
+
+
+@register(F.instance_norm, F.group_norm, F.layer_norm, F.rms_norm, kind="norm", name="norm")
+def other_norm_rule(ctx, input, *args, **kwargs):
+    return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
+
+
+@register(F.local_response_norm, kind="norm", name="local_response_norm")
+def lrn_rule(ctx, input, size, alpha=1e-4, beta=0.75, k=1.0):
+    # Mixes `size` neighbouring channels: channel groups collapse, the spatial window stays.
+    return Out(ctx.new(tuple(input.shape), input), mix_channels(ctx.flow(input)), 0,
+               (size + 3) * input.numel())
+
+
+@register(F.softmax, F.log_softmax, _T.softmax, _T.log_softmax, torch.softmax,
+          torch.log_softmax, kind="activation", name="softmax")
+def softmax_rule(ctx, input, dim=None, *args, **kwargs):
+    if dim is None:
+        raise RuleError("softmax needs an explicit dim")
+    return Out(ctx.new(tuple(input.shape), input), mix_dim(ctx.flow(input), dim % input.dim()),
+               0, 3 * input.numel())
+
+
+def _binary(inplace: bool):
+    def rule(ctx, input, other=None, *args, **kwargs):
+        operands = [a for a in (input, other) if isinstance(a, torch.Tensor)]
+        try:
+            shape = torch.broadcast_shapes(*(tuple(t.shape) for t in operands))
+        except RuntimeError as e:
+            raise RuleError(
+                "shapes " + " and ".join(fmt_shape(t.shape) for t in operands)
+                + " do not broadcast"
+            ) from e
+        flow = merge([ctx.flow(t) for t in operands], "an elementwise op")
+        n = math.prod(shape)
+        if inplace:
+            if tuple(shape) != tuple(input.shape):
+                raise RuleError(f"in-place result {fmt_shape(shape)} != {fmt_shape(input.shape)}")
+            return Out(input, flow, 0, n)
+        like = input if isinstance(input, torch.Tensor) else other
+        dtype = torch.result_type(input, other) if other is not None else like.dtype
+        return Out(ctx.new(tuple(shape), like, dtype), flow, 0, n)
+
+    return rule
+
+
+for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
+    _fs = [getattr(torch, _name), getattr(_T, _name)]
+    _dunder = {"add": ["__add__", "__radd__"], "sub": ["__sub__", "__rsub__"],
+               "mul": ["__mul__", "__rmul__"], "div": ["__truediv__", "__rtruediv__"]}
+    _fs += [getattr(_T, d) for d in _dunder.get(_name, [])]
+    register(*_fs, kind="elementwise", name=_name)(_binary(False))
+    _ip = [getattr(_T, _name + "_", None)]
+    _ip += [getattr(_T, "__i" + d[2:], None) for d in _dunder.get(_name, [])[:1]]
+    register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(_binary(True))

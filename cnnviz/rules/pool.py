@@ -1,0 +1,160 @@
+"""Pooling and reductions: sliding windows per channel, adaptive pools, mean/sum/amax.
+
+``extra`` counts one op per window element per output (max: comparisons k-1, average: k).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnviz.receptive import Unknown, _each_group, reduce_dims, slide_dims
+from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
+from cnnviz.rules.conv import out_len
+
+
+def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg, what) -> Out:
+    if x.dim() not in (n + 1, n + 2):
+        raise RuleError(f"{what} expects a {n + 1}-d or {n + 2}-d input, got {fmt_shape(x.shape)}")
+    k = ntuple(kernel_size, n, "kernel_size")
+    s = ntuple(stride if stride is not None and stride != [] and stride != () else k, n, "stride")
+    p = ntuple(padding, n, "padding")
+    d = ntuple(dilation, n, "dilation")
+    if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
+        raise RuleError(f"padding {fmt_shape(p)} is more than half the kernel {fmt_shape(k)}")
+    spatial = tuple(x.shape[-n:])
+    out = tuple(
+        out_len(L, kk, ss, 2 * pp, dd, bool(ceil_mode))
+        for L, kk, ss, pp, dd in zip(spatial, k, s, p, d, strict=True)
+    )
+    if min(out) <= 0:
+        raise RuleError(
+            f"{what} k={fmt_shape(k)} s={fmt_shape(s)} would output {fmt_shape(out)} "
+            f"from {fmt_shape(spatial)}: the input is too small"
+        )
+    shape = (*x.shape[:-n], *out)
+    numel = math.prod(shape)
+    extra = numel * (math.prod(k) if avg else math.prod(k) - 1)
+    tdims = tuple(range(x.dim() - n, x.dim()))
+    flow = slide_dims(ctx.flow(x), tdims, k, s, p, d, False, what)
+    return Out(ctx.new(shape, x), flow, 0, extra)
+
+
+def _max(n):
+    def rule(ctx, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+             return_indices=False):
+        o = _pool(ctx, n, input, kernel_size, stride, padding, dilation, ceil_mode, False,
+                  f"max_pool{n}d")
+        if return_indices:
+            idx = ctx.new(tuple(o.value.shape), o.value, torch.int64)
+            o.value = (o.value, idx)
+        return o
+
+    return rule
+
+
+def _avg(n):
+    def rule(ctx, input, kernel_size, stride=None, padding=0, ceil_mode=False,
+             count_include_pad=True, divisor_override=None):
+        return _pool(ctx, n, input, kernel_size, stride, padding, 1, ceil_mode, True,
+                     f"avg_pool{n}d")
+
+    return rule
+
+
+for _n, _mx, _mxi, _av in (
+    (1, F.max_pool1d, F.max_pool1d_with_indices, F.avg_pool1d),
+    (2, F.max_pool2d, F.max_pool2d_with_indices, F.avg_pool2d),
+    (3, F.max_pool3d, F.max_pool3d_with_indices, F.avg_pool3d),
+):
+    register(_mx, _mxi, kind="pool", name=f"max_pool{_n}d")(_max(_n))
+    register(_av, kind="pool", name=f"avg_pool{_n}d")(_avg(_n))
+
+
+def _adaptive(n, avg):
+    what = f"adaptive_{'avg' if avg else 'max'}_pool{n}d"
+
+    def rule(ctx, input, output_size, return_indices=False):
+        x = input
+        if x.dim() not in (n + 1, n + 2):
+            raise RuleError(f"{what} expects a {n + 2}-d input, got {fmt_shape(x.shape)}")
+        spatial = tuple(x.shape[-n:])
+        req = (output_size,) * n if isinstance(output_size, int) else tuple(output_size)
+        if len(req) == 1 and n > 1:
+            req = req * n
+        out = tuple(L if o is None else int(o) for L, o in zip(spatial, req, strict=True))
+        if min(out) <= 0:
+            raise RuleError(f"{what}: output size {fmt_shape(out)} must be positive")
+        shape = (*x.shape[:-n], *out)
+        flow = ctx.flow(x)
+        tdims = tuple(range(x.dim() - n, x.dim()))
+        global_dims = tuple(t for t, o in zip(tdims, out, strict=True) if o == 1)
+        ragged = [(L, o) for L, o in zip(spatial, out, strict=True) if o != 1 and L % o]
+        if ragged:
+            L, o = ragged[0]
+            reason = f"{what} from {L} to {o} has windows of varying size"
+            flow = _each_group(flow, lambda w: Unknown(reason) if w is not None else None)
+        else:
+            keep = [(t, L // o) for t, L, o in zip(tdims, spatial, out, strict=True) if o != 1]
+            if keep:
+                ks = tuple(k for _, k in keep)
+                flow = slide_dims(flow, tuple(t for t, _ in keep), ks, ks, (0,) * len(ks),
+                                  (1,) * len(ks), False, what)
+            if global_dims:
+                flow = reduce_dims(flow, global_dims, keep=True)
+        value = ctx.new(shape, x)
+        if return_indices:
+            value = (value, ctx.new(shape, x, torch.int64))
+        return Out(value, flow, 0, math.prod(x.shape))
+
+    return rule
+
+
+for _n, _aa, _am in (
+    (1, F.adaptive_avg_pool1d, F.adaptive_max_pool1d),
+    (2, F.adaptive_avg_pool2d, F.adaptive_max_pool2d),
+    (3, F.adaptive_avg_pool3d, F.adaptive_max_pool3d),
+):
+    register(_aa, kind="pool", name=f"adaptive_avg_pool{_n}d")(_adaptive(_n, True))
+    register(_am, kind="pool", name=f"adaptive_max_pool{_n}d")(_adaptive(_n, False))
+register(F.adaptive_max_pool1d_with_indices, kind="pool", name="adaptive_max_pool1d")(
+    _adaptive(1, False)
+)
+register(F.adaptive_max_pool2d_with_indices, kind="pool", name="adaptive_max_pool2d")(
+    _adaptive(2, False)
+)
+
+
+def _dims(x, dim) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(x.dim()))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    nd = max(x.dim(), 1)
+    try:
+        return tuple(sorted({d % nd for d in dims}))
+    except TypeError as e:  # named dims
+        raise RuleError(f"cannot reduce over {dim!r}") from e
+
+
+def _reduce_rule(name):
+    def rule(ctx, input, dim=None, keepdim=False, *, dtype=None, out=None):
+        if out is not None:
+            raise RuleError(f"{name}(out=...) is not supported during analysis")
+        dims = _dims(input, dim)
+        shape = tuple(
+            (1 if keepdim else None) if i in dims else s for i, s in enumerate(input.shape)
+        )
+        shape = tuple(s for s in shape if s is not None)
+        flow = reduce_dims(ctx.flow(input), dims, bool(keepdim))
+        value = ctx.new(shape, input, dtype)
+        return Out(value, flow, 0, math.prod(input.shape))
+
+    return rule
+
+
+register(torch.mean, torch.Tensor.mean, kind="pool", name="mean")(_reduce_rule("mean"))
+register(torch.sum, torch.Tensor.sum, kind="pool", name="sum")(_reduce_rule("sum"))
+register(torch.amax, torch.Tensor.amax, kind="pool", name="amax")(_reduce_rule("amax"))
+register(torch.amin, torch.Tensor.amin, kind="pool", name="amin")(_reduce_rule("amin"))

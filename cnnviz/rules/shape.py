@@ -1,0 +1,248 @@
+"""Ops that move data without arithmetic: reshapes, permutes, indexing, padding, concat, split,
+and upsampling (which we report as an unknown window: it varies from unit to unit).
+
+View-like ops run on the meta device (their C++ kernels are cheap); the rule only works out
+which tensor dim is which input axis afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cnnviz.receptive import (
+    BATCH,
+    CHAN,
+    FOLD,
+    ONE,
+    Flow,
+    Unknown,
+    concat_channels,
+    merge,
+    mix_channels,
+    pad_channels,
+    select_channels,
+    shift_dim,
+)
+from cnnviz.rules import Out, RuleError, fmt_shape, register
+
+_T = torch.Tensor
+
+
+def reshape_dims(flow: Flow, a: tuple[int, ...], b: tuple[int, ...]) -> Flow:
+    """Labels of shape ``b`` given labels of shape ``a``, grouping dims by equal products."""
+    groups, i, j = [], 0, 0
+    while i < len(a) or j < len(b):
+        gi, gj = ([i] if i < len(a) else []), ([j] if j < len(b) else [])
+        pi, pj = (a[i] if gi else 1), (b[j] if gj else 1)
+        i, j = i + len(gi), j + len(gj)
+        while pi != pj:
+            if (pi < pj and i < len(a)) or j >= len(b):
+                if i >= len(a):
+                    break
+                gi.append(i)
+                pi *= a[i]
+                i += 1
+            else:
+                gj.append(j)
+                pj *= b[j]
+                j += 1
+        groups.append((gi, gj))
+    labels: list[str | int] = [ONE] * len(b)
+    keep_groups = True
+    for gi, gj in groups:
+        src = [flow.dims[k] for k in gi if a[k] != 1]
+        dst = [k for k in gj if b[k] != 1]
+        if not dst:
+            continue
+        if len(src) == 1 and len(dst) == 1:
+            labels[dst[0]] = src[0]
+            continue
+        spatial = any(isinstance(s, int) or s == FOLD for s in src)
+        if CHAN in src:
+            keep_groups = False
+        lab = FOLD if spatial else (CHAN if CHAN in src or not src else BATCH)
+        for k in dst:
+            labels[k] = lab
+    out = Flow(tuple(labels), flow.window, flow.groups, flow.depth)
+    return out if keep_groups else mix_channels(out)
+
+
+def _view_rule(func):
+    def rule(ctx, input, *args, **kwargs):
+        value = func(input, *args, **kwargs)
+        return Out(value, reshape_dims(ctx.flow(input), tuple(input.shape), tuple(value.shape)))
+
+    return rule
+
+
+for _f in (_T.view, _T.reshape, torch.reshape, torch.flatten, _T.flatten, _T.unflatten,
+           torch.squeeze, _T.squeeze, torch.unsqueeze, _T.unsqueeze, _T.view_as, _T.reshape_as):
+    register(_f, kind="reshape", name=_f.__name__)(_view_rule(_f))
+
+
+def _expand_rule(func):
+    def rule(ctx, input, *args, **kwargs):
+        value = func(input, *args, **kwargs)
+        f = ctx.flow(input)
+        extra = value.dim() - input.dim()
+        return Out(value, Flow((ONE,) * extra + f.dims, f.window, f.groups, f.depth))
+
+    return rule
+
+
+for _f in (_T.expand, _T.expand_as):
+    register(_f, kind="reshape", name="expand")(_expand_rule(_f))
+
+
+def _permute(order: list[int], flow: Flow) -> Flow:
+    return Flow(tuple(flow.dims[k] for k in order), flow.window, flow.groups, flow.depth)
+
+
+@register(torch.permute, _T.permute, kind="reshape", name="permute")
+def permute_rule(ctx, input, *dims):
+    order = list(dims[0]) if len(dims) == 1 and not isinstance(dims[0], int) else list(dims)
+    order = [d % input.dim() for d in order]
+    return Out(input.permute(order), _permute(order, ctx.flow(input)))
+
+
+@register(torch.transpose, _T.transpose, kind="reshape", name="transpose")
+def transpose_rule(ctx, input, dim0, dim1):
+    order = list(range(input.dim()))
+    d0, d1 = dim0 % input.dim(), dim1 % input.dim()
+    order[d0], order[d1] = order[d1], order[d0]
+    return Out(input.transpose(d0, d1), _permute(order, ctx.flow(input)))
+
+
+@register(_T.__getitem__, kind="reshape", name="getitem")
+def getitem_rule(ctx, input, index):
+    value = _T.__getitem__(input, index)
+    f = ctx.flow(input)
+    items = index if isinstance(index, tuple) else (index,)
+    if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
+        # Advanced indexing can gather anything from anywhere.
+        reason = "advanced (tensor) indexing"
+        window = None if f.window is None else Unknown(reason)
+        return Out(value, Flow((CHAN,) * value.dim(), window, None, f.depth))
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    expanded: list = []
+    for i in items:
+        expanded.extend([slice(None)] * (input.dim() - used) if i is Ellipsis else [i])
+    labels: list[str | int] = []
+    d = 0
+    for item in expanded:
+        if item is None:
+            labels.append(ONE)
+            continue
+        size, lab = input.shape[d], f.dims[d]
+        if isinstance(item, int):
+            start, stop, step = item % size, item % size + 1, 1
+        else:
+            start, stop, step = item.indices(size)
+            labels.append(lab)
+        if lab == CHAN:
+            f = select_channels(f, start, stop, step)
+        elif isinstance(lab, int):
+            f = shift_dim(f, d, start, step)
+        d += 1
+    labels.extend(f.dims[d:])
+    return Out(value, Flow(tuple(labels), f.window, f.groups, f.depth))
+
+
+@register(F.pad, kind="pad", name="pad")
+def pad_rule(ctx, input, pad, mode="constant", value=None):
+    pad = list(pad)
+    if len(pad) % 2 or len(pad) // 2 > input.dim():
+        raise RuleError(f"pad {pad} does not fit a {input.dim()}-d input")
+    shape = list(input.shape)
+    f = ctx.flow(input)
+    for k in range(len(pad) // 2):
+        d = input.dim() - 1 - k
+        left, right = pad[2 * k], pad[2 * k + 1]
+        shape[d] += left + right
+        if shape[d] <= 0:
+            raise RuleError(f"pad {pad} leaves dim {d} of {fmt_shape(input.shape)} empty")
+        if f.dims[d] == CHAN:
+            f = pad_channels(f, left, right, input.shape[d])
+        else:
+            f = shift_dim(f, d, -left, 1)
+    return Out(ctx.new(tuple(shape), input), f)
+
+
+@register(torch.cat, torch.concat, torch.concatenate, kind="merge", name="cat")
+def cat_rule(ctx, tensors, dim=0, *, axis=None, out=None):
+    if out is not None:
+        raise RuleError("cat(out=...) is not supported during analysis")
+    tensors = list(tensors)
+    if not tensors:
+        raise RuleError("cat of no tensors")
+    dim = axis if axis is not None else dim
+    ref = tensors[0]
+    d = dim % ref.dim()
+    for t in tensors[1:]:
+        if t.dim() != ref.dim() or any(
+            a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape, strict=True)) if k != d
+        ):
+            raise RuleError(
+                f"cannot concatenate {', '.join(fmt_shape(x.shape) for x in tensors)} on dim {d}"
+            )
+    shape = list(ref.shape)
+    shape[d] = sum(t.shape[d] for t in tensors)
+    flows = [ctx.flow(t) for t in tensors]
+    live = next((fl for fl in flows if fl.window is not None), flows[0])
+    lab = live.dims[d]
+    if lab == CHAN:
+        flow = concat_channels(flows, [t.shape[d] for t in tensors], "a concat")
+    elif lab in (BATCH, ONE):
+        flow = merge(flows, "a concat")
+    else:
+        m = merge(flows, "a concat")
+        window = None if m.window is None else Unknown("concat along a spatial dim")
+        flow = Flow(m.dims, window, None, m.depth)
+    return Out(ctx.new(tuple(shape), ref), flow)
+
+
+def _split_rule(func):
+    def rule(ctx, input, size_or_sections, dim=0):
+        parts = func(input, size_or_sections, dim)
+        f = ctx.flow(input)
+        d = dim % input.dim()
+        flows, start = [], 0
+        for p in parts:
+            n = p.shape[d]
+            if f.dims[d] == CHAN:
+                flows.append(select_channels(f, start, start + n, 1))
+            else:
+                flows.append(shift_dim(f, d, start, 1))
+            start += n
+        return Out(parts, flows)
+
+    return rule
+
+
+for _f in (torch.split, _T.split, torch.chunk, _T.chunk, torch.tensor_split):
+    register(_f, kind="reshape", name=_f.__name__)(_split_rule(_f))
+
+
+@register(F.interpolate, kind="upsample", name="interpolate")
+def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs):
+    n = input.dim() - 2
+    if n < 1:
+        raise RuleError(f"interpolate needs a 3-d to 5-d input, got {fmt_shape(input.shape)}")
+    spatial = tuple(input.shape[2:])
+    if size is not None:
+        out = (size,) * n if isinstance(size, int) else tuple(size)
+    elif scale_factor is not None:
+        sf = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else scale_factor
+        out = tuple(int(math.floor(L * s)) for L, s in zip(spatial, sf, strict=True))
+    else:
+        raise RuleError("interpolate needs size or scale_factor")
+    shape = (*input.shape[:2], *out)
+    f = ctx.flow(input)
+    if out == spatial:
+        return Out(ctx.new(shape, input), f, 0, math.prod(shape))
+    reason = f"{mode} upsampling: the window varies from unit to unit"
+    window = None if f.window is None else Unknown(reason)
+    return Out(ctx.new(shape, input), Flow(f.dims, window, None, f.depth), 0, math.prod(shape))
