@@ -13,5 +13,13 @@ from cnnviz.receptive import ReceptiveField
 from cnnviz.result import Analysis, LayerRecord, UncountedOp
 
 __version__ = "0.1.0"
-__all__ = ["Analysis", "AnalysisError", "LayerRecord", "ReceptiveField", "UncountedOp",
-           "__version__", "analyze", "zoo"]
+__all__ = [
+    "Analysis",
+    "AnalysisError",
+    "LayerRecord",
+    "ReceptiveField",
+    "UncountedOp",
+    "__version__",
+    "analyze",
+    "zoo",
+]

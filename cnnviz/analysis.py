@@ -18,8 +18,12 @@ from cnnviz.rules import fmt_shape
 from cnnviz.trace import Tracer
 
 _DTYPES = {
-    "float32": torch.float32, "float": torch.float32, "float16": torch.float16,
-    "half": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
+    "float32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
     "double": torch.float64,
 }
 _locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
@@ -41,9 +45,7 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
     try:
         return _DTYPES[str(dtype).removeprefix("torch.")]
     except KeyError:
-        raise AnalysisError(
-            f"dtype {dtype!r} is not one of {', '.join(sorted(_DTYPES))}"
-        ) from None
+        raise AnalysisError(f"dtype {dtype!r} is not one of {', '.join(sorted(_DTYPES))}") from None
 
 
 def _check_size(size: Any) -> tuple[int, ...]:
@@ -73,8 +75,7 @@ def _meta_inputs(input_size, inputs, dtype) -> tuple[tuple, dict]:
     if input_size is not None:
         sizes = input_size
         if len(sizes) and all(isinstance(s, Sequence) for s in sizes):
-            return tuple(torch.empty(_check_size(s), dtype=dtype, device="meta")
-                         for s in sizes), {}
+            return tuple(torch.empty(_check_size(s), dtype=dtype, device="meta") for s in sizes), {}
         return (torch.empty(_check_size(sizes), dtype=dtype, device="meta"),), {}
 
     def to_meta(x):
@@ -151,8 +152,9 @@ def analyze(
                 raise AnalysisError(f"input {_shapes(shapes)}: {e}") from None
             except Exception as e:
                 where = tracer.where() or "the model "
-                last = f"; the last layer that ran was `{tracer.last_row}`" if tracer.last_row \
-                    else ""
+                last = (
+                    f"; the last layer that ran was `{tracer.last_row}`" if tracer.last_row else ""
+                )
                 raise AnalysisError(
                     f"input {_shapes(shapes)}: forward pass failed in {where}: "
                     f"{type(e).__name__}: {e}{last}"

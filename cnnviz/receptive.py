@@ -210,9 +210,7 @@ def to_public(w: WindowState, input_spatial: tuple[int, ...]) -> ReceptiveField:
         return ReceptiveField(None, reason=w.reason)
     n = len(input_spatial)
     if is_fully_global(w, n):
-        return ReceptiveField(
-            tuple(input_spatial), (0,) * n, (0,) * n, w.aligned, True, None
-        )
+        return ReceptiveField(tuple(input_spatial), (0,) * n, (0,) * n, w.aligned, True, None)
     size = tuple(input_spatial[a] if a in w.global_axes else w.r[a] for a in range(n))
     stride = tuple(0 if a in w.global_axes else w.S[a] for a in range(n))
     pad = tuple(0 if a in w.global_axes else w.P[a] for a in range(n))
@@ -328,8 +326,12 @@ def mix_dim(flow: Flow, dim: int) -> Flow:
     """Every output element along ``dim`` sees every input element along it (linear, softmax)."""
     label = flow.dims[dim]
     if label == FOLD:
-        return Flow(flow.dims[:dim] + (CHAN,) + flow.dims[dim + 1 :], make_global(flow.window),
-                    None, flow.depth)
+        return Flow(
+            (*flow.dims[:dim], CHAN, *flow.dims[dim + 1 :]),
+            make_global(flow.window),
+            None,
+            flow.depth,
+        )
     if isinstance(label, int):
         return reduce_dims(flow, (dim,), keep=True)
     return mix_channels(flow)

@@ -52,8 +52,14 @@ class LayerRecord:
     @property
     def receptive_field(self) -> ReceptiveField:
         """This row's output receptive field as a :class:`ReceptiveField`."""
-        return ReceptiveField(self.rf_size, self.rf_stride, self.rf_padding, self.rf_aligned,
-                              self.rf_global, self.rf_reason)
+        return ReceptiveField(
+            self.rf_size,
+            self.rf_stride,
+            self.rf_padding,
+            self.rf_aligned,
+            self.rf_global,
+            self.rf_reason,
+        )
 
 
 @dataclass(frozen=True)

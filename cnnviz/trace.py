@@ -31,19 +31,39 @@ from cnnviz.rules import RULES, Out, RuleError, fmt_shape, op_name
 _aten = torch.ops.aten
 # Metadata queries the counter must not see (FlopCounterMode skips the same set).
 _SKIP = {
-    _aten.is_contiguous.default, _aten.is_contiguous.memory_format,
-    _aten.is_strides_like_format.default, _aten.is_non_overlapping_and_dense.default,
-    _aten.size.default, _aten.sym_size.default, _aten.stride.default, _aten.sym_stride.default,
-    _aten.storage_offset.default, _aten.sym_storage_offset.default, _aten.numel.default,
-    _aten.sym_numel.default, _aten.dim.default, torch.ops.prim.layout.default,
+    _aten.is_contiguous.default,
+    _aten.is_contiguous.memory_format,
+    _aten.is_strides_like_format.default,
+    _aten.is_non_overlapping_and_dense.default,
+    _aten.size.default,
+    _aten.sym_size.default,
+    _aten.stride.default,
+    _aten.sym_stride.default,
+    _aten.storage_offset.default,
+    _aten.sym_storage_offset.default,
+    _aten.numel.default,
+    _aten.sym_numel.default,
+    _aten.dim.default,
+    torch.ops.prim.layout.default,
 }
 # Torch functions that only read metadata: run as they are, never a row.
 _QUERIES = {
-    torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.__len__,
-    torch.Tensor.is_floating_point, torch.Tensor.is_contiguous, torch.Tensor.stride,
-    torch.Tensor.element_size, torch.Tensor.nelement, torch.Tensor.ndimension,
-    torch.Tensor.is_complex, torch.Tensor.get_device, torch.Tensor.__hash__,
-    torch.Tensor.data_ptr, torch.Tensor.untyped_storage, torch.Tensor.storage_offset,
+    torch.Tensor.dim,
+    torch.Tensor.size,
+    torch.Tensor.numel,
+    torch.Tensor.__len__,
+    torch.Tensor.is_floating_point,
+    torch.Tensor.is_contiguous,
+    torch.Tensor.stride,
+    torch.Tensor.element_size,
+    torch.Tensor.nelement,
+    torch.Tensor.ndimension,
+    torch.Tensor.is_complex,
+    torch.Tensor.get_device,
+    torch.Tensor.__hash__,
+    torch.Tensor.data_ptr,
+    torch.Tensor.untyped_storage,
+    torch.Tensor.storage_offset,
 }
 
 
@@ -130,9 +150,7 @@ class Tracer(TorchFunctionMode):
         for name, m in model.named_modules(remove_duplicate=True):
             self.names[id(m)] = name
             self.leaf[id(m)] = next(iter(m._modules.values()), None) is None
-        self.user_tensors = {id(t) for t in model.parameters()} | {
-            id(t) for t in model.buffers()
-        }
+        self.user_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
         self.params = {id(p): n for n, p in model.named_parameters()}
         self.used: set[int] = set()
         self.frames: list[_Frame] = []
@@ -176,8 +194,9 @@ class Tracer(TorchFunctionMode):
                 for p in module.parameters():
                     params += p.numel()
                     trainable += p.numel() if p.requires_grad else 0
-            draft = _Draft(name if first else f"{name}#{n}", type(module).__name__, name,
-                           params, trainable)
+            draft = _Draft(
+                name if first else f"{name}#{n}", type(module).__name__, name, params, trainable
+            )
         self.frames.append(_Frame(module, name, draft))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
@@ -189,11 +208,11 @@ class Tracer(TorchFunctionMode):
             d = frame.draft
             kind = next((k for k, m in d.kinds if m), d.kinds[0][0] if d.kinds else "other")
             parent = frame.name
-            self._row(d.name, d.type, kind, parent, True, outs, d.params, d.trainable, d.macs,
-                      d.extra)
+            self._row(
+                d.name, d.type, kind, parent, True, outs, d.params, d.trainable, d.macs, d.extra
+            )
         elif outs:
-            self.containers[frame.name] = to_public(self.flow(outs[0]).window,
-                                                    self.input_spatial)
+            self.containers[frame.name] = to_public(self.flow(outs[0]).window, self.input_spatial)
 
     # ---------------------------------------------------------------- ops
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -248,8 +267,9 @@ class Tracer(TorchFunctionMode):
         base = f"{parent}.{name}" if parent else name
         self.calls[base] += 1
         n = self.calls[base]
-        self._row(base if n == 1 else f"{base}#{n}", name, kind, parent, False, outs, 0, 0,
-                  macs, extra)
+        self._row(
+            base if n == 1 else f"{base}#{n}", name, kind, parent, False, outs, 0, 0, macs, extra
+        )
 
     def _row(self, name, type_, kind, module, is_module, outs, params, trainable, macs, extra):
         t = outs[0] if outs else None
@@ -258,17 +278,32 @@ class Tracer(TorchFunctionMode):
         rf = to_public(flow.window if flow is not None else None, self.input_spatial)
         if not self.input_spatial:
             rf = rf.__class__(None, reason="the input has no spatial axes")
-        self.rows.append(LayerRecord(
-            index=len(self.rows), name=name, type=type_, kind=kind, module=module,
-            is_module=is_module, stage=0,
-            output_shape=tuple(t.shape) if t is not None else None,
-            params=params, trainable_params=trainable, macs=macs, flops=2 * macs,
-            extra_ops=extra,
-            output_bytes=sum(o.numel() * o.element_size() for o in outs),
-            spatial=spatial, rf_size=rf.size, rf_stride=rf.stride, rf_padding=rf.padding,
-            rf_aligned=rf.aligned, rf_global=rf.is_global, rf_reason=rf.reason,
-            depth=flow.depth if flow is not None else 0,
-        ))
+        self.rows.append(
+            LayerRecord(
+                index=len(self.rows),
+                name=name,
+                type=type_,
+                kind=kind,
+                module=module,
+                is_module=is_module,
+                stage=0,
+                output_shape=tuple(t.shape) if t is not None else None,
+                params=params,
+                trainable_params=trainable,
+                macs=macs,
+                flops=2 * macs,
+                extra_ops=extra,
+                output_bytes=sum(o.numel() * o.element_size() for o in outs),
+                spatial=spatial,
+                rf_size=rf.size,
+                rf_stride=rf.stride,
+                rf_padding=rf.padding,
+                rf_aligned=rf.aligned,
+                rf_global=rf.is_global,
+                rf_reason=rf.reason,
+                depth=flow.depth if flow is not None else 0,
+            )
+        )
         self.last_row = name
 
     def _fallback(self, func, args, kwargs):
@@ -277,8 +312,7 @@ class Tracer(TorchFunctionMode):
         if not tensors:
             return func(*args, **kwargs)
         self._note_params(flat)
-        metas = [a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a
-                 for a in flat]
+        metas = [a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a for a in flat]
         margs, mkwargs = tree_unflatten(metas, spec)
         name = op_name(func)
         self.counter.flops = 0
@@ -288,8 +322,10 @@ class Tracer(TorchFunctionMode):
         except Exception as e:
             hint = ""
             if "meta" in str(e).lower() or "data-dependent" in str(e).lower():
-                hint = " (cnnviz runs the model on meta tensors, which hold no values: " \
-                       "data-dependent code such as .item() or `if x.sum() > 0` cannot be traced)"
+                hint = (
+                    " (cnnviz runs the model on meta tensors, which hold no values: "
+                    "data-dependent code such as .item() or `if x.sum() > 0` cannot be traced)"
+                )
             raise AnalysisError(f"{self.where()}{name} failed: {e}{hint}") from e
         outs = _tensors(value)
         if not outs:

@@ -56,8 +56,17 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
         if depth is not None and r.module.count(".") + (1 if r.module else 0) > depth:
             continue
         stride = "x".join(map(str, r.rf_stride)) if r.rf_stride and not r.rf_global else ""
-        out.append((r.name, r.type, _shape(r.output_shape), f"{r.params:,}", compact(r.macs),
-                    rf_text(r), stride))
+        out.append(
+            (
+                r.name,
+                r.type,
+                _shape(r.output_shape),
+                f"{r.params:,}",
+                compact(r.macs),
+                rf_text(r),
+                stride,
+            )
+        )
     return out
 
 
@@ -70,8 +79,10 @@ def totals(a: Analysis) -> list[tuple[str, str]]:
         ("MACs", f"{a.total_macs:,} ({compact(a.total_macs)})"),
         ("FLOPs (2 x MACs)", f"{a.total_flops:,} ({compact(a.total_flops)})"),
         ("other ops (bias, norm, act, pool, add)", f"{a.total_extra_ops:,}"),
-        ("activations (all outputs / peak)",
-         f"{nbytes(a.activation_bytes)} / {nbytes(a.peak_activation_bytes)}"),
+        (
+            "activations (all outputs / peak)",
+            f"{nbytes(a.activation_bytes)} / {nbytes(a.peak_activation_bytes)}",
+        ),
         ("params size", nbytes(a.param_bytes)),
         ("weighted depth", str(a.weighted_depth)),
         ("final receptive field", str(rf)),
@@ -81,14 +92,19 @@ def totals(a: Analysis) -> list[tuple[str, str]]:
 def render_text(a: Analysis, depth: int | None = None) -> str:
     """A fixed-width table with totals below, like torchinfo's summary."""
     body = rows(a, depth)
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
-              for i, h in enumerate(COLUMNS)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(COLUMNS)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(COLUMNS, widths, strict=True))
     sep = "-" * len(line)
     out = [f"{a.model_name} ({a.mode}, {a.dtype})", sep, line, sep]
     for r in body:
-        out.append("  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
     out.append(sep)
     k = max(len(k) for k, _ in totals(a))
     out += [f"{key.ljust(k)}  {val}" for key, val in totals(a)]

@@ -102,5 +102,16 @@ def fmt_shape(shape: Any) -> str:
 # Importing the families fills RULES.
 from cnnviz.rules import conv, elementwise, pool, shape  # noqa: E402
 
-__all__ = ["RULES", "Ctx", "Out", "Rule", "RuleError", "conv", "elementwise", "op_name",
-           "pool", "register", "shape"]
+__all__ = [
+    "RULES",
+    "Ctx",
+    "Out",
+    "Rule",
+    "RuleError",
+    "conv",
+    "elementwise",
+    "op_name",
+    "pool",
+    "register",
+    "shape",
+]

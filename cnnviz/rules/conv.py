@@ -124,20 +124,23 @@ def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, group
 
 
 @register(torch.conv_transpose1d, kind="conv", name="conv_transpose1d")
-def conv_transpose1d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                          groups=1, dilation=1):
+def conv_transpose1d_rule(
+    ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     return _conv_t(ctx, 1, input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 @register(torch.conv_transpose2d, kind="conv", name="conv_transpose2d")
-def conv_transpose2d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                          groups=1, dilation=1):
+def conv_transpose2d_rule(
+    ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     return _conv_t(ctx, 2, input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 @register(torch.conv_transpose3d, kind="conv", name="conv_transpose3d")
-def conv_transpose3d_rule(ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0,
-                          groups=1, dilation=1):
+def conv_transpose3d_rule(
+    ctx, input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+):
     return _conv_t(ctx, 3, input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
@@ -154,5 +157,6 @@ def linear_rule(ctx, input, weight, bias=None):
     rows = math.prod(input.shape[:-1])
     flow = mix_dim(ctx.flow(input), input.dim() - 1)
     flow = flow.with_window(flow.window, flow.depth + 1)
-    return Out(ctx.new(shape, input), flow, rows * in_f * out_f,
-               rows * out_f if bias is not None else 0)
+    return Out(
+        ctx.new(shape, input), flow, rows * in_f * out_f, rows * out_f if bias is not None else 0
+    )

@@ -49,28 +49,97 @@ def _clean(func) -> str:
 
 _T = torch.Tensor
 _ACT = [
-    F.relu, F.relu_, torch.relu, torch.relu_, _T.relu, _T.relu_, F.relu6, F.hardtanh,
-    F.hardtanh_, F.leaky_relu, F.leaky_relu_, F.elu, F.elu_, F.selu, F.celu, F.gelu, F.silu,
-    F.mish, F.hardswish, F.hardsigmoid, F.softplus, F.softsign, F.tanhshrink, F.logsigmoid,
-    F.prelu, F.rrelu, torch.sigmoid, _T.sigmoid, _T.sigmoid_, torch.tanh, _T.tanh, _T.tanh_,
-    torch.sigmoid_, torch.tanh_, F.threshold,
+    F.relu,
+    F.relu_,
+    torch.relu,
+    torch.relu_,
+    _T.relu,
+    _T.relu_,
+    F.relu6,
+    F.hardtanh,
+    F.hardtanh_,
+    F.leaky_relu,
+    F.leaky_relu_,
+    F.elu,
+    F.elu_,
+    F.selu,
+    F.celu,
+    F.gelu,
+    F.silu,
+    F.mish,
+    F.hardswish,
+    F.hardsigmoid,
+    F.softplus,
+    F.softsign,
+    F.tanhshrink,
+    F.logsigmoid,
+    F.prelu,
+    F.rrelu,
+    torch.sigmoid,
+    _T.sigmoid,
+    _T.sigmoid_,
+    torch.tanh,
+    _T.tanh,
+    _T.tanh_,
+    torch.sigmoid_,
+    torch.tanh_,
+    F.threshold,
 ]
-_INPLACE = {F.relu_, torch.relu_, _T.relu_, F.hardtanh_, F.leaky_relu_, F.elu_, _T.sigmoid_,
-            _T.tanh_, torch.sigmoid_, torch.tanh_}
+_INPLACE = {
+    F.relu_,
+    torch.relu_,
+    _T.relu_,
+    F.hardtanh_,
+    F.leaky_relu_,
+    F.elu_,
+    _T.sigmoid_,
+    _T.tanh_,
+    torch.sigmoid_,
+    torch.tanh_,
+}
 _unary([f for f in _ACT if f is not None], "activation", 1, _INPLACE)
 
 _POINTWISE = [
-    torch.abs, _T.abs, torch.neg, _T.neg, _T.__neg__, torch.exp, _T.exp, torch.log, _T.log,
-    torch.sqrt, _T.sqrt, torch.rsqrt, _T.rsqrt, torch.square, _T.square, torch.reciprocal,
-    _T.reciprocal, torch.clamp, _T.clamp, _T.clamp_, torch.clamp_min, _T.clamp_min,
-    torch.clamp_max, _T.clamp_max, torch.sign, torch.erf, torch.sin, torch.cos, torch.floor,
-    torch.ceil, torch.round, _T.__abs__, _T.pow, torch.pow,
+    torch.abs,
+    _T.abs,
+    torch.neg,
+    _T.neg,
+    _T.__neg__,
+    torch.exp,
+    _T.exp,
+    torch.log,
+    _T.log,
+    torch.sqrt,
+    _T.sqrt,
+    torch.rsqrt,
+    _T.rsqrt,
+    torch.square,
+    _T.square,
+    torch.reciprocal,
+    _T.reciprocal,
+    torch.clamp,
+    _T.clamp,
+    _T.clamp_,
+    torch.clamp_min,
+    _T.clamp_min,
+    torch.clamp_max,
+    _T.clamp_max,
+    torch.sign,
+    torch.erf,
+    torch.sin,
+    torch.cos,
+    torch.floor,
+    torch.ceil,
+    torch.round,
+    _T.__abs__,
+    _T.pow,
+    torch.pow,
 ]
-_unary([f for f in _POINTWISE if not (f is torch.pow or f is _T.pow)], "elementwise", 1,
-       {_T.clamp_})
+_unary(
+    [f for f in _POINTWISE if not (f is torch.pow or f is _T.pow)], "elementwise", 1, {_T.clamp_}
+)
 
-_DROP = [F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
-         F.feature_alpha_dropout]
+_DROP = [F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout]
 _unary(_DROP, "dropout", 0)
 
 
@@ -103,8 +172,17 @@ register(_T.clone, torch.clone, kind="reshape", name="clone")(_same(True))
 
 
 @register(F.batch_norm, kind="norm", name="batch_norm")
-def batch_norm_rule(ctx, input, running_mean, running_var, weight=None, bias=None,
-                    training=False, momentum=0.1, eps=1e-5):
+def batch_norm_rule(
+    ctx,
+    input,
+    running_mean,
+    running_var,
+    weight=None,
+    bias=None,
+    training=False,
+    momentum=0.1,
+    eps=1e-5,
+):
     c = input.shape[1] if input.dim() > 1 else None
     stats = next((t for t in (running_mean, weight, running_var, bias) if t is not None), None)
     if stats is not None and c != stats.numel():
@@ -122,17 +200,33 @@ def other_norm_rule(ctx, input, *args, **kwargs):
 @register(F.local_response_norm, kind="norm", name="local_response_norm")
 def lrn_rule(ctx, input, size, alpha=1e-4, beta=0.75, k=1.0):
     # Mixes `size` neighbouring channels: channel groups collapse, the spatial window stays.
-    return Out(ctx.new(tuple(input.shape), input), mix_channels(ctx.flow(input)), 0,
-               (size + 3) * input.numel())
+    return Out(
+        ctx.new(tuple(input.shape), input),
+        mix_channels(ctx.flow(input)),
+        0,
+        (size + 3) * input.numel(),
+    )
 
 
-@register(F.softmax, F.log_softmax, _T.softmax, _T.log_softmax, torch.softmax,
-          torch.log_softmax, kind="activation", name="softmax")
+@register(
+    F.softmax,
+    F.log_softmax,
+    _T.softmax,
+    _T.log_softmax,
+    torch.softmax,
+    torch.log_softmax,
+    kind="activation",
+    name="softmax",
+)
 def softmax_rule(ctx, input, dim=None, *args, **kwargs):
     if dim is None:
         raise RuleError("softmax needs an explicit dim")
-    return Out(ctx.new(tuple(input.shape), input), mix_dim(ctx.flow(input), dim % input.dim()),
-               0, 3 * input.numel())
+    return Out(
+        ctx.new(tuple(input.shape), input),
+        mix_dim(ctx.flow(input), dim % input.dim()),
+        0,
+        3 * input.numel(),
+    )
 
 
 def _binary(inplace: bool):
@@ -142,8 +236,7 @@ def _binary(inplace: bool):
             shape = torch.broadcast_shapes(*(tuple(t.shape) for t in operands))
         except RuntimeError as e:
             raise RuleError(
-                "shapes " + " and ".join(fmt_shape(t.shape) for t in operands)
-                + " do not broadcast"
+                "shapes " + " and ".join(fmt_shape(t.shape) for t in operands) + " do not broadcast"
             ) from e
         flow = merge([ctx.flow(t) for t in operands], "an elementwise op")
         n = math.prod(shape)
@@ -160,8 +253,12 @@ def _binary(inplace: bool):
 
 for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     _fs = [getattr(torch, _name), getattr(_T, _name)]
-    _dunder = {"add": ["__add__", "__radd__"], "sub": ["__sub__", "__rsub__"],
-               "mul": ["__mul__", "__rmul__"], "div": ["__truediv__", "__rtruediv__"]}
+    _dunder = {
+        "add": ["__add__", "__radd__"],
+        "sub": ["__sub__", "__rsub__"],
+        "mul": ["__mul__", "__rmul__"],
+        "div": ["__truediv__", "__rtruediv__"],
+    }
     _fs += [getattr(_T, d) for d in _dunder.get(_name, [])]
     register(*_fs, kind="elementwise", name=_name)(_binary(False))
     _ip = [getattr(_T, _name + "_", None)]

@@ -43,10 +43,19 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
 
 
 def _max(n):
-    def rule(ctx, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-             return_indices=False):
-        o = _pool(ctx, n, input, kernel_size, stride, padding, dilation, ceil_mode, False,
-                  f"max_pool{n}d")
+    def rule(
+        ctx,
+        input,
+        kernel_size,
+        stride=None,
+        padding=0,
+        dilation=1,
+        ceil_mode=False,
+        return_indices=False,
+    ):
+        o = _pool(
+            ctx, n, input, kernel_size, stride, padding, dilation, ceil_mode, False, f"max_pool{n}d"
+        )
         if return_indices:
             idx = ctx.new(tuple(o.value.shape), o.value, torch.int64)
             o.value = (o.value, idx)
@@ -56,10 +65,19 @@ def _max(n):
 
 
 def _avg(n):
-    def rule(ctx, input, kernel_size, stride=None, padding=0, ceil_mode=False,
-             count_include_pad=True, divisor_override=None):
-        return _pool(ctx, n, input, kernel_size, stride, padding, 1, ceil_mode, True,
-                     f"avg_pool{n}d")
+    def rule(
+        ctx,
+        input,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
+        return _pool(
+            ctx, n, input, kernel_size, stride, padding, 1, ceil_mode, True, f"avg_pool{n}d"
+        )
 
     return rule
 
@@ -100,8 +118,16 @@ def _adaptive(n, avg):
             keep = [(t, L // o) for t, L, o in zip(tdims, spatial, out, strict=True) if o != 1]
             if keep:
                 ks = tuple(k for _, k in keep)
-                flow = slide_dims(flow, tuple(t for t, _ in keep), ks, ks, (0,) * len(ks),
-                                  (1,) * len(ks), False, what)
+                flow = slide_dims(
+                    flow,
+                    tuple(t for t, _ in keep),
+                    ks,
+                    ks,
+                    (0,) * len(ks),
+                    (1,) * len(ks),
+                    False,
+                    what,
+                )
             if global_dims:
                 flow = reduce_dims(flow, global_dims, keep=True)
         value = ctx.new(shape, x)

@@ -78,8 +78,20 @@ def _view_rule(func):
     return rule
 
 
-for _f in (_T.view, _T.reshape, torch.reshape, torch.flatten, _T.flatten, _T.unflatten,
-           torch.squeeze, _T.squeeze, torch.unsqueeze, _T.unsqueeze, _T.view_as, _T.reshape_as):
+for _f in (
+    _T.view,
+    _T.reshape,
+    torch.reshape,
+    torch.flatten,
+    _T.flatten,
+    _T.unflatten,
+    torch.squeeze,
+    _T.squeeze,
+    torch.unsqueeze,
+    _T.unsqueeze,
+    _T.view_as,
+    _T.reshape_as,
+):
     register(_f, kind="reshape", name=_f.__name__)(_view_rule(_f))
 
 
@@ -236,7 +248,7 @@ def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *
         out = (size,) * n if isinstance(size, int) else tuple(size)
     elif scale_factor is not None:
         sf = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else scale_factor
-        out = tuple(int(math.floor(L * s)) for L, s in zip(spatial, sf, strict=True))
+        out = tuple(math.floor(L * s) for L, s in zip(spatial, sf, strict=True))
     else:
         raise RuleError("interpolate needs size or scale_factor")
     shape = (*input.shape[:2], *out)

@@ -1,0 +1,216 @@
+"""The ``cnnviz`` command line.
+
+    cnnviz models
+    cnnviz summary resnet50 --shortcut A --input 1x3x224x224 --format table
+    cnnviz summary torchvision:resnet50          (when torchvision is installed)
+    cnnviz summary path/to/net.py:build_model    (imports and runs YOUR file: your own code only)
+
+Exit codes: 0 success, 1 the model could not be analyzed, 2 bad command line or model name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cnnviz import zoo
+from cnnviz.analysis import analyze
+from cnnviz.errors import AnalysisError
+from cnnviz.render.table import render_markdown, render_text
+
+
+class UsageError(Exception):
+    """A command-line mistake: printed with exit code 2."""
+
+
+def parse_input(text: str) -> tuple[int, ...]:
+    """``"1x3x224x224"`` -> ``(1, 3, 224, 224)`` (the batch dimension included).
+
+    >>> parse_input("1x3x224x224")
+    (1, 3, 224, 224)
+    """
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(
+            f"--input {text!r}: expected sizes joined by 'x', e.g. 1x3x224x224"
+        ) from None
+    if len(shape) < 2:
+        raise UsageError(f"--input {text!r}: include the batch dimension, e.g. 1x3x224x224")
+    return shape
+
+
+def _import_file(spec: str) -> nn.Module:
+    path_text, _, factory = spec.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"{path_text}: no such file (expected path/to/file.py:factory)")
+    modspec = importlib.util.spec_from_file_location(path.stem, path)
+    if modspec is None or modspec.loader is None:
+        raise UsageError(f"{path_text}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(modspec)
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        modspec.loader.exec_module(module)  # the user's own code, on the user's machine
+    finally:
+        sys.path.pop(0)
+    fn = getattr(module, factory, None)
+    if fn is None:
+        names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise UsageError(f"{path_text} has no {factory!r}; callables there: {', '.join(names)}")
+    model = fn() if callable(fn) and not isinstance(fn, nn.Module) else fn
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _external(prefix: str, name: str) -> nn.Module:
+    try:
+        lib = importlib.import_module(prefix)
+    except Exception as e:  # ImportError, or a broken install
+        raise UsageError(
+            f"{prefix}: cannot import it ({e}); install it to use {prefix}:NAME"
+        ) from e
+    with torch.device("meta"):
+        if prefix == "torchvision":
+            return lib.models.get_model(name, weights=None)
+        return lib.create_model(name, pretrained=False)
+
+
+def load_model(spec: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int, ...] | None]:
+    """Build the model named on the command line; returns it and its default input size."""
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in ("torchvision", "timm"):
+        if options:
+            raise UsageError(f"options {' '.join(options)} only apply to zoo models")
+        return _external(prefix, rest), None
+    if sep and spec.rpartition(":")[0].endswith(".py"):
+        if options:
+            raise UsageError(f"options {' '.join(options)} only apply to zoo models")
+        model = _import_file(spec)
+        return model, getattr(model, "default_input_size", None)
+    info = zoo.model_info(spec)  # ZooError with close matches for unknown names
+    texts = _option_texts(spec, info, options)
+    config = info.parse_options(texts)
+    model = zoo.get_model(spec, device="meta", **config)
+    return model, tuple(model.default_input_size)
+
+
+def _option_texts(name: str, info, options: Sequence[str]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    it = iter(options)
+    valid = ", ".join(f"--{k.replace('_', '-')}" for k in info.options) or "none"
+    for tok in it:
+        if not tok.startswith("--"):
+            raise UsageError(f"unexpected argument {tok!r}; {name} options: {valid}")
+        key, eq, value = tok[2:].partition("=")
+        key = key.replace("-", "_")
+        if key.startswith("no_") and key[3:] in info.options and not eq:
+            texts[key[3:]] = "false"
+            continue
+        if key not in info.options:
+            raise UsageError(f"{name} has no option --{key.replace('_', '-')}; options: {valid}")
+        if not eq:
+            if info.options[key].type is bool:
+                value = "true"
+            else:
+                value = next(it, None)
+                if value is None:
+                    raise UsageError(f"--{key.replace('_', '-')} needs a value")
+        texts[key] = value
+    return texts
+
+
+def _cmd_models(args) -> int:
+    rows = []
+    for name in zoo.list_models():
+        info = zoo.model_info(name)
+        opts = " ".join(f"--{k.replace('_', '-')}" for k in info.options)
+        rows.append((name, "x".join(map(str, info.input_size)), info.description, opts))
+    if args.format == "json":
+        print(
+            json.dumps(
+                [
+                    dict(zip(("name", "input", "description", "options"), r, strict=True))
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    w = [max(len(r[i]) for r in rows) for i in range(2)]
+    for name, size, desc, opts in rows:
+        print(f"{name.ljust(w[0])}  {size.ljust(w[1])}  {desc}" + (f"  [{opts}]" if opts else ""))
+    return 0
+
+
+def _cmd_summary(args, extra: Sequence[str]) -> int:
+    model, default = load_model(args.model, extra)
+    size = parse_input(args.input) if args.input else default
+    if size is None:
+        raise UsageError(f"{args.model}: give --input, e.g. --input 1x3x224x224")
+    a = analyze(model, size, dtype=args.dtype, mode=args.mode)
+    if args.format == "csv":
+        sys.stdout.write(a.to_pandas().to_csv(index=False))
+    elif args.format == "json":
+        print(json.dumps(a.to_dict(), indent=2, default=str))
+    elif args.format == "markdown":
+        print(render_markdown(a, args.depth))
+    else:
+        print(render_text(a, args.depth))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnviz", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="list the model zoo")
+    m.add_argument("--format", choices=("table", "json"), default="table")
+    s = sub.add_parser(
+        "summary",
+        help="per-layer shapes, params, MACs and receptive fields",
+        description="MODEL is a zoo name (options follow it: resnet50 --shortcut A), "
+        "torchvision:NAME, timm:NAME, or path/to/file.py:factory (imports your file).",
+    )
+    s.add_argument("model")
+    s.add_argument(
+        "--input", help="input size with batch, e.g. 1x3x224x224 (default: the model's own)"
+    )
+    s.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+    s.add_argument("--depth", type=int, default=None, help="hide rows nested deeper than N")
+    s.add_argument("--mode", choices=("eval", "train"), default="eval")
+    s.add_argument("--dtype", default="float32")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cnnviz`` console script; returns the exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command == "models":
+            if extra:
+                raise UsageError(f"unexpected arguments: {' '.join(extra)}")
+            return _cmd_models(args)
+        return _cmd_summary(args, extra)
+    except (UsageError, zoo.ZooError) as e:
+        print(f"cnnviz: error: {e}", file=sys.stderr)
+        return 2
+    except AnalysisError as e:
+        print(f"cnnviz: cannot analyze {args.model}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
