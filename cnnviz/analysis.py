@@ -149,15 +149,18 @@ def analyze(
                 with torch.no_grad(), tracer:
                     output = model(*args, **kwargs)
             except AnalysisError as e:
-                raise AnalysisError(f"input {_shapes(shapes)}: {e}") from None
+                sep = " is too small: " if e.too_small else ": "
+                msg = f"input {_shapes(shapes)}{sep}{e}"
+                raise AnalysisError(msg, e.layer, e.too_small) from None
             except Exception as e:
-                where = tracer.where() or "the model "
+                layer = tracer.frames[-1].name if tracer.frames else None
                 last = (
                     f"; the last layer that ran was `{tracer.last_row}`" if tracer.last_row else ""
                 )
                 raise AnalysisError(
-                    f"input {_shapes(shapes)}: forward pass failed in {where}: "
-                    f"{type(e).__name__}: {e}{last}"
+                    f"input {_shapes(shapes)}: the forward pass failed in {tracer.where()}: "
+                    f"{type(e).__name__}: {e}{last}",
+                    layer,
                 ) from e
         finally:
             for h in handles:

@@ -162,6 +162,7 @@ class Tracer(TorchFunctionMode):
         self.counter = MacCounter()
         self.thread = threading.get_ident()
         self.last_row = ""
+        self.stages: dict[object, int] = {}  # spatial size (or "head") -> stage number
 
     # ---------------------------------------------------------------- context for rules
     def flow(self, t: torch.Tensor) -> Flow:
@@ -228,7 +229,8 @@ class Tracer(TorchFunctionMode):
         try:
             out: Out = rule.fn(self, *args, **kwargs)
         except RuleError as e:
-            raise AnalysisError(f"{self.where()}{rule.name}: {e}") from None
+            layer = self.frames[-1].name if self.frames else None
+            raise AnalysisError(f"{self.where(rule.name)}: {e}", layer, e.too_small) from None
         value = out.value
         outs = _tensors(value)
         self._attach(outs, out.flow, args)
@@ -276,6 +278,12 @@ class Tracer(TorchFunctionMode):
         flow = self.flow(t) if t is not None else None
         spatial = flow is not None and any(isinstance(x, int) for x in flow.dims)
         rf = to_public(flow.window if flow is not None else None, self.input_spatial)
+        key: object = "head"
+        if spatial and not rf.is_global and t is not None:
+            key = tuple(
+                n for n, lab in zip(t.shape, flow.dims, strict=False) if isinstance(lab, int)
+            )
+        stage = self.stages.setdefault(key, len(self.stages))
         if not self.input_spatial:
             rf = rf.__class__(None, reason="the input has no spatial axes")
         self.rows.append(
@@ -286,7 +294,7 @@ class Tracer(TorchFunctionMode):
                 kind=kind,
                 module=module,
                 is_module=is_module,
-                stage=0,
+                stage=stage,
                 output_shape=tuple(t.shape) if t is not None else None,
                 params=params,
                 trainable_params=trainable,
@@ -326,7 +334,8 @@ class Tracer(TorchFunctionMode):
                     " (cnnviz runs the model on meta tensors, which hold no values: "
                     "data-dependent code such as .item() or `if x.sum() > 0` cannot be traced)"
                 )
-            raise AnalysisError(f"{self.where()}{name} failed: {e}{hint}") from e
+            layer = self.frames[-1].name if self.frames else None
+            raise AnalysisError(f"{self.where(name)} failed: {e}{hint}", layer) from e
         outs = _tensors(value)
         if not outs:
             return value
@@ -352,11 +361,16 @@ class Tracer(TorchFunctionMode):
         self._op(name, "other", outs, macs, 0)
         return value
 
-    def where(self) -> str:
+    def where(self, op: str | None = None) -> str:
+        """ "`features.12` (MaxPool2d)" for the running module; the op is named when it was
+        called outside a leaf module."""
         if not self.frames:
-            return ""
+            return f"`{op}`" if op else "the model"
         f = self.frames[-1]
-        return f"`{f.name or '(root)'}` ({type(f.module).__name__}) "
+        name = f"`{f.name or '(root)'}` ({type(f.module).__name__}"
+        if op and f.draft is None:
+            name += f", {op}"
+        return name + ")"
 
 
 def input_shape_text(shapes) -> str:

@@ -25,7 +25,14 @@ from cnnviz.receptive import Flow
 
 
 class RuleError(ValueError):
-    """An op got arguments it cannot work with; the tracer adds where it happened."""
+    """An op got arguments it cannot work with; the tracer adds where it happened.
+
+    ``too_small`` marks the common case of an input too small for the network.
+    """
+
+    def __init__(self, message: str, too_small: bool = False) -> None:
+        super().__init__(message)
+        self.too_small = too_small
 
 
 @dataclass

@@ -41,6 +41,11 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     c_in = x.shape[-n - 1]
     c_out, c_per_group, *k = weight.shape
     if c_in != c_per_group * groups:
+        if not batched:
+            raise RuleError(
+                f"expects a {n + 2}-d input (N, C, ...) with {c_per_group * groups} channels, "
+                f"got {n + 1}-d {fmt_shape(x.shape)} (input sizes include the batch dimension)"
+            )
         raise RuleError(
             f"expects {c_per_group * groups} input channels, got {c_in} "
             f"(input {fmt_shape(x.shape)})"
@@ -64,9 +69,9 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     )
     if min(out) <= 0:
         raise RuleError(
-            f"kernel {fmt_shape(k)} (stride {fmt_shape(s)}, padding {fmt_shape(pl)}, dilation "
-            f"{fmt_shape(d)}) would output {fmt_shape(out)} from {fmt_shape(spatial)}: "
-            "the input is too small"
+            f"k={fmt_shape(k)} s={fmt_shape(s)} p={fmt_shape(pl)} d={fmt_shape(d)} would output "
+            f"{fmt_shape(out)} from {fmt_shape(spatial)}",
+            too_small=True,
         )
     shape = (*x.shape[: -n - 1], c_out, *out)
     batch = x.shape[0] if batched else 1

@@ -31,8 +31,9 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
     )
     if min(out) <= 0:
         raise RuleError(
-            f"{what} k={fmt_shape(k)} s={fmt_shape(s)} would output {fmt_shape(out)} "
-            f"from {fmt_shape(spatial)}: the input is too small"
+            f"k={fmt_shape(k)} s={fmt_shape(s)} would output {fmt_shape(out)} "
+            f"from {fmt_shape(spatial)}",
+            too_small=True,
         )
     shape = (*x.shape[:-n], *out)
     numel = math.prod(shape)
