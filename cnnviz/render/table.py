@@ -103,7 +103,7 @@ def render_text(a: Analysis, depth: int | None = None) -> str:
             "  ".join(
                 c.ljust(w) if i < 3 else c.rjust(w)
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
+            ).rstrip()
         )
     out.append(sep)
     k = max(len(k) for k, _ in totals(a))

@@ -1,0 +1,100 @@
+"""The ``cnnviz`` command line: output formats, model sources, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from cnnviz.cli import main, parse_input
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_models_lists_the_zoo(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "resnet50" in out and "--shortcut" in out and "alexnet_paper" in out
+    code, out, _ = run(capsys, "models", "--format", "json")
+    assert {m["name"] for m in json.loads(out)} >= {"vgg16", "googlenet", "resnet_cifar"}
+
+
+def test_summary_table_uses_model_default_input(capsys):
+    code, out, _ = run(capsys, "summary", "resnet18")
+    assert code == 0
+    assert "11,689,512" in out and "1x3x224x224" in out  # REFERENCE.md section 2
+
+
+def test_summary_zoo_options(capsys):
+    # Shortcut A has no projection convs: resnet18 B - A = the three 1x1 projections + BN.
+    _, out_a, _ = run(capsys, "summary", "resnet18", "--shortcut", "A", "--format", "json")
+    _, out_b, _ = run(capsys, "summary", "resnet18", "--format", "json")
+    proj = (64 * 128 + 2 * 128) + (128 * 256 + 2 * 256) + (256 * 512 + 2 * 512)
+    assert json.loads(out_b)["total_params"] - json.loads(out_a)["total_params"] == proj
+    code, out, _ = run(capsys, "summary", "vgg11", "--batch-norm", "--format", "json")
+    assert code == 0 and json.loads(out)["total_params"] == 132_868_840  # vgg11_bn
+
+
+def test_summary_formats(capsys, tmp_path):
+    code, out, _ = run(capsys, "summary", "resnet20", "--format", "csv")
+    assert code == 0
+    (tmp_path / "r.csv").write_text(out)
+    df = pd.read_csv(tmp_path / "r.csv")
+    assert df["params"].sum() == 269_722  # resnet20, option A: equals the zoo's count
+    code, out, _ = run(capsys, "summary", "resnet20", "--format", "markdown", "--depth", "1")
+    assert code == 0 and out.startswith("| layer") and "layer1.0.conv1" not in out
+    code, out, _ = run(capsys, "summary", "alexnet", "--input", "2x3x224x224", "--format", "json")
+    assert json.loads(out)["input_shapes"] == [[2, 3, 224, 224]]
+
+
+def test_user_file_factory(capsys, tmp_path):
+    src = tmp_path / "mynet.py"
+    src.write_text(textwrap.dedent("""
+        import torch.nn as nn
+        def build():
+            return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
+    """))
+    code, out, _ = run(capsys, "summary", f"{src}:build", "--input", "1x1x8x8")
+    assert code == 0 and "40" in out  # 4*1*3*3 + 4 params
+    code, _, err = run(capsys, "summary", f"{src}:missing", "--input", "1x1x8x8")
+    assert code == 2 and "no 'missing'" in err and "build" in err
+    code, _, err = run(capsys, "summary", f"{src}:build")
+    assert code == 2 and "--input" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["summary", "resnet05"], 2, "resnet50"),  # close match suggested
+        (["summary", "resnet18", "--shortcut", "D"], 2, "'none', 'A', 'B', 'C'"),
+        (["summary", "resnet18", "--shortcuts", "A"], 2, "--shortcut"),
+        (["summary", "resnet18", "--input", "1xAx224"], 2, "1x3x224x224"),
+        (["summary", "resnet18", "--input", "224"], 2, "batch dimension"),
+        (["summary", "alexnet", "--input", "1x3x32x32"], 1, "too small"),
+        (["summary", "torchvision:resnet50"], 2, "torchvision"),
+        (["summary", "nofile.py:build"], 2, "no such file"),
+    ],
+)
+def test_errors_and_exit_codes(capsys, argv, code, needle):
+    got, _, err = run(capsys, *argv)
+    assert got == code
+    assert needle in err and "Traceback" not in err
+
+
+def test_parse_input():
+    assert parse_input("1x3x224x224") == (1, 3, 224, 224)
+    assert parse_input("2,3,32,32") == (2, 3, 32, 32)
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "cnnviz.cli", "summary", "resnet20"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "269,722" in out

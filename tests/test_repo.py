@@ -1,0 +1,46 @@
+"""The repository keeps its promises: ruff clean, README's commands and example work."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_ruff_is_clean():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed")
+    res = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout
+
+
+def test_readme_library_example_runs():
+    block = re.search(r"## Library\s+```python\n(.*?)```", README, re.S).group(1)
+    res = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    # The comments in the example state the numbers; they must be what it prints.
+    assert "25557032 4089184256 50" in res.stdout
+    assert "427x427 (stride 32x32, padding 213x213)" in res.stdout
+
+
+def test_ci_runs_readme_test_command():
+    res = subprocess.run(
+        ["bash", "-c", "awk '/<!-- test-command/ {found=1; next} found && /^```/ "
+         "{if (inblock) exit; inblock=1; next} inblock {print; exit}' README.md"],
+        capture_output=True, text=True, cwd=ROOT)
+    cmd = res.stdout.strip()
+    assert cmd.endswith("python -m pytest") and "requirements-dev.txt" in cmd
+    assert "awk '/<!-- test-command/" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_requirements_pin_cpu_torch():
+    assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text()
