@@ -192,9 +192,11 @@ class Tracer(TorchFunctionMode):
             first = n == 1
             params = trainable = 0
             if first:
-                for p in module.parameters():
-                    params += p.numel()
-                    trainable += p.numel() if p.requires_grad else 0
+                # A leaf has no children: its own _parameters are all of them.
+                for p in module._parameters.values():
+                    if p is not None:
+                        params += p.numel()
+                        trainable += p.numel() if p.requires_grad else 0
             draft = _Draft(
                 name if first else f"{name}#{n}", type(module).__name__, name, params, trainable
             )

@@ -44,3 +44,15 @@ def test_ci_runs_readme_test_command():
 
 def test_requirements_pin_cpu_torch():
     assert "torch==2.13.0" in (ROOT / "requirements.txt").read_text()
+
+
+def test_missing_tool_skips_locally_and_fails_in_ci(monkeypatch):
+    import conftest
+
+    monkeypatch.setattr(conftest, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        conftest.need("/nonexistent/chromium", "browser tests")
+    monkeypatch.setattr(conftest, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        conftest.need("/nonexistent/chromium", "browser tests")
+    assert conftest.need(sys.executable, "python") == sys.executable

@@ -229,15 +229,29 @@ def softmax_rule(ctx, input, dim=None, *args, **kwargs):
     )
 
 
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes (torch.broadcast_shapes imports sympy on first use).
+
+    >>> broadcast((2, 1, 4), (3, 1))
+    (2, 3, 4)
+    """
+    n = max(len(s) for s in shapes)
+    out = [1] * n
+    for s in shapes:
+        for i, d in enumerate(s, start=n - len(s)):
+            if d != 1:
+                if out[i] not in (1, d):
+                    raise RuleError(
+                        "shapes " + " and ".join(fmt_shape(x) for x in shapes) + " do not broadcast"
+                    )
+                out[i] = d
+    return tuple(out)
+
+
 def _binary(inplace: bool):
     def rule(ctx, input, other=None, *args, **kwargs):
         operands = [a for a in (input, other) if isinstance(a, torch.Tensor)]
-        try:
-            shape = torch.broadcast_shapes(*(tuple(t.shape) for t in operands))
-        except RuntimeError as e:
-            raise RuleError(
-                "shapes " + " and ".join(fmt_shape(t.shape) for t in operands) + " do not broadcast"
-            ) from e
+        shape = broadcast(*(tuple(t.shape) for t in operands))
         flow = merge([ctx.flow(t) for t in operands], "an elementwise op")
         n = math.prod(shape)
         if inplace:
