@@ -18,6 +18,7 @@ state (which tensor dim is which input axis, the window, and per-channel-group w
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 # Labels for tensor dims in a Flow: batch, channel/feature, folded (spatial mixed with
@@ -236,8 +237,9 @@ class Flow:
     groups: tuple[tuple[int, int, WindowState], ...] | None = None
     depth: int = 0
 
-    def with_window(self, window: WindowState, depth: int | None = None) -> Flow:
-        return Flow(self.dims, window, None, self.depth if depth is None else depth)
+    def deeper(self) -> Flow:
+        """The same flow one weighted (conv/linear) layer deeper."""
+        return replace(self, depth=self.depth + 1)
 
 
 def const_flow(ndim: int) -> Flow:
@@ -349,14 +351,62 @@ def merge(flows: list[Flow], where: str) -> Flow:
         f = live[0]
         return Flow(f.dims, f.window, f.groups, depth)
     window = hull([f.window for f in live], where)
-    groups = None
-    bounds = {tuple((a, b) for a, b, _ in f.groups) if f.groups else None for f in live}
-    if len(bounds) == 1 and None not in bounds:
-        groups = tuple(
-            (a, b, hull([f.groups[i][2] for f in live], where))  # type: ignore[index]
-            for i, (a, b, _) in enumerate(live[0].groups)  # type: ignore[arg-type]
-        )
-    return Flow(base.dims, window, groups, depth)
+    grouped = [f for f in live if f.groups is not None]
+    if not grouped:
+        return Flow(base.dims, window, None, depth)
+    # Split channels at every operand's group boundaries; an ungrouped operand (or one
+    # broadcast over channels) adds its window to every segment.
+    cuts = sorted({c for f in grouped for a, b, _ in f.groups for c in (a, b)})  # type: ignore[union-attr]
+    groups = []
+    for lo, hi in itertools.pairwise(cuts):
+        ws = [_window_at(f, lo) for f in live]
+        groups.append((lo, hi, hull(ws, where)))
+    return Flow(base.dims, window, _compress(groups), depth)
+
+
+def _window_at(flow: Flow, channel: int) -> WindowState:
+    """The window of one channel of ``flow``."""
+    if flow.groups is None:
+        return flow.window
+    for a, b, w in flow.groups:
+        if a <= channel < b:
+            return w
+    return flow.window
+
+
+def _compress(groups) -> tuple | None:
+    """Join neighbouring groups with equal windows; None when one window is left."""
+    out: list[tuple[int, int, WindowState]] = []
+    for a, b, w in groups:
+        if out and out[-1][2] == w and out[-1][1] == a:
+            out[-1] = (out[-1][0], b, w)
+        else:
+            out.append((a, b, w))
+    return tuple(out) if len(out) > 1 else None
+
+
+def grouped_channels(flow: Flow, n_groups: int, c_in: int, c_out: int, where: str) -> Flow:
+    """A grouped conv: output group j sees only input channels of group j (depthwise too)."""
+    if flow.groups is None or n_groups == 1:
+        return mix_channels(flow)
+    gi, go = c_in // n_groups, c_out // n_groups
+    groups = []
+    for j in range(n_groups):
+        ws = [w for a, b, w in flow.groups if a < (j + 1) * gi and b > j * gi]
+        groups.append((j * go, (j + 1) * go, hull(ws, where)))
+    return Flow(flow.dims, flow.window, _compress(groups), flow.depth)
+
+
+def nearby_channels(flow: Flow, before: int, after: int, where: str) -> Flow:
+    """Channel c sees channels c-before .. c+after (local response norm)."""
+    if flow.groups is None:
+        return flow
+    n = flow.groups[-1][1]
+    groups = []
+    for c in range(n):
+        ws = [w for a, b, w in flow.groups if a <= c + after and b > c - before]
+        groups.append((c, c + 1, hull(ws, where)))
+    return Flow(flow.dims, flow.window, _compress(groups), flow.depth)
 
 
 def concat_channels(flows: list[Flow], sizes: list[int], where: str) -> Flow:

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cnnviz.receptive import Unknown, mix_dim, slide_dims
+from cnnviz.receptive import Unknown, grouped_channels, mix_dim, slide_dims
 from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
 
 
@@ -79,8 +79,9 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     macs = positions * c_out * c_per_group * math.prod(k)
     extra = positions * c_out if bias is not None else 0
     tdims = tuple(range(x.dim() - n, x.dim()))
-    flow = slide_dims(ctx.flow(x), tdims, tuple(k), s, pl, d, True, f"conv{n}d")
-    flow = flow.with_window(flow.window, flow.depth + 1)
+    flow = grouped_channels(ctx.flow(x), groups, c_in, c_out, f"conv{n}d")
+    flow = slide_dims(flow, tdims, tuple(k), s, pl, d, False, f"conv{n}d")
+    flow = flow.deeper()
     return Out(ctx.new(shape, x), flow, macs, extra)
 
 
@@ -161,7 +162,7 @@ def linear_rule(ctx, input, weight, bias=None):
     shape = (*input.shape[:-1], out_f) if weight.dim() == 2 else tuple(input.shape[:-1])
     rows = math.prod(input.shape[:-1])
     flow = mix_dim(ctx.flow(input), input.dim() - 1)
-    flow = flow.with_window(flow.window, flow.depth + 1)
+    flow = flow.deeper()
     return Out(
         ctx.new(shape, input), flow, rows * in_f * out_f, rows * out_f if bias is not None else 0
     )

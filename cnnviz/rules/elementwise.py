@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cnnviz.receptive import merge, mix_channels, mix_dim
+from cnnviz.receptive import merge, mix_dim, nearby_channels
 from cnnviz.rules import Out, RuleError, fmt_shape, register
 
 
@@ -199,10 +199,11 @@ def other_norm_rule(ctx, input, *args, **kwargs):
 
 @register(F.local_response_norm, kind="norm", name="local_response_norm")
 def lrn_rule(ctx, input, size, alpha=1e-4, beta=0.75, k=1.0):
-    # Mixes `size` neighbouring channels: channel groups collapse, the spatial window stays.
+    # Channel c sees channels c - size//2 .. c + (size-1)//2 (PyTorch pads the channel dim so).
+    flow = nearby_channels(ctx.flow(input), size // 2, (size - 1) // 2, "local_response_norm")
     return Out(
         ctx.new(tuple(input.shape), input),
-        mix_channels(ctx.flow(input)),
+        flow,
         0,
         (size + 3) * input.numel(),
     )

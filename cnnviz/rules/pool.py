@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -92,6 +93,22 @@ for _n, _mx, _mxi, _av in (
     register(_av, kind="pool", name=f"avg_pool{_n}d")(_avg(_n))
 
 
+def adaptive_window(L: int, o: int) -> tuple[int, int] | None:
+    """(kernel, stride) when adaptive pooling from L to o has equal, evenly spaced windows.
+
+    PyTorch's window i spans floor(i*L/o) to ceil((i+1)*L/o).
+
+    >>> adaptive_window(8, 4), adaptive_window(7, 3), adaptive_window(8, 3)
+    ((2, 2), (3, 2), None)
+    """
+    starts = [i * L // o for i in range(o)]
+    sizes = {-(-(i + 1) * L // o) - st for i, st in enumerate(starts)}
+    steps = {b - a for a, b in itertools.pairwise(starts)} or {1}
+    if len(sizes) != 1 or len(steps) != 1:
+        return None
+    return sizes.pop(), steps.pop()
+
+
 def _adaptive(n, avg):
     what = f"adaptive_{'avg' if avg else 'max'}_pool{n}d"
 
@@ -110,25 +127,26 @@ def _adaptive(n, avg):
         flow = ctx.flow(x)
         tdims = tuple(range(x.dim() - n, x.dim()))
         global_dims = tuple(t for t, o in zip(tdims, out, strict=True) if o == 1)
-        ragged = [(L, o) for L, o in zip(spatial, out, strict=True) if o != 1 and L % o]
-        if ragged:
-            L, o = ragged[0]
+        geometry = [
+            (t, adaptive_window(L, o))
+            for t, L, o in zip(tdims, spatial, out, strict=True)
+            if o != 1
+        ]
+        if any(g is None for _, g in geometry):
+            L, o = next(
+                (L, o)
+                for L, o in zip(spatial, out, strict=True)
+                if o != 1 and adaptive_window(L, o) is None
+            )
             reason = f"{what} from {L} to {o} has windows of varying size"
             flow = _each_group(flow, lambda w: Unknown(reason) if w is not None else None)
         else:
-            keep = [(t, L // o) for t, L, o in zip(tdims, spatial, out, strict=True) if o != 1]
-            if keep:
-                ks = tuple(k for _, k in keep)
-                flow = slide_dims(
-                    flow,
-                    tuple(t for t, _ in keep),
-                    ks,
-                    ks,
-                    (0,) * len(ks),
-                    (1,) * len(ks),
-                    False,
-                    what,
-                )
+            if geometry:
+                ks = tuple(g[0] for _, g in geometry)  # type: ignore[index]
+                ss = tuple(g[1] for _, g in geometry)  # type: ignore[index]
+                zeros, ones = (0,) * len(ks), (1,) * len(ks)
+                dims = tuple(t for t, _ in geometry)
+                flow = slide_dims(flow, dims, ks, ss, zeros, ones, False, what)
             if global_dims:
                 flow = reduce_dims(flow, global_dims, keep=True)
         value = ctx.new(shape, x)
