@@ -1,0 +1,14 @@
+#!/bin/sh
+# The image's start command (production settings), also run by CI outside Docker.
+# PORT defaults to 8501; STREAMLIT (optional) names the streamlit executable.
+set -eu
+cd "$(dirname "$0")/.."
+exec "${STREAMLIT:-streamlit}" run app/streamlit_app.py \
+  --server.port="${PORT:-8501}" \
+  --server.address="${ADDRESS:-0.0.0.0}" \
+  --server.headless=true \
+  --server.fileWatcherType=none \
+  --server.runOnSave=false \
+  --browser.gatherUsageStats=false \
+  --client.showErrorDetails=none \
+  --client.toolbarMode=viewer
