@@ -182,7 +182,9 @@ def analyze(
     containers = {k: v for k, v in tracer.containers.items() if v is not None}
     depth = max((tracer.flow(t).depth for t in outs), default=0)
     return Analysis(
-        model_name=getattr(model, "zoo_name", None) or type(model).__name__,
+        model_name=getattr(model, "zoo_name", None)
+        or getattr(model, "spec_name", None)
+        or type(model).__name__,
         input_shapes=shapes,
         dtype=str(dt).removeprefix("torch."),
         mode=mode,

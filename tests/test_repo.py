@@ -24,8 +24,9 @@ def test_ruff_is_clean():
 
 def test_readme_library_example_runs():
     block = re.search(r"## Library\s+```python\n(.*?)```", README, re.S).group(1)
-    res = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     # The comments in the example state the numbers; they must be what it prints.
     assert "25557032 4089184256 50" in res.stdout
@@ -34,9 +35,16 @@ def test_readme_library_example_runs():
 
 def test_ci_runs_readme_test_command():
     res = subprocess.run(
-        ["bash", "-c", "awk '/<!-- test-command/ {found=1; next} found && /^```/ "
-         "{if (inblock) exit; inblock=1; next} inblock {print; exit}' README.md"],
-        capture_output=True, text=True, cwd=ROOT)
+        [
+            "bash",
+            "-c",
+            "awk '/<!-- test-command/ {found=1; next} found && /^```/ "
+            "{if (inblock) exit; inblock=1; next} inblock {print; exit}' README.md",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     cmd = res.stdout.strip()
     assert cmd.endswith("python -m pytest") and "requirements-dev.txt" in cmd
     assert "awk '/<!-- test-command/" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,347 @@
+"""Comparison tables: plain pandas views of one or more analyses, ready to draw or download.
+
+The library computes, a page draws: every function here returns data (a dict or a
+DataFrame); :mod:`cnnviz.render.plots` turns them into figures.
+
+>>> import cnnviz
+>>> from cnnviz.compare import compare
+>>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+>>> compare({"resnet20": a}).loc[0, ["params", "macs", "rf"]].tolist()
+[269722, 40551040, 81]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from cnnviz.receptive import ReceptiveField
+from cnnviz.render.table import compact as _compact
+from cnnviz.render.table import rf_text
+
+if TYPE_CHECKING:
+    from cnnviz.result import Analysis, LayerRecord
+
+__all__ = [
+    "compare",
+    "layer_table",
+    "rf_growth",
+    "stage_table",
+    "summarize",
+    "to_csv",
+    "to_json",
+    "unit_view",
+]
+
+SUMMARY_COLUMNS = (
+    "label",
+    "input",
+    "params",
+    "trainable_params",
+    "macs",
+    "flops",
+    "extra_ops",
+    "weighted_depth",
+    "rf",
+    "rf_stride",
+    "activation_bytes",
+    "peak_activation_bytes",
+    "param_bytes",
+    "conv_params",
+    "fc_params",
+    "other_params",
+    "fc_share",
+)
+STAGE_COLUMNS = ("stage", "size", "layers", "params", "macs", "extra_ops", "first", "last", "rf")
+LAYER_COLUMNS = ("name", "type", "kind", "output", "params", "macs", "rf", "stride")
+GROWTH_COLUMNS = ("index", "name", "depth", "rf", "stride")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dims(values: tuple[int, ...] | None) -> int | str | None:
+    """One int when every axis agrees (square), else ``"HxW"``; None for None."""
+    if values is None:
+        return None
+    if len(values) >= 1 and len(set(values)) == 1:
+        return int(values[0])
+    return "x".join(map(str, values))
+
+
+def _rf_value(rf: ReceptiveField) -> int | str:
+    """Final-RF cell: ``195`` (square), ``"7x5"``, ``"global"`` or ``"unknown"``."""
+    if not rf.known:
+        return "unknown"
+    if rf.is_global:
+        return "global"
+    return _dims(rf.size)  # type: ignore[return-value]
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "-" if shape is None else "x".join(map(str, shape))
+
+
+def _spatial_size(a: Analysis, row: LayerRecord) -> tuple[int, ...] | None:
+    """Spatial size of a row's output (its last ``len(input_spatial)`` dims), when spatial."""
+    n = len(a.input_spatial)
+    if not row.spatial or row.rf_global or row.output_shape is None or n == 0:
+        return None
+    if len(row.output_shape) < n:
+        return None
+    return tuple(row.output_shape[-n:])
+
+
+# --------------------------------------------------------------------------- totals
+
+
+def summarize(a: Analysis, label: str | None = None) -> dict[str, Any]:
+    """One row of totals for ``a`` (columns as in :data:`SUMMARY_COLUMNS`).
+
+    ``rf`` is the final receptive field (an int when square, else ``"HxW"``, or
+    ``"global"``/``"unknown"``); ``fc_share`` is the fraction of parameters in linear layers.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(18, 4))
+    >>> row = summarize(cnnviz.analyze(net, (1, 1, 5, 5)), "tiny")
+    >>> row["input"], row["conv_params"], row["fc_params"], row["fc_share"], row["rf"]
+    ('1x1x5x5', 20, 76, 0.7916666666666666, 3)
+    """
+    rf = a.receptive_field()
+    kinds = a.by_kind()
+    conv = int(kinds.loc["conv", "params"]) if "conv" in kinds.index else 0
+    fc = int(kinds.loc["linear", "params"]) if "linear" in kinds.index else 0
+    total = int(a.total_params)
+    known = rf.known and not rf.is_global
+    return {
+        "label": a.model_name if label is None else label,
+        "input": ", ".join(_shape(s) for s in a.input_shapes),
+        "params": total,
+        "trainable_params": int(a.trainable_params),
+        "macs": int(a.total_macs),
+        "flops": int(a.total_flops),
+        "extra_ops": int(a.total_extra_ops),
+        "weighted_depth": int(a.weighted_depth),
+        "rf": _rf_value(rf),
+        "rf_stride": _dims(rf.stride) if known else None,
+        "activation_bytes": int(a.activation_bytes),
+        "peak_activation_bytes": int(a.peak_activation_bytes),
+        "param_bytes": int(a.param_bytes),
+        "conv_params": conv,
+        "fc_params": fc,
+        "other_params": total - conv - fc,
+        "fc_share": fc / total if total else 0.0,
+    }
+
+
+def compare(analyses: Mapping[str, Analysis]) -> pd.DataFrame:
+    """One :func:`summarize` row per label, in the mapping's order.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> df = compare({"A": a, "B": a})
+    >>> df["label"].tolist(), int(df["params"].sum())
+    (['A', 'B'], 539444)
+    """
+    rows = [summarize(a, label) for label, a in analyses.items()]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# --------------------------------------------------------------------------- per stage / layer
+
+
+def stage_table(a: Analysis) -> pd.DataFrame:
+    """Rows grouped by ``stage`` (one spatial size each; ``"head"`` after global pooling).
+
+    ``first``/``last`` name the stage's first and last rows, ``rf`` is the receptive field at
+    its last row; ``params``, ``macs`` and ``extra_ops`` sum to the analysis totals.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> stage_table(a)[["size", "layers", "rf"]].values.tolist()
+    [['32x32', 24, 15], ['16x16', 22, 37], ['8x8', 22, 81], ['head', 3, 'global']]
+    """
+    groups: dict[int, list[LayerRecord]] = {}
+    for row in a.layers:
+        groups.setdefault(row.stage, []).append(row)
+    out = []
+    for stage in sorted(groups):
+        rows = groups[stage]
+        size = next((s for s in (_spatial_size(a, r) for r in rows) if s is not None), None)
+        out.append(
+            {
+                "stage": stage,
+                "size": "head" if size is None else "x".join(map(str, size)),
+                "layers": len(rows),
+                "params": sum(r.params for r in rows),
+                "macs": sum(r.macs for r in rows),
+                "extra_ops": sum(r.extra_ops for r in rows),
+                "first": rows[0].name,
+                "last": rows[-1].name,
+                "rf": _rf_value(rows[-1].receptive_field),
+            }
+        )
+    return pd.DataFrame(out, columns=list(STAGE_COLUMNS))
+
+
+def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
+    """The explorer's per-row table: name, type, kind, output, params, macs, rf, stride.
+
+    With ``compact`` the numbers are short strings (``61.1M``, ``15.5G``; RF ``195x195``,
+    ``*`` when unaligned); without it params/MACs are ints and rf/stride ints when square.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(3, 64, 3, 2, 1)), (1, 3, 224, 224))
+    >>> layer_table(a).iloc[0].tolist()
+    ['0', 'Conv2d', 'conv', '1x64x112x112', '1.8K', '21.7M', '3x3', '2x2']
+    >>> row = layer_table(a, compact=False).to_dict("records")[0]
+    >>> row["params"], row["macs"], row["rf"], row["stride"]
+    (1792, 21676032, 3, 2)
+    """
+    out = []
+    for r in a.layers:
+        has_stride = r.rf_stride is not None and not r.rf_global
+        if compact:
+            params: int | str = _compact(r.params)
+            macs: int | str = _compact(r.macs)
+            rf: int | str | None = rf_text(r)
+            stride: int | str | None = "x".join(map(str, r.rf_stride)) if has_stride else ""
+        else:
+            params, macs = r.params, r.macs
+            rf = _rf_value(r.receptive_field)
+            stride = _dims(r.rf_stride) if has_stride else None
+        out.append((r.name, r.type, r.kind, _shape(r.output_shape), params, macs, rf, stride))
+    return pd.DataFrame(out, columns=list(LAYER_COLUMNS))
+
+
+def rf_growth(a: Analysis) -> pd.DataFrame:
+    """Rows with a known, non-global spatial RF: index, name, depth, rf and stride (max over
+    axes), for the RF growth curve.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 3))
+    >>> rf_growth(cnnviz.analyze(net, (1, 1, 32, 32)))[["depth", "rf", "stride"]].values.tolist()
+    [[1, 3, 1], [2, 5, 2], [3, 9, 2]]
+    """
+    out = [
+        (r.index, r.name, r.depth, max(r.rf_size), max(r.rf_stride or (0,)))
+        for r in a.layers
+        if r.spatial and r.rf_size is not None and not r.rf_global and len(r.rf_size) > 0
+    ]
+    return pd.DataFrame(out, columns=list(GROWTH_COLUMNS))
+
+
+# --------------------------------------------------------------------------- one unit's RF
+
+
+def unit_view(
+    rf: ReceptiveField,
+    input_spatial: tuple[int, int],
+    unit: tuple[int, int],
+    output_spatial: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Where output ``unit`` (row, col) looks on an ``input_spatial`` (H, W) image.
+
+    Windows are ``((first_row, last_row), (first_col, last_col))``, inclusive, as from
+    :meth:`ReceptiveField.window`: unit ``i`` sees ``-P + i*S .. -P + i*S + r - 1`` per axis;
+    indices outside ``[0, extent)`` fall on padding. Keys: ``window``, ``inside`` (its part on
+    the image, None when it misses the image), ``on_padding``, ``outside`` (pixels past
+    ``top``/``bottom``/``left``/``right``), ``center`` (y, x), ``size``, ``stride``,
+    ``padding``, ``aligned``, ``input``, ``unit``, and ``neighbour_w``/``neighbour_h`` (the
+    windows of the units one step right / down, ``neighbour_w_unit``/``neighbour_h_unit``).
+    Give ``output_spatial`` (the layer's output H, W) to check ``unit`` and get
+    ``output_grid``; a neighbour that would fall off that grid is taken on the other side.
+
+    >>> v = unit_view(ReceptiveField((3, 3), (2, 2), (1, 1)), (8, 8), (0, 1))
+    >>> v["window"], v["inside"], v["outside"]["top"], v["center"]
+    (((-1, 1), (1, 3)), ((0, 1), (1, 3)), 1, (0.0, 2.0))
+    >>> v["neighbour_w"], v["neighbour_h"]
+    (((-1, 1), (3, 5)), ((1, 3), (1, 3)))
+    """
+    if not rf.known or rf.stride is None or rf.padding is None:
+        raise ValueError(f"cannot draw an unknown receptive field ({rf.reason or 'no reason'})")
+    if rf.is_global:
+        raise ValueError("the receptive field is global: every unit sees the whole input")
+    if len(rf.size) != 2 or len(input_spatial) != 2 or len(unit) != 2:  # type: ignore[arg-type]
+        raise ValueError(
+            f"unit_view needs a 2-D receptive field, input and unit; got size {rf.size}, "
+            f"input {tuple(input_spatial)}, unit {tuple(unit)}"
+        )
+    if any(s <= 0 for s in rf.stride):
+        raise ValueError(f"axis with stride 0 (reduced away): stride {rf.stride}")
+    unit = (int(unit[0]), int(unit[1]))
+    if min(unit) < 0:
+        raise ValueError(f"unit indices must be >= 0, got {unit}")
+    height, width = int(input_spatial[0]), int(input_spatial[1])
+    if output_spatial is not None:
+        oh, ow = int(output_spatial[0]), int(output_spatial[1])
+        if unit[0] >= oh or unit[1] >= ow:
+            raise ValueError(f"unit {unit} is outside the {oh}x{ow} output grid")
+    (r0, r1), (c0, c1) = rf.window(unit)
+    outside = {
+        "top": max(0, -r0),
+        "bottom": max(0, r1 - (height - 1)),
+        "left": max(0, -c0),
+        "right": max(0, c1 - (width - 1)),
+    }
+    lo_r, hi_r, lo_c, hi_c = max(r0, 0), min(r1, height - 1), max(c0, 0), min(c1, width - 1)
+    inside = ((lo_r, hi_r), (lo_c, hi_c)) if lo_r <= hi_r and lo_c <= hi_c else None
+    step_w = 1 if output_spatial is None or unit[1] + 1 < output_spatial[1] or unit[1] == 0 else -1
+    step_h = 1 if output_spatial is None or unit[0] + 1 < output_spatial[0] or unit[0] == 0 else -1
+    unit_w, unit_h = (unit[0], unit[1] + step_w), (unit[0] + step_h, unit[1])
+    view: dict[str, Any] = {
+        "unit": unit,
+        "input": (height, width),
+        "size": tuple(rf.size),  # type: ignore[arg-type]
+        "stride": tuple(rf.stride),
+        "padding": tuple(rf.padding),
+        "aligned": rf.aligned,
+        "window": ((r0, r1), (c0, c1)),
+        "inside": inside,
+        "on_padding": any(outside.values()),
+        "outside": outside,
+        "center": rf.center(unit),
+        "neighbour_w": rf.window(unit_w),
+        "neighbour_h": rf.window(unit_h),
+        "neighbour_w_unit": unit_w,
+        "neighbour_h_unit": unit_h,
+    }
+    if output_spatial is not None:
+        view["output_grid"] = (int(output_spatial[0]), int(output_spatial[1]))
+    return view
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):  # numpy / pandas scalars
+        return _plain(v.item())
+    return v
+
+
+def to_csv(df: pd.DataFrame) -> str:
+    """CSV text without the index, for a download button.
+
+    >>> to_csv(pd.DataFrame({"label": ["a"], "params": [61100840]}))
+    'label,params\\na,61100840'
+    """
+    return df.to_csv(index=False, lineterminator="\n").rstrip("\n")
+
+
+def to_json(df: pd.DataFrame, indent: int | None = None) -> str:
+    """JSON records (one object per row); ints stay ints, NaN becomes null.
+
+    >>> to_json(pd.DataFrame({"label": ["a"], "params": [61100840], "share": [0.5]}))
+    '[{"label": "a", "params": 61100840, "share": 0.5}]'
+    """
+    records = [{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return json.dumps(records, indent=indent)

@@ -1,0 +1,384 @@
+"""Plotly figures for :mod:`cnnviz.labs`: they only draw numbers the labs computed.
+
+>>> from cnnviz.labs import rf_lab
+>>> fig = rf_steps_figure(rf_lab(2, 3))
+>>> len(fig.to_json()) > 0
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnnviz.labs import BlockCase, BlockNode, RFLab
+from cnnviz.zoo import SHORTCUTS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["block_diagram", "compare_bars", "rf_steps_figure", "shortcut_bars"]
+
+STACK_COLOR = "#1f77b4"
+SINGLE_COLOR = "#ff7f0e"
+SHORTCUT_COLORS = {"none": "#7f7f7f", "A": "#2ca02c", "B": "#1f77b4", "C": "#d62728"}
+# light fills for the nested RF squares, largest (outermost) first
+_STEP_FILLS = ("#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c")
+_NODE_FILLS = {
+    "Conv2d": "#dbe9f6",
+    "BatchNorm2d": "#e3f2d9",
+    "ReLU": "#fde6cf",
+    "PadShortcut": "#ece1f4",
+    "add": "#f0f0f0",
+}
+
+
+def _shape(t: tuple[int, ...] | None) -> str:
+    return "x".join(map(str, t)) if t else "?"
+
+
+def _square(cx: float, side: float) -> tuple[list[float], list[float]]:
+    h = side / 2
+    return [cx - h, cx + h, cx + h, cx - h, cx - h], [-h, -h, h, h, -h]
+
+
+def _grid(cx: float, side: int) -> tuple[list[float | None], list[float | None]]:
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    h = side / 2
+    for j in range(side + 1):
+        v = -h + j
+        xs += [cx + v, cx + v, None, cx - h, cx + h, None]
+        ys += [-h, h, None, v, v, None]
+    return xs, ys
+
+
+def rf_steps_figure(lab: RFLab) -> go.Figure:
+    """Nested squares: the RF of one output pixel after each conv of the stack (1x1, 3x3,
+    5x5, ...), beside the single K x K kernel with the same RF; pixel grid when K <= 41, and
+    for dilation > 1 dots on the pixels the stack actually reads.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> fig = rf_steps_figure(rf_lab(3, 3))
+    >>> [t.name for t in fig.data][:2]
+    ['conv 3 (3x3): RF 7x7, stride 1', 'conv 2 (3x3): RF 5x5, stride 1']
+    """
+    big = lab.single.rf
+    gap = max(2.0, 0.3 * big)
+    right = big + gap  # centre of the single kernel
+    fig = go.Figure()
+    steps = sorted(lab.steps, key=lambda s: -s.rf)
+    for i, st in enumerate(steps):
+        depth = len(steps) - 1 - i  # 0 for the output pixel
+        fill = _STEP_FILLS[min(depth, len(_STEP_FILLS) - 1)] if st.layer else "#08306b"
+        xs, ys = _square(0.0, st.rf)
+        name = (
+            f"{st.label}: RF {st.rf}x{st.rf}, stride {st.stride}"
+            if st.layer
+            else "output pixel: 1x1"
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                fill="toself",
+                fillcolor=fill,
+                line={"color": STACK_COLOR if st.layer else "#08306b", "width": 1.5},
+                name=name,
+                hoverinfo="name",
+                legendgroup="stack",
+                legendgrouptitle_text=lab.stack.label,
+            )
+        )
+    xs, ys = _square(right, big)
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            fill="toself",
+            fillcolor="rgba(255,127,14,0.18)",
+            line={"color": SINGLE_COLOR, "width": 2},
+            name=f"one {big}x{big} conv, stride {lab.single.conv_stride}",
+            hoverinfo="name",
+            legendgroup="single",
+            legendgrouptitle_text=lab.single.label,
+        )
+    )
+    cx, cy = _square(right, 1)
+    fig.add_trace(
+        go.Scatter(
+            x=cx, y=cy, mode="lines", fill="toself", fillcolor="#08306b",
+            line={"color": "#08306b", "width": 1}, hoverinfo="skip", showlegend=False,
+        )
+    )  # fmt: skip
+    if big <= 41:
+        for c in (0.0, right):
+            gx, gy = _grid(c, big)
+            fig.add_trace(
+                go.Scatter(
+                    x=gx,
+                    y=gy,
+                    mode="lines",
+                    line={"color": "rgba(0,0,0,0.12)", "width": 0.6},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+    if lab.dilation > 1 and big <= 61:
+        half = (big - 1) // 2
+        taps = [v for v in range(-half, half + 1) if v % lab.dilation == 0]
+        fig.add_trace(
+            go.Scatter(
+                x=[x for x in taps for _ in taps],
+                y=[y for _ in taps for y in taps],
+                mode="markers",
+                marker={"size": 4, "color": "#08306b"},
+                name=f"pixels the stack reads (1 in {lab.dilation} per axis)",
+                hoverinfo="name",
+            )
+        )
+    top = big / 2 + max(0.6, 0.06 * big)
+    fig.add_annotation(
+        x=0, y=top, text=f"<b>{lab.stack.label}</b>", showarrow=False, yanchor="bottom"
+    )
+    fig.add_annotation(
+        x=right, y=top, text=f"<b>{lab.single.label}</b>", showarrow=False, yanchor="bottom"
+    )
+    bottom = -big / 2 - max(0.6, 0.06 * big)
+    for x, side in ((0, lab.stack), (right, lab.single)):
+        fig.add_annotation(
+            x=x,
+            y=bottom,
+            yanchor="top",
+            showarrow=False,
+            text=f"{side.weights:,} weights · {side.nonlinearities} ReLU"
+            + ("s" if side.nonlinearities != 1 else ""),
+        )
+    pad = max(1.0, 0.08 * big)
+    fig.update_xaxes(visible=False, range=[-big / 2 - pad, right + big / 2 + pad])
+    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
+    fig.update_layout(
+        template="plotly_white",
+        title=f"Receptive field of one output pixel: {lab.stack.label} vs one {big}x{big} conv",
+        legend={
+            "orientation": "h",
+            "x": 0,
+            "y": -0.02,
+            "yanchor": "top",
+            "groupclick": "toggleitem",
+        },
+        margin={"l": 20, "r": 20, "t": 60, "b": 20},
+        height=560,
+    )
+    return fig
+
+
+def compare_bars(lab: RFLab) -> go.Figure:
+    """Weights, MACs and non-linearities of the stack vs the single conv, side by side.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> fig = compare_bars(rf_lab(2, 3, 64))
+    >>> [int(v) for v in fig.data[0].y]  # weights: 2*9*64*64 vs 25*64*64
+    [73728, 102400]
+    """
+    metrics = (("Weights", "weights"), ("MACs", "macs"), ("Non-linearities", "nonlinearities"))
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[m[0] for m in metrics])
+    names = [lab.stack.label, lab.single.label]
+    for col, (title, attr) in enumerate(metrics, start=1):
+        vals = [getattr(lab.stack, attr), getattr(lab.single, attr)]
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=vals,
+                marker_color=[STACK_COLOR, SINGLE_COLOR],
+                text=[f"{v:,}" for v in vals],
+                textposition="outside",
+                cliponaxis=False,
+                name=title,
+                showlegend=False,
+                hovertemplate="%{x}<br>" + title + ": %{y:,}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(range=[0, max(vals) * 1.18], row=1, col=col)
+    fig.update_yaxes(dtick=1, row=1, col=3)
+    fig.update_layout(
+        template="plotly_white",
+        title=f"{lab.stack.label} vs {lab.single.label} "
+        f"(C = {lab.channels}, weight ratio {lab.weight_ratio:.3g})",
+        height=380,
+        margin={"l": 40, "r": 20, "t": 80, "b": 40},
+        bargap=0.35,
+    )
+    return fig
+
+
+# ------------------------------------------------------------------ block diagram
+
+_MAIN_X, _MAIN_W = 0.0, 3.0
+_ADD_LINE = {"color": "#333", "width": 1.5}
+_SC_X, _SC_W = 3.3, 2.6
+_BOX_H = 0.72
+
+
+def _box(fig: go.Figure, x: float, y: float, w: float, fill: str, text: str, dash: str = "solid"):
+    fig.add_shape(
+        type="rect",
+        x0=x - w / 2,
+        x1=x + w / 2,
+        y0=y - _BOX_H / 2,
+        y1=y + _BOX_H / 2,
+        line={"color": "#555", "width": 1, "dash": dash},
+        fillcolor=fill,
+        layer="below",
+    )
+    fig.add_annotation(x=x, y=y, text=text, showarrow=False, font={"size": 11})
+
+
+def _arrow(fig: go.Figure, x0: float, y0: float, x1: float, y1: float) -> None:
+    fig.add_annotation(
+        x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
+        showarrow=True, arrowhead=2, arrowsize=1.1, arrowwidth=1.3, arrowcolor="#444",
+    )  # fmt: skip
+
+
+def _node_text(n: BlockNode, lines: int = 2) -> str:
+    params = f" · {n.params:,} params" if n.params else ""
+    detail = "" if n.detail == n.type else n.detail
+    sep = "<br>" if lines == 3 and detail else " · " if detail else ""
+    return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {_shape(n.out_shape)}{params}"
+
+
+def block_diagram(case: BlockCase) -> go.Figure:
+    """The block as boxes: main path F(x) down the middle, the shortcut on the right, the add
+    node and final ReLU; every box shows the row's type, real output shape and params.
+
+    >>> from cnnviz.labs import block_cases
+    >>> fig = block_diagram(block_cases("B")[1])
+    >>> any("1x128x28x28" in a.text for a in fig.layout.annotations)
+    True
+    """
+    fig = go.Figure()
+    y = 0.0
+    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{_shape(case.in_shape)}")
+    top = y
+    prev = y
+    for node in case.main:
+        y -= 1
+        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+        _box(fig, _MAIN_X, y, _MAIN_W, _NODE_FILLS.get(node.type, "#f7f7f7"), _node_text(node))
+        prev = y
+    y -= 1
+    merge_y = y
+    if case.merge is not None:
+        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, merge_y + 0.3)
+        fig.add_trace(
+            go.Scatter(
+                x=[_MAIN_X], y=[merge_y], mode="markers+text", text=["<b>+</b>"],
+                textfont={"size": 18}, hoverinfo="skip",
+                marker={"size": 30, "color": _NODE_FILLS["add"], "line": _ADD_LINE},
+            )
+        )  # fmt: skip
+        fig.add_annotation(
+            x=-0.35, y=merge_y, xanchor="right", showarrow=False, font={"size": 11},
+            text=f"<b>{case.merge.short}</b>: F(x) + shortcut<br>→ {_shape(case.merge.out_shape)}",
+        )  # fmt: skip
+        prev = merge_y - 0.3 + _BOX_H / 2
+    else:
+        merge_y = y = y + 1  # no add node: the post nodes follow the main path directly
+    # shortcut path on the right
+    sc_top = top
+    if case.shortcut_kind == "none":
+        fig.add_annotation(
+            x=_SC_X, y=(top + merge_y) / 2, showarrow=False, font={"size": 12, "color": "#777"},
+            text="no shortcut<br>(plain net: out = ReLU(F(x)))",
+        )  # fmt: skip
+    else:
+        fig.add_shape(
+            type="line", x0=_MAIN_X + _MAIN_W / 2, x1=_SC_X, y0=sc_top, y1=sc_top,
+            line={"color": "#444", "width": 1.3},
+        )  # fmt: skip
+        k = len(case.shortcut)
+        cur = sc_top
+        span = top - merge_y
+        for j, node in enumerate(case.shortcut):
+            ny = top - span * (j + 1) / (k + 1)
+            _arrow(fig, _SC_X, cur, _SC_X, ny + _BOX_H / 2)
+            fill = _NODE_FILLS.get(node.type, "#f7f7f7")
+            _box(fig, _SC_X, ny, _SC_W, fill, _node_text(node, lines=3))
+            cur = ny - _BOX_H / 2
+        fig.add_shape(
+            type="line", x0=_SC_X, x1=_SC_X, y0=cur, y1=merge_y,
+            line={"color": "#444", "width": 1.3},
+        )  # fmt: skip
+        _arrow(fig, _SC_X, merge_y, 0.3, merge_y)
+        if not case.shortcut:
+            fig.add_annotation(
+                x=_SC_X + 0.1, y=(top + merge_y) / 2, xanchor="left", showarrow=False,
+                text="<b>identity</b><br>0 params", font={"size": 12},
+            )  # fmt: skip
+    for node in case.post:
+        y -= 1
+        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+        _box(fig, _MAIN_X, y, _MAIN_W, _NODE_FILLS.get(node.type, "#f7f7f7"), _node_text(node))
+        prev = y
+    y -= 1
+    _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{_shape(case.out_shape)}")
+    rows = round(top - y) + 1
+    fig.update_xaxes(visible=False, range=[-1.7, _SC_X + _SC_W / 2 + 0.6])
+    fig.update_yaxes(visible=False, range=[y - 0.6, top + 0.6])
+    sub = (
+        f"{case.model} {case.block}, shortcut {case.shortcut_type}: {case.shortcut_kind} · "
+        f"block {case.params:,} params, shortcut {case.shortcut_params:,}"
+    )
+    fig.update_layout(
+        template="plotly_white",
+        title={"text": f"{case.title}<br><sup>{sub}</sup>", "x": 0.02},
+        height=90 + 66 * rows,
+        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        showlegend=False,
+    )
+    return fig
+
+
+def shortcut_bars(df: pd.DataFrame, metric: str = "params") -> go.Figure:
+    """Grouped bars per stage of ``metric`` ("params" or "macs") for shortcuts none/A/B/C,
+    from :func:`cnnviz.labs.shortcut_stage_table` (the total row is left out).
+
+    >>> from cnnviz.labs import shortcut_stage_table
+    >>> fig = shortcut_bars(shortcut_stage_table(20))
+    >>> [t.name for t in fig.data]
+    ['none', 'A', 'B', 'C']
+    """
+    if metric not in ("params", "macs"):
+        raise ValueError(f"metric={metric!r} is invalid; valid metric: 'params', 'macs'")
+    stages = df[df.stage != "total"]
+    fig = go.Figure()
+    for s in SHORTCUTS:
+        vals = [int(v) for v in stages[f"{metric}_{s}"]]
+        fig.add_trace(
+            go.Bar(
+                x=list(stages.stage),
+                y=vals,
+                name=s,
+                marker_color=SHORTCUT_COLORS[s],
+                hovertemplate=f"shortcut {s}<br>%{{x}}: %{{y:,}} {metric}<extra></extra>",
+            )
+        )
+    label = "Parameters" if metric == "params" else "MACs"
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        title=f"{label} per stage by shortcut type",
+        yaxis_title=label,
+        legend_title_text="shortcut",
+        height=420,
+        margin={"l": 60, "r": 20, "t": 60, "b": 40},
+    )
+    return fig

@@ -1,0 +1,524 @@
+"""Plotly figures of analyses and comparisons: each function returns a ``go.Figure`` and never
+shows it, so a page (Streamlit, a notebook) only draws what the library computed.
+
+Colors are fixed per role (:data:`COLORS`) and per model (:data:`MODEL_COLORS`, in the order
+the models are given), so the same model keeps its color from figure to figure.
+
+>>> import cnnviz
+>>> from cnnviz.render import plots
+>>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+>>> len(plots.layer_bars(a).data[0].x) == len(a.layers)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from cnnviz.compare import rf_growth, unit_view
+from cnnviz.receptive import ReceptiveField
+from cnnviz.render.table import compact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cnnviz.result import Analysis
+
+__all__ = [
+    "COLORS",
+    "MODEL_COLORS",
+    "layer_bars",
+    "macs_vs_params",
+    "rf_growth_plot",
+    "rf_on_input",
+    "stage_bars",
+]
+
+TEMPLATE = "plotly_white"
+COLORS = {
+    "bar": "#4C78A8",  # default bars, RF size
+    "muted": "#A9BCD6",  # bars beside a selected one
+    "selected": "#E45756",  # the selected row
+    "stride": "#F58518",  # effective stride
+    "rf": "#4C78A8",  # the receptive-field window
+    "neighbour": "#54A24B",  # the neighbouring unit's window
+    "padding": "#F58518",  # the part of a window that falls on padding
+    "input": "#F2F2F2",  # the input image
+    "grid": "#D0D0D0",  # unit grid lines on the input
+    "reference": "#888888",  # reference lines (input size)
+}
+MODEL_COLORS = (
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#B279A2",
+    "#EECA3B",
+    "#9D755D",
+    "#FF9DA6",
+    "#BAB0AC",
+)
+METRICS = {
+    "params": "Parameters",
+    "trainable_params": "Trainable parameters",
+    "macs": "MACs (multiply-accumulates)",
+    "flops": "FLOPs (2 x MACs)",
+    "extra_ops": "Other ops (bias, norm, act, pool, add)",
+    "output_bytes": "Output size (bytes)",
+    "layers": "Rows",
+}
+_FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
+
+
+def _layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
+    fig.update_layout(
+        template=TEMPLATE,
+        title={"text": title, "x": 0.01, "xanchor": "left"},
+        font=_FONT,
+        margin={"l": 60, "r": 30, "t": 60, "b": 60},
+        hoverlabel={"font_size": 12},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+        **kw,
+    )
+    return fig
+
+
+def _check_metric(metric: str, allowed: tuple[str, ...]) -> None:
+    if metric not in allowed:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(allowed)}")
+
+
+def _rf_number(v: Any) -> float | None:
+    """A final-RF cell (``195``, ``"7x5"``, ``"global"``) as a number (max over axes)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
+        return float(v)
+    if isinstance(v, str) and "x" in v:
+        try:
+            return float(max(int(p) for p in v.split("x")))
+        except ValueError:
+            return None
+    return None
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
+    """MACs against parameters, one labelled marker (trace) per row of :func:`compare`'s
+    DataFrame; marker diameter grows with the final RF (12-44 px; unknown/global: 12 px).
+
+    >>> import cnnviz
+    >>> from cnnviz.compare import compare
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> fig = macs_vs_params(compare({"resnet20": a}))
+    >>> fig.data[0].x[0], fig.data[0].y[0], fig.layout.xaxis.type
+    (269722, 40551040, 'log')
+    """
+    lo, hi = 12.0, 44.0
+    rfs = [_rf_number(v) for v in df["rf"]]
+    top = max((r for r in rfs if r is not None), default=0.0)
+    fig = go.Figure()
+    for i, (row, rf) in enumerate(zip(df.to_dict("records"), rfs, strict=True)):
+        size = lo if rf is None or top <= 0 else min(hi, max(lo, hi * rf / top))
+        rf_label = row["rf"] if rf is None else f"{row['rf']} px"
+        hover = (
+            f"<b>{row['label']}</b><br>params {compact(row['params'])}"
+            f"<br>MACs {compact(row['macs'])}<br>final RF {rf_label}"
+        )
+        if "fc_share" in row:
+            hover += f"<br>FC share of params {row['fc_share']:.0%}"
+        fig.add_trace(
+            go.Scatter(
+                x=[row["params"]],
+                y=[row["macs"]],
+                name=str(row["label"]),
+                mode="markers+text",
+                text=[str(row["label"])],
+                textposition="top center",
+                marker={
+                    "size": size,
+                    "color": MODEL_COLORS[i % len(MODEL_COLORS)],
+                    "opacity": 0.85,
+                    "line": {"width": 1, "color": "white"},
+                },
+                customdata=[str(row["label"])],
+                hovertext=[hover],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    axis: dict[str, Any] = {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
+    axis["tickformat"] = "~s"
+    fig.update_xaxes(title_text="Parameters (count)", **axis)
+    fig.update_yaxes(title_text="MACs per forward pass", **axis)
+    return _layout(fig, "Compute vs. size (marker size: final receptive field)")
+
+
+def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.Figure:
+    """Grouped bars: ``metric`` per stage (x), one bar trace per model (from
+    :func:`~cnnviz.compare.stage_table`); hover names the stage's spatial size.
+
+    >>> import cnnviz
+    >>> from cnnviz.compare import stage_table
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> fig = stage_bars({"resnet20": stage_table(a)})
+    >>> list(fig.data[0].x), fig.layout.barmode
+    (['stage 0', 'stage 1', 'stage 2', 'stage 3'], 'group')
+    """
+    _check_metric(metric, ("params", "macs", "extra_ops", "layers"))
+    fig = go.Figure()
+    order: list[str] = []
+    for i, (label, t) in enumerate(tables.items()):
+        xs = [f"stage {s}" for s in t["stage"]]
+        order += [x for x in xs if x not in order]
+        values = [int(v) for v in t[metric]]
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=values,
+                name=str(label),
+                marker_color=MODEL_COLORS[i % len(MODEL_COLORS)],
+                text=[compact(v) for v in values],
+                textposition="none",
+                customdata=list(zip(t["size"], t["first"], t["last"], strict=True)),
+                hovertemplate=(
+                    f"<b>{label}</b> %{{x}} (%{{customdata[0]}})<br>{METRICS[metric]}: "
+                    "%{text}<br>%{customdata[1]} .. %{customdata[2]}<extra></extra>"
+                ),
+            )
+        )
+    fig.update_xaxes(title_text="Stage (one spatial resolution each)", categoryarray=order)
+    fig.update_yaxes(title_text=METRICS[metric], tickformat="~s")
+    title = f"{METRICS[metric]} per stage"
+    return _layout(fig, title, barmode="group")
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def layer_bars(
+    a: Analysis, metric: str = "params", log: bool = False, selected: str | None = None
+) -> go.Figure:
+    """One bar per row in execution order (x = row name); ``selected`` (a row name) is drawn
+    in :data:`COLORS` ``["selected"]`` and the others muted.
+
+    Each bar's ``customdata`` is its row name, so a click or box selection (Streamlit's
+    ``plotly_chart(..., on_select="rerun")`` reports ``points[i]["customdata"]``) maps back to
+    the layer. ``metric``: params, trainable_params, macs, flops, extra_ops or output_bytes.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> fig = layer_bars(a, "macs", selected="fc")
+    >>> fig.data[0].customdata[-1], fig.data[0].marker.color[-1] == COLORS["selected"]
+    ('fc', True)
+    """
+    _check_metric(
+        metric, ("params", "trainable_params", "macs", "flops", "extra_ops", "output_bytes")
+    )
+    names = [r.name for r in a.layers]
+    if selected is not None and selected not in names:
+        raise ValueError(f"no row named {selected!r} in {a.model_name}")
+    values = [int(getattr(r, metric)) for r in a.layers]
+    if selected is None:
+        colors = [COLORS["bar"]] * len(names)
+    else:
+        colors = [COLORS["selected"] if n == selected else COLORS["muted"] for n in names]
+    hover = [
+        f"<b>{r.name}</b> ({r.type})<br>{METRICS[metric]}: {compact(v)} ({v:,})"
+        for r, v in zip(a.layers, values, strict=True)
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            name=METRICS[metric],
+            marker={"color": colors, "line": {"width": 0}},
+            customdata=names,
+            hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(
+        title_text="Layer (execution order)",
+        categoryorder="array",
+        categoryarray=names,
+        tickangle=-60,
+        tickfont={"size": 10},
+        showticklabels=len(names) <= 120,
+    )
+    fig.update_yaxes(title_text=METRICS[metric], type="log" if log else "linear", tickformat="~s")
+    title = f"{a.model_name}: {METRICS[metric]} per layer"
+    return _layout(fig, title, bargap=0.15, showlegend=False)
+
+
+def rf_growth_plot(a: Analysis) -> go.Figure:
+    """Receptive-field size (left axis) and effective stride (right axis, log 2) against
+    depth; at each depth the largest value over its rows; a dotted line marks the input size.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> fig = rf_growth_plot(a)
+    >>> [t.name for t in fig.data], max(fig.data[0].y), max(fig.data[1].y)
+    (['RF size', 'effective stride'], 81, 4)
+    """
+    df = rf_growth(a)
+    top_stride = max(1, int(df["stride"].max())) if len(df) else 1
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if len(df):
+        rows = df.loc[df.groupby("depth", sort=True)["rf"].idxmax()]
+        strides = df.groupby("depth", sort=True)["stride"].max()
+        depth = [int(d) for d in rows["depth"]]
+        fig.add_trace(
+            go.Scatter(
+                x=depth,
+                y=[int(v) for v in rows["rf"]],
+                name="RF size",
+                mode="lines+markers",
+                line={"color": COLORS["rf"], "width": 2.5},
+                customdata=list(rows["name"]),
+                hovertemplate="depth %{x}: RF %{y} px<br>%{customdata}<extra></extra>",
+            ),
+            secondary_y=False,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=depth,
+                y=[int(v) for v in strides],
+                name="effective stride",
+                mode="lines+markers",
+                line={"color": COLORS["stride"], "width": 2, "shape": "hv", "dash": "dot"},
+                hovertemplate="depth %{x}: stride %{y} px<extra></extra>",
+            ),
+            secondary_y=True,
+        )
+        if a.input_spatial:
+            side = max(a.input_spatial)
+            fig.add_hline(
+                y=side,
+                line={"color": COLORS["reference"], "dash": "dot", "width": 1},
+                annotation_text=f"input {side} px",
+                annotation_position="top left",
+                secondary_y=False,
+            )
+    else:
+        fig.add_annotation(
+            text="no spatial receptive field to plot",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+    fig.update_xaxes(title_text="Depth (conv/linear layers on the longest path)")
+    fig.update_yaxes(title_text="RF size (input px)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(
+        title_text="Effective stride (px, log scale)",
+        type="log",
+        dtick=math.log10(2),
+        range=[-0.05, math.log10(top_stride) + 0.1],
+        showgrid=False,
+        secondary_y=True,
+    )
+    return _layout(fig, f"{a.model_name}: receptive field growth", hovermode="x unified")
+
+
+# --------------------------------------------------------------------------- one unit
+
+
+def _rect(rows: tuple[int, int], cols: tuple[int, int], **kw: Any) -> dict[str, Any]:
+    """A shape covering inclusive pixel ranges, pixel k spanning [k - 0.5, k + 0.5]."""
+    return {
+        "type": "rect",
+        "x0": cols[0] - 0.5,
+        "x1": cols[1] + 0.5,
+        "y0": rows[0] - 0.5,
+        "y1": rows[1] + 0.5,
+        **kw,
+    }
+
+
+def _grid_lines(start: int, step: int, extent: int, limit: int = 200) -> list[float]:
+    """Edges ``start + k*step - 0.5`` inside ``[-0.5, extent - 0.5]``, at most ``limit``."""
+    step = max(step, 1) * max(1, math.ceil(extent / max(step, 1) / limit))
+    first = start - step * math.floor(start / step)
+    return [x - 0.5 for x in range(first, extent + 1, step)]
+
+
+def rf_on_input(
+    rf: ReceptiveField,
+    input_spatial: tuple[int, int] = (224, 224),
+    unit: tuple[int, int] = (0, 0),
+    show_neighbour: bool = True,
+    output_spatial: tuple[int, int] | None = None,
+) -> go.Figure:
+    """The window that output ``unit`` (row, col) sees, drawn on the input image.
+
+    Pixel k spans ``[k - 0.5, k + 0.5]`` (centres on integers), so a window ``(first, last)``
+    from :func:`~cnnviz.compare.unit_view` is the rectangle ``first - 0.5 .. last + 0.5``. Shapes
+    are named ``input``, ``receptive field``, ``padding`` (the parts outside the image, one per
+    side) and ``neighbour`` (dashed); light grid lines every effective stride mark where the
+    units' windows start. The y axis points down, the aspect is equal, and the range includes
+    the whole window. ``fig.layout.meta["unit_view"]`` holds the view that was drawn.
+
+    >>> fig = rf_on_input(ReceptiveField((3, 3), (2, 2), (1, 1)), (8, 8), (0, 1))
+    >>> rf_shape = [s for s in fig.layout.shapes if s.name == "receptive field"][0]
+    >>> rf_shape.y0, rf_shape.y1, rf_shape.x0, rf_shape.x1
+    (-1.5, 1.5, 0.5, 3.5)
+    >>> [s.name for s in fig.layout.shapes].count("padding")
+    1
+    """
+    view = unit_view(rf, input_spatial, unit, output_spatial)
+    height, width = view["input"]
+    (r0, r1), (c0, c1) = view["window"]
+    (sy, sx), (py, px) = view["stride"], view["padding"]
+    shapes: list[dict[str, Any]] = [
+        _rect(
+            (0, height - 1),
+            (0, width - 1),
+            name="input",
+            layer="below",
+            fillcolor=COLORS["input"],
+            line={"color": "#999999", "width": 1},
+        ),
+    ]
+    windows = [(r0, r1, c0, c1)]
+    if show_neighbour:
+        for key in ("neighbour_w", "neighbour_h"):
+            rows_n, cols_n = view[key]
+            windows.append((*rows_n, *cols_n))
+            shapes.append(
+                _rect(
+                    rows_n,
+                    cols_n,
+                    name="neighbour",
+                    fillcolor="rgba(0,0,0,0)",
+                    line={"color": COLORS["neighbour"], "width": 1.5, "dash": "dash"},
+                    showlegend=key == "neighbour_w",
+                    legendgroup="neighbour",
+                )
+            )
+    pad_style = {
+        "name": "padding",
+        "fillcolor": COLORS["padding"],
+        "opacity": 0.35,
+        "line": {"width": 0},
+        "legendgroup": "padding",
+    }
+    bands = []
+    if r0 < 0:  # top
+        bands.append(((r0, min(r1, -1)), (c0, c1)))
+    if r1 > height - 1:  # bottom
+        bands.append(((max(r0, height), r1), (c0, c1)))
+    rows_in = (max(r0, 0), min(r1, height - 1))
+    if rows_in[0] <= rows_in[1]:
+        if c0 < 0:  # left
+            bands.append((rows_in, (c0, min(c1, -1))))
+        if c1 > width - 1:  # right
+            bands.append((rows_in, (max(c0, width), c1)))
+    for i, (rows, cols) in enumerate(bands):
+        shapes.append(_rect(rows, cols, showlegend=i == 0, **pad_style))
+    shapes.append(
+        _rect(
+            (r0, r1),
+            (c0, c1),
+            name="receptive field",
+            fillcolor="rgba(76,120,168,0.12)",
+            line={"color": COLORS["rf"], "width": 2.5},
+            showlegend=True,
+        )
+    )
+
+    fig = go.Figure()
+    # Grid lines every effective stride, where units' windows start: one trace, not shapes.
+    gx = _grid_lines(-px, sx, width)
+    gy = _grid_lines(-py, sy, height)
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for x in gx:
+        xs += [x, x, None]
+        ys += [-0.5, height - 0.5, None]
+    for y in gy:
+        xs += [-0.5, width - 0.5, None]
+        ys += [y, y, None]
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name=f"unit grid (every {sx} px)",
+            hoverinfo="skip",
+            line={"color": COLORS["grid"], "width": 0.6},
+        )
+    )
+    cy, cx = view["center"]
+    fig.add_trace(
+        go.Scatter(
+            x=[cx],
+            y=[cy],
+            mode="markers",
+            name="centre",
+            marker={"color": COLORS["rf"], "size": 10, "symbol": "x"},
+            hovertemplate=(
+                f"unit {tuple(view['unit'])}<br>centre (y, x) = ({cy:g}, {cx:g})<br>"
+                f"rows {r0}..{r1}, cols {c0}..{c1}<extra></extra>"
+            ),
+        )
+    )
+    if show_neighbour:
+        nx = rf.center(view["neighbour_w_unit"])[1]
+        fig.add_annotation(
+            x=nx,
+            y=cy,
+            ax=cx,
+            ay=cy,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            text="",
+            showarrow=True,
+            arrowhead=2,
+            arrowwidth=1.5,
+            arrowcolor=COLORS["neighbour"],
+        )
+        fig.add_annotation(
+            x=(cx + nx) / 2,
+            y=cy,
+            text=f"stride {sx} px",
+            showarrow=False,
+            yshift=-12,
+            font={"color": COLORS["neighbour"], "size": 11},
+        )
+    lo_y = min(-0.5, *(w[0] - 0.5 for w in windows))
+    hi_y = max(height - 0.5, *(w[1] + 0.5 for w in windows))
+    lo_x = min(-0.5, *(w[2] - 0.5 for w in windows))
+    hi_x = max(width - 0.5, *(w[3] + 0.5 for w in windows))
+    margin = 0.03 * max(hi_x - lo_x, hi_y - lo_y)
+    fig.update_layout(shapes=shapes, meta={"unit_view": view})
+    fig.update_xaxes(
+        title_text="x (input pixels)",
+        range=[lo_x - margin, hi_x + margin],
+        zeroline=False,
+        showgrid=False,
+        constrain="domain",
+    )
+    fig.update_yaxes(
+        title_text="y (input pixels)",
+        range=[hi_y + margin, lo_y - margin],
+        zeroline=False,
+        showgrid=False,
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+    )
+    (rh, rw) = view["size"]
+    title = (
+        f"Unit {tuple(view['unit'])}: sees {rh}x{rw} px (stride {sy}x{sx}, padding {py}x{px})"
+        + (" - partly on padding" if view["on_padding"] else "")
+    )
+    return _layout(fig, title)

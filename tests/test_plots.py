@@ -1,0 +1,175 @@
+"""cnnviz.render.plots: every figure builds, carries the data it claims, and serializes."""
+
+from __future__ import annotations
+
+import json
+
+import plotly.graph_objects as go
+import pytest
+import torch.nn as nn
+
+import cnnviz
+from cnnviz import compare as C
+from cnnviz.receptive import ReceptiveField
+from cnnviz.render import plots as P
+
+NAMES = ("alexnet", "vgg16", "googlenet", "resnet50")
+
+
+@pytest.fixture(scope="module")
+def analyses() -> dict[str, cnnviz.Analysis]:
+    out = {}
+    for name in NAMES:
+        model = cnnviz.zoo.get_model(name, device="meta")
+        out[name] = cnnviz.analyze(model, model.default_input_size)
+    return out
+
+
+def _ok(fig: go.Figure) -> dict:
+    assert isinstance(fig, go.Figure)
+    assert fig.layout.title.text
+    # the template is stored resolved; its name is not kept, so compare its content
+    assert fig.layout.template == go.Figure(layout_template="plotly_white").layout.template
+    return json.loads(fig.to_json())
+
+
+def _shapes(fig: go.Figure, name: str) -> list:
+    return [s for s in fig.layout.shapes if s.name == name]
+
+
+def test_macs_vs_params(analyses):
+    df = C.compare(analyses)
+    fig = P.macs_vs_params(df)
+    _ok(fig)
+    assert [t.name for t in fig.data] == list(NAMES)
+    for t, (_, row) in zip(fig.data, df.iterrows(), strict=True):
+        assert (t.x[0], t.y[0], t.text[0]) == (row["params"], row["macs"], row["label"])
+    sizes = {t.name: t.marker.size for t in fig.data}
+    assert sizes["resnet50"] == 44  # the largest final RF (427) gets the largest marker
+    assert sizes["alexnet"] < sizes["vgg16"] < sizes["googlenet"] < sizes["resnet50"]
+    assert "61.1M" in fig.data[0].hovertext[0] and "15.5G" in fig.data[1].hovertext[0]
+    assert len({t.marker.color for t in fig.data}) == 4
+    assert (fig.layout.xaxis.type, fig.layout.yaxis.type) == ("log", "log")
+    linear = P.macs_vs_params(df, log=False)
+    assert (linear.layout.xaxis.type, linear.layout.yaxis.type) == ("linear", "linear")
+
+
+def test_macs_vs_params_unknown_rf_gets_smallest_marker():
+    a = cnnviz.analyze(nn.Linear(8, 2), (1, 8))
+    fig = P.macs_vs_params(C.compare({"mlp": a}))
+    assert fig.data[0].marker.size == 12
+    _ok(fig)
+
+
+def test_stage_bars(analyses):
+    tables = {k: C.stage_table(a) for k, a in analyses.items()}
+    fig = P.stage_bars(tables)
+    _ok(fig)
+    assert fig.layout.barmode == "group"
+    assert [t.name for t in fig.data] == list(NAMES)
+    for t, st in zip(fig.data, tables.values(), strict=True):
+        assert t.type == "bar"
+        assert list(t.y) == st["macs"].tolist()
+        assert list(t.x) == [f"stage {s}" for s in st["stage"]]
+        assert sum(t.y) == analyses[t.name].total_macs
+    params = P.stage_bars(tables, "params")
+    assert list(params.data[3].y) == tables["resnet50"]["params"].tolist()
+    with pytest.raises(ValueError, match="unknown metric"):
+        P.stage_bars(tables, "latency")
+
+
+def test_layer_bars(analyses):
+    a = analyses["resnet50"]
+    names = [r.name for r in a.layers]
+    fig = P.layer_bars(a, "macs", selected="layer3.0.conv2")
+    _ok(fig)
+    (bars,) = fig.data
+    assert len(bars.x) == len(a.layers) and list(bars.x) == names
+    assert list(bars.customdata) == names  # click selection maps back to the layer
+    assert list(bars.y) == [r.macs for r in a.layers]
+    i = names.index("layer3.0.conv2")
+    assert bars.marker.color[i] == P.COLORS["selected"]
+    assert [c for c in bars.marker.color].count(P.COLORS["selected"]) == 1
+    assert fig.layout.xaxis.categoryarray == tuple(names)
+    plain = P.layer_bars(a)
+    assert set(plain.data[0].marker.color) == {P.COLORS["bar"]}
+    assert list(plain.data[0].y) == [r.params for r in a.layers]
+    assert P.layer_bars(a, log=True).layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="no row named"):
+        P.layer_bars(a, selected="layer9")
+    with pytest.raises(ValueError, match="unknown metric"):
+        P.layer_bars(a, "latency")
+
+
+def test_rf_growth_plot(analyses):
+    a = analyses["resnet50"]
+    fig = P.rf_growth_plot(a)
+    _ok(fig)
+    rf, stride = fig.data
+    assert (rf.name, stride.name) == ("RF size", "effective stride")
+    assert stride.yaxis == "y2" and rf.yaxis == "y"
+    assert (max(rf.y), max(stride.y)) == (427, 32)  # REFERENCE.md section 3: 427 / 32
+    assert list(rf.x) == sorted(set(C.rf_growth(a)["depth"]))
+    assert fig.layout.yaxis2.type == "log"
+    empty = P.rf_growth_plot(cnnviz.analyze(nn.Linear(8, 2), (1, 8)))
+    assert len(empty.data) == 0 and empty.layout.annotations
+    _ok(empty)
+
+
+def _window_rect(v: dict) -> tuple[float, float, float, float]:
+    """unit_view's inclusive window as plot coordinates (pixel k spans k - 0.5 .. k + 0.5)."""
+    (r0, r1), (c0, c1) = v["window"]
+    return (c0 - 0.5, c1 + 0.5, r0 - 0.5, r1 + 0.5)
+
+
+def test_rf_on_input_small_case():
+    rf = ReceptiveField((3, 3), (2, 2), (1, 1))
+    v = C.unit_view(rf, (8, 8), (0, 1))
+    fig = P.rf_on_input(rf, (8, 8), (0, 1))
+    _ok(fig)
+    (box,) = _shapes(fig, "receptive field")
+    assert (box.x0, box.x1, box.y0, box.y1) == _window_rect(v) == (0.5, 3.5, -1.5, 1.5)
+    (pad,) = _shapes(fig, "padding")  # top side only
+    assert (pad.x0, pad.x1, pad.y0, pad.y1) == (0.5, 3.5, -1.5, -0.5)
+    (image,) = _shapes(fig, "input")
+    assert (image.x0, image.x1, image.y0, image.y1) == (-0.5, 7.5, -0.5, 7.5)
+    centre = next(t for t in fig.data if t.name == "centre")
+    assert (centre.y[0], centre.x[0]) == v["center"] == (0.0, 2.0)
+    nb = _shapes(fig, "neighbour")
+    assert len(nb) == 2 and all(s.line.dash == "dash" for s in nb)
+    assert {(s.x0, s.y0) for s in nb} == {(2.5, -1.5), (0.5, 0.5)}
+    assert fig.layout.meta["unit_view"]["window"] == v["window"]
+    # y down, equal aspect, the range holds the part of the window above the image
+    y0, y1 = fig.layout.yaxis.range
+    assert y0 > y1 and y1 < -1.5
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
+    # grid lines every effective stride, where unit windows start: -1 + 2k - 0.5
+    grid = next(t for t in fig.data if t.name.startswith("unit grid"))
+    xs = sorted({x for x in grid.x if x is not None} - {-0.5, 7.5})
+    assert xs == [0.5, 2.5, 4.5, 6.5]
+    assert len(fig.layout.shapes) < 10  # no shape per pixel
+    assert len(_shapes(P.rf_on_input(rf, (8, 8), (0, 1), show_neighbour=False), "neighbour")) == 0
+
+
+def test_rf_on_input_alexnet_corner(analyses):
+    rf = analyses["alexnet"].receptive_field()  # 195 / 32 / 66
+    fig = P.rf_on_input(rf, (224, 224), (0, 0), output_spatial=(6, 6))
+    _ok(fig)
+    v = C.unit_view(rf, (224, 224), (0, 0))
+    (box,) = _shapes(fig, "receptive field")
+    assert (box.x0, box.x1, box.y0, box.y1) == _window_rect(v) == (-66.5, 128.5, -66.5, 128.5)
+    pads = _shapes(fig, "padding")  # top band over the window's width, left band beside image
+    area = sum((s.x1 - s.x0) * (s.y1 - s.y0) for s in pads)
+    assert area == 195 * 195 - 129 * 129  # the window minus its 129x129 part inside the image
+    x0, x1 = fig.layout.xaxis.range
+    assert x0 < -66.5 and x1 > 223.5
+    assert fig.layout.meta["unit_view"]["output_grid"] == (6, 6)
+
+
+def test_rf_on_input_rejects_global_and_unknown(analyses):
+    last = analyses["resnet50"].layers[-1]
+    assert last.rf_global
+    with pytest.raises(ValueError, match="global"):
+        P.rf_on_input(last.receptive_field, (224, 224), (0, 0))
+    with pytest.raises(ValueError, match="unknown"):
+        P.rf_on_input(ReceptiveField(None, reason="x"), (224, 224), (0, 0))
