@@ -1,8 +1,44 @@
-"""cnnviz web app: the router. Pages live in app_pages/ and stay thin."""
+"""cnnviz web app: the router and the shared sidebar. Pages live in app_pages/ and stay thin."""
+
+import sys
+from pathlib import Path
 
 import streamlit as st
 
+sys.path.insert(0, str(Path(__file__).parent))  # so pages can `import common`
+
 st.set_page_config(page_title="cnnviz", page_icon="🔍", layout="wide")
 
-pages = [st.Page("app_pages/home.py", title="Overview", icon="🏠", default=True)]
+pages = {
+    "Explore": [
+        st.Page(
+            "app_pages/compare.py",
+            title="Compare architectures",
+            icon="📊",
+            url_path="compare",
+            default=True,
+        ),
+        st.Page("app_pages/explorer.py", title="Layer explorer", icon="🔬", url_path="explorer"),
+    ],
+    "Labs": [
+        st.Page("app_pages/rf_lab.py", title="Receptive-field lab", icon="🎯", url_path="rf-lab"),
+        st.Page(
+            "app_pages/shortcut_lab.py",
+            title="ResNet shortcut lab",
+            icon="🔀",
+            url_path="shortcut-lab",
+        ),
+    ],
+    "Build": [
+        st.Page("app_pages/custom.py", title="Custom model", icon="🧱", url_path="custom"),
+    ],
+}
+with st.sidebar:
+    st.markdown(
+        "**cnnviz** shows why CNN architectures look the way they do, measured on real "
+        "PyTorch models traced on the meta device (no weights, no memory).\n\n"
+        "MACs count multiply-accumulates of conv and linear layers (no bias); "
+        "FLOPs = 2 x MACs. Other arithmetic (bias, norm, activations, pooling, adds) is "
+        "counted apart."
+    )
 st.navigation(pages).run()

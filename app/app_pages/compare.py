@@ -1,0 +1,124 @@
+"""Compare architectures: totals, where the parameters sit, MACs against params, per stage."""
+
+import common
+import streamlit as st
+
+from cnnviz import compare, zoo
+from cnnviz.render import plots
+from cnnviz.render.table import compact, nbytes
+
+st.title("Compare architectures")
+st.caption(
+    "AlexNet and VGG hold most of their parameters in the fully connected layers; GoogLeNet "
+    "and ResNet replace them with global average pooling and spend their budget on "
+    "convolutions. Deeper nets see more of the image (receptive field) for their MACs."
+)
+
+DEFAULT = ["alexnet", "vgg16", "googlenet", "resnet50"]
+names = st.multiselect(
+    "Models", zoo.list_models(), default=DEFAULT, key="models", bind="query-params"
+)
+with st.expander("Model options and input size"):
+    same = st.checkbox(
+        "Use one input size for all models",
+        key="same_size",
+        bind="query-params",
+        help="Off: each model gets the size it was made for (224, 227 or 32).",
+    )
+    size = st.number_input(
+        "input size (pixels)",
+        min_value=16,
+        max_value=1024,
+        value=224,
+        key="size",
+        bind="query-params",
+        disabled=not same,
+    )
+    configs = {}
+    cols = st.columns(max(1, min(4, len(names))))
+    for i, name in enumerate(names):
+        box = cols[i % len(cols)].container(border=True)
+        box.markdown(f"**{name}**")
+        configs[name] = common.option_widgets(name, "cmp.", box)
+
+if not names:
+    st.info("Pick at least one model.")
+    st.stop()
+
+with common.user_errors():
+    analyses = {}
+    for name in names:
+        cfg = configs[name]
+        shape = common.default_input(name, cfg)
+        if same:
+            shape = (*shape[:-2], int(size), int(size))
+        label = name + "".join(f" {k}={v}" for k, v in cfg)
+        analyses[label] = common.analysis(name, cfg, shape)
+    df = compare.compare(analyses)
+
+    st.subheader("Totals")
+    view = df.copy()
+    for col in ("params", "conv_params", "fc_params", "macs", "flops"):
+        view[col] = view[col].map(compact)
+    for col in ("activation_bytes", "peak_activation_bytes"):
+        view[col] = view[col].map(nbytes)
+    view["fc_share"] = (df["fc_share"] * 100).round(1).astype(str) + " %"
+    cols = [
+        "label",
+        "input",
+        "params",
+        "macs",
+        "flops",
+        "weighted_depth",
+        "rf",
+        "activation_bytes",
+        "peak_activation_bytes",
+        "conv_params",
+        "fc_params",
+        "fc_share",
+    ]
+    st.dataframe(
+        view[[c for c in cols if c in view]],
+        hide_index=True,
+        column_config={
+            "rf": "final RF",
+            "fc_share": "params in FC",
+            "peak_activation_bytes": "peak activations",
+            "activation_bytes": "all activations",
+        },
+    )
+    st.caption(
+        "Exact counts: "
+        + "; ".join(f"{r.label}: {r.params:,} params, {r.macs:,} MACs" for r in df.itertuples())
+    )
+    c1, c2 = st.columns(2)
+    c1.download_button(
+        "Download CSV", compare.to_csv(df), "cnnviz_compare.csv", "text/csv", key="dl_csv"
+    )
+    c2.download_button(
+        "Download JSON",
+        compare.to_json(df),
+        "cnnviz_compare.json",
+        "application/json",
+        key="dl_json",
+    )
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("MACs against parameters")
+        st.plotly_chart(plots.macs_vs_params(df), key="scatter")
+        st.caption(
+            "Marker size: final receptive field. Up-left: compute-heavy, "
+            "parameter-light (ResNet); down-right: parameter-heavy (AlexNet, VGG)."
+        )
+    with right:
+        st.subheader("Per stage")
+        metric = st.segmented_control(
+            "metric", ["macs", "params"], default="macs", key="stage_metric", bind="query-params"
+        )
+        tables = {label: compare.stage_table(a) for label, a in analyses.items()}
+        st.plotly_chart(plots.stage_bars(tables, metric or "macs"), key="stages")
+        st.caption(
+            "A stage is a run of layers at one spatial size; 'head' is everything "
+            "after global pooling or flatten."
+        )

@@ -1,0 +1,100 @@
+"""Custom model: a declarative spec (YAML / JSON or a layer table), built and analyzed.
+
+The app never runs user code: specs are parsed with safe loaders and built by cnnviz.spec;
+the analysis runs on the meta device, so only the spec's size is limited.
+"""
+
+import common
+import streamlit as st
+
+import cnnviz
+from cnnviz import compare, spec
+from cnnviz.render import plots
+from cnnviz.render.table import compact
+
+st.title("Custom model")
+st.caption(
+    "Describe a network as a spec: conv, pool, norm, activation, residual add, concat "
+    "branches, linear. cnnviz builds it (no code runs) and analyzes it."
+)
+
+examples = spec.examples()
+MAX_UPLOAD = spec.LIMITS.text_bytes
+
+
+@st.cache_data(max_entries=64, show_spinner="Building and tracing…")
+def _analyze(text: str):
+    model = spec.build(text)
+    return cnnviz.analyze(model, model.default_input_size)
+
+
+def _load_example() -> None:
+    st.session_state["spec_text"] = examples[st.session_state["example"]]
+
+
+if "spec_text" not in st.session_state:
+    token = st.query_params.get("spec")
+    text = next(iter(examples.values()))
+    if token:
+        try:
+            text = spec.dumps(spec.from_url(token))
+        except spec.SpecError as e:
+            st.error(f"The shared link's spec is unreadable: {e}")
+    st.session_state["spec_text"] = text
+
+c1, c2 = st.columns([1, 1])
+c1.selectbox("Start from an example", list(examples), key="example", on_change=_load_example)
+upload = c2.file_uploader(
+    "…or upload a spec (.yaml / .json)", type=["yaml", "yml", "json"], key="upload"
+)
+if upload is not None and st.session_state.get("uploaded") != upload.file_id:
+    st.session_state["uploaded"] = upload.file_id
+    if upload.size > MAX_UPLOAD:
+        st.error(
+            f"{upload.name} is {upload.size:,} bytes; specs are limited to {MAX_UPLOAD:,} bytes."
+        )
+    else:
+        st.session_state["spec_text"] = upload.getvalue().decode("utf-8", errors="replace")
+
+tab_text, tab_table = st.tabs(["Spec text", "Layer table"])
+with tab_text:
+    text = st.text_area("YAML or JSON", key="spec_text", height=360)
+with tab_table, common.user_errors():
+    parsed = spec.parse(text)
+    try:
+        rows = spec.to_table(parsed)
+    except spec.SpecError as e:
+        st.info(str(e))
+    else:
+        edited = st.data_editor(rows, num_rows="dynamic", key="table", hide_index=True)
+        if st.button("Apply table to the spec", key="apply"):
+            new = spec.from_table(
+                list(edited), parsed.get("input", [1, 3, 32, 32]), parsed.get("name", "custom")
+            )
+            st.session_state["spec_text"] = spec.dumps(new)
+            st.rerun()
+
+with common.user_errors():
+    try:
+        a = _analyze(text)
+    except spec.SpecError as e:
+        st.error(f"**Spec error** at `{e.path or 'top level'}`: {e}", icon="⚠️")
+        st.stop()
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
+    m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
+    m3.metric("Weighted depth", a.weighted_depth)
+    m4.metric("Final RF", str(a.receptive_field().size or "unknown"))
+    st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
+    st.plotly_chart(plots.rf_growth_plot(a), key="growth")
+    st.dataframe(compare.layer_table(a), hide_index=True)
+
+    canonical = spec.dumps(spec.parse(text))
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Download YAML", canonical, "cnnviz_spec.yaml", key="dl_yaml")
+    d2.download_button(
+        "Download JSON", spec.dumps(spec.parse(text), "json"), "cnnviz_spec.json", key="dl_json"
+    )
+    if d3.button("Share via URL", key="share"):
+        st.query_params["spec"] = spec.to_url(spec.parse(text))
+        st.success("The page URL now holds this spec: copy it from the address bar.")

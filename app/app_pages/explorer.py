@@ -1,0 +1,99 @@
+"""Layer explorer: one model layer by layer, its receptive field drawn on the input."""
+
+import common
+import streamlit as st
+
+from cnnviz import compare, zoo
+from cnnviz.render import plots
+from cnnviz.render.table import compact
+
+st.title("Layer explorer")
+st.caption(
+    "Every row is one call of a layer (or a functional op such as a residual add). The "
+    "receptive field (RF) is the input window one output unit can see; the effective stride "
+    "is how far that window moves between neighbouring units."
+)
+
+names = zoo.list_models()
+c1, c2, c3 = st.columns([2, 3, 1])
+name = c1.selectbox("Model", names, index=names.index("resnet50"), key="model", bind="query-params")
+with c2.expander("Options"):
+    cfg = common.option_widgets(name, "exp.")
+default = common.default_input(name, cfg)
+shape = common.input_size_widget(default, "size", c3)
+
+
+def _select_from_chart() -> None:
+    event = st.session_state.get("bars")
+    points = (event or {}).get("selection", {}).get("points", [])
+    if points and points[0].get("customdata"):
+        data = points[0]["customdata"]
+        st.session_state["layer"] = data[0] if isinstance(data, list) else data
+
+
+with common.user_errors():
+    a = common.analysis(name, cfg, shape)
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
+    m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
+    m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
+    m4.metric("Final RF", str(a.receptive_field().size or "unknown"))
+
+    rows = [r.name for r in a.layers]
+    if st.session_state.get("layer") not in rows:
+        st.session_state.pop("layer", None)
+    spatial = [r.name for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
+    default_layer = spatial[-1] if spatial else rows[-1]
+
+    left, right = st.columns([3, 2])
+    with left:
+        metric = st.segmented_control(
+            "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
+        )
+        log = st.checkbox("log scale", key="log", bind="query-params")
+        selected = st.session_state.get("layer", default_layer)
+        st.plotly_chart(
+            plots.layer_bars(a, metric or "macs", log=log, selected=selected),
+            key="bars",
+            on_select=_select_from_chart,
+            selection_mode="points",
+        )
+        st.caption("Click a bar to select that layer.")
+    with right:
+        st.plotly_chart(plots.rf_growth_plot(a), key="growth")
+        st.caption(
+            "The RF grows by (k-1) x stride-so-far at each layer: strided layers make "
+            "every later layer grow it faster."
+        )
+
+    # index=0 when a click already chose the layer (Streamlit warns about both otherwise).
+    index = 0 if "layer" in st.session_state else rows.index(default_layer)
+    layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
+    row = next(r for r in a.layers if r.name == layer)
+    rf = row.receptive_field
+    st.markdown(
+        f"**`{row.name}`** ({row.type}): output {common.fmt_shape(row.output_shape)}, "
+        f"{row.params:,} params, {row.macs:,} MACs, RF {rf}"
+    )
+    if rf.size is None:
+        st.info(f"The receptive field is unknown here: {rf.reason}.")
+    elif rf.is_global:
+        st.info("Every unit here sees the whole input (after global pooling or flatten + linear).")
+    elif row.output_shape is not None and len(row.output_shape) == 4:
+        oh, ow = row.output_shape[2], row.output_shape[3]
+        u1, u2 = st.columns(2)
+        ui = u1.slider("unit row", 0, oh - 1, (oh - 1) // 2, key="unit_row")
+        uj = u2.slider("unit column", 0, ow - 1, (ow - 1) // 2, key="unit_col")
+        spatial_in = a.input_spatial
+        fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
+        st.plotly_chart(fig, key="rf_input")
+        view = compare.unit_view(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
+        st.caption(
+            f"Unit ({ui}, {uj}) sees input rows {view['window'][0][0]}..{view['window'][0][1]} "
+            f"and columns {view['window'][1][0]}..{view['window'][1][1]}; its neighbour's "
+            f"window is shifted by the effective stride {common.fmt_shape(rf.stride)}. "
+            "Pixels outside the image fall on padding."
+        )
+
+    st.subheader("All layers")
+    st.dataframe(compare.layer_table(a), hide_index=True, key="table")

@@ -1,0 +1,62 @@
+"""Receptive-field lab: n stacked kxk convolutions against one large kernel."""
+
+import common
+import streamlit as st
+
+from cnnviz import labs
+from cnnviz.render import lab_plots
+
+st.title("Receptive-field lab")
+st.caption(
+    "VGG uses only 3x3 convolutions: two stacked 3x3 convs see a 5x5 region, three see 7x7. "
+    "They do it with fewer weights (n x 9C² against K²C²) and with a non-linearity after "
+    "each conv, so the stack can model more than one big linear filter."
+)
+
+opts = labs.valid_rf_lab_options()
+
+
+def _pair(col, n: int, k: int, channels: int) -> None:
+    lab = labs.rf_lab(n, k, channels)
+    col.markdown(f"**{n} x {k}x{k} vs one {lab.single.kernel}x{lab.single.kernel}**")
+    col.metric("RF", f"{lab.stack.rf} = {lab.single.rf}")
+    col.metric(
+        "weights",
+        f"{lab.stack.weights:,}",
+        f"{lab.stack.weights - lab.single.weights:,} vs {lab.single.weights:,}",
+        delta_color="inverse",
+    )
+    col.metric(
+        "non-linearities",
+        lab.stack.nonlinearities,
+        f"+{lab.stack.nonlinearities - lab.single.nonlinearities} vs one kernel",
+    )
+
+
+with common.user_errors():
+    st.subheader("The two classic cases (C = 64)")
+    a, b = st.columns(2)
+    _pair(a, 2, 3, 64)
+    _pair(b, 3, 3, 64)
+
+    st.subheader("Try your own stack")
+    c = st.columns(5)
+    n = c[0].slider("n (layers)", opts.n_min, opts.n_max, 3, key="n", bind="query-params")
+    k = c[1].select_slider("k (kernel)", opts.kernels, value=3, key="k", bind="query-params")
+    ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
+    d = c[3].slider(
+        "dilation", opts.dilation_min, opts.dilation_max, 1, key="d", bind="query-params"
+    )
+    s = c[4].slider("stride", opts.stride_min, opts.stride_max, 1, key="s", bind="query-params")
+    lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Stack**")
+        st.table(lab.table())
+        for line in lab.formulas:
+            st.markdown(f"- `{line}`")
+    with right:
+        st.plotly_chart(lab_plots.compare_bars(lab), key="bars")
+    st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")
+    st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")

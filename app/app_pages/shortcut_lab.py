@@ -1,0 +1,56 @@
+"""ResNet shortcut lab: identity, zero-pad, projection and all-projection shortcuts."""
+
+import common
+import streamlit as st
+
+from cnnviz import labs
+from cnnviz.render import lab_plots
+
+st.title("ResNet shortcut lab")
+st.caption(
+    "Shortcuts fight degradation: a plain deep net trains worse than a shallower one, a "
+    "residual net does not. He et al. compare three shortcut types: (A) parameter-free "
+    "identity, zero-padding the extra channels where the shape changes; (B) identity, with a "
+    "1x1 projection only where the shape changes; (C) projections everywhere."
+)
+
+DEPTHS = [18, 34, 50, 101, 152, 20, 32, 44, 56, 110]
+c1, c2, c3 = st.columns(3)
+depth = c1.selectbox(
+    "depth",
+    DEPTHS,
+    index=2,
+    key="depth",
+    bind="query-params",
+    format_func=lambda d: f"ResNet-{d}" + (" (CIFAR)" if d in (20, 32, 44, 56, 110) else ""),
+)
+block = c2.segmented_control(
+    "block",
+    ["basic", "bottleneck"],
+    key="block",
+    bind="query-params",
+    help="Default: basic up to ResNet-34, bottleneck from ResNet-50.",
+)
+shortcut = c3.segmented_control(
+    "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
+)
+
+with common.user_errors():
+    st.subheader("The four cases, with real shapes")
+    cases = labs.block_cases(shortcut or "B")
+    for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
+        with tab:
+            st.caption(case.explanation)
+            st.plotly_chart(lab_plots.block_diagram(case), key=f"case{i}")
+
+    st.subheader("Parameters and MACs per stage, for every shortcut type")
+    table = labs.shortcut_stage_table(depth, block)
+    st.dataframe(table, hide_index=True)
+    metric = st.segmented_control(
+        "metric", ["params", "macs"], default="params", key="metric", bind="query-params"
+    )
+    st.plotly_chart(lab_plots.shortcut_bars(table, metric or "params"), key="bars")
+    st.caption(
+        "A adds no parameters; B pays only for the few projections where the shape "
+        "changes; C projects on every block for little gain (the paper's Table 3)."
+    )

@@ -1,0 +1,113 @@
+"""Shared pieces of the app: cached models and analyses, the model picker, error display.
+
+Pages stay thin: they choose inputs with these helpers, call the library and draw. Every
+number on screen comes from ``cnnviz.analyze`` (through ``analysis()`` below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import streamlit as st
+
+import cnnviz
+from cnnviz import zoo
+from cnnviz.result import Analysis
+
+Config = tuple[tuple[str, Any], ...]  # hashable model config: sorted (option, value) pairs
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def model(name: str, config: Config = ()):
+    """A zoo model on the meta device (no memory), shared by all sessions and never mutated."""
+    return zoo.get_model(name, device="meta", **dict(config))
+
+
+@st.cache_data(max_entries=128, show_spinner="Tracing the model…")
+def analysis(name: str, config: Config = (), input_size: tuple[int, ...] | None = None) -> Analysis:
+    """``cnnviz.analyze`` of a zoo model, cached on hashable keys (switching back is instant)."""
+    m = model(name, config)
+    return cnnviz.analyze(m, input_size or tuple(m.default_input_size))
+
+
+def default_input(name: str, config: Config = ()) -> tuple[int, ...]:
+    return tuple(zoo.model_info(name).input_size_for(dict(config)))
+
+
+def option_widgets(name: str, prefix: str, container=None) -> Config:
+    """Widgets for a zoo model's options (bound to the URL); returns the chosen config."""
+    box = container or st
+    info = zoo.model_info(name)
+    chosen: dict[str, Any] = {}
+    for opt_name, opt in info.options.items():
+        if opt_name == "num_classes":
+            continue
+        key = f"{prefix}{name}.{opt_name}"
+        label = opt_name.replace("_", " ")
+        if opt.type is bool:
+            value = box.checkbox(
+                label, value=bool(opt.default), key=key, help=opt.help, bind="query-params"
+            )
+        elif opt.choices:
+            choices = list(opt.choices)
+            value = box.selectbox(
+                label,
+                choices,
+                index=choices.index(opt.default),
+                key=key,
+                help=opt.help,
+                bind="query-params",
+            )
+        elif opt.type is int:
+            value = box.number_input(
+                label,
+                value=int(opt.default),
+                step=1,
+                key=key,
+                help=f"{opt.help} {opt.constraint}".strip(),
+                bind="query-params",
+            )
+        else:
+            continue
+        if value != opt.default:
+            chosen[opt_name] = value
+    return tuple(sorted(chosen.items()))
+
+
+def input_size_widget(default: tuple[int, ...], key: str, container=None) -> tuple[int, ...]:
+    """Spatial size picker (square); the batch and channels stay the model's own."""
+    box = container or st
+    size = box.number_input(
+        "input size (pixels)",
+        min_value=8,
+        max_value=1024,
+        value=int(default[-1]),
+        step=1,
+        key=key,
+        bind="query-params",
+        help="Height = width of the input image. Defaults to the size the model was made for.",
+    )
+    return (*default[:-2], int(size), int(size))
+
+
+def fmt_shape(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a readable message for any error the user's choices cause; the page keeps working."""
+    try:
+        yield
+    except (cnnviz.AnalysisError, zoo.ZooError, ValueError, KeyError) as e:
+        st.error(f"**Cannot show this:** {e}", icon="⚠️")
+    except Exception as e:  # a bug of ours: say so without a traceback on the page
+        traceback.print_exc()
+        st.error(
+            f"**Something went wrong** ({type(e).__name__}: {e}). The rest of the app "
+            "still works; please report this.",
+            icon="🐞",
+        )
