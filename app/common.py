@@ -97,17 +97,24 @@ def fmt_shape(shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
+def fmt_rf(rf) -> str:
+    """'427x427', 'global' or 'unknown' for a ReceptiveField."""
+    if rf.size is None:
+        return "unknown"
+    return "global" if rf.is_global else fmt_shape(rf.size)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Show a readable message for any error the user's choices cause; the page keeps working."""
     try:
         yield
     except (cnnviz.AnalysisError, zoo.ZooError, ValueError, KeyError) as e:
-        st.error(f"**Cannot show this:** {e}", icon="⚠️")
+        st.error(f"**Cannot show this:** {e}", icon=":material/warning:")
     except Exception as e:  # a bug of ours: say so without a traceback on the page
         traceback.print_exc()
         st.error(
             f"**Something went wrong** ({type(e).__name__}: {e}). The rest of the app "
             "still works; please report this.",
-            icon="🐞",
+            icon=":material/bug_report:",
         )

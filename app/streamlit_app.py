@@ -7,30 +7,45 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).parent))  # so pages can `import common`
 
-st.set_page_config(page_title="cnnviz", page_icon="🔍", layout="wide")
+st.set_page_config(page_title="cnnviz", page_icon=":material/visibility:", layout="wide")
 
 pages = {
     "Explore": [
         st.Page(
             "app_pages/compare.py",
             title="Compare architectures",
-            icon="📊",
+            icon=":material/leaderboard:",
             url_path="compare",
             default=True,
         ),
-        st.Page("app_pages/explorer.py", title="Layer explorer", icon="🔬", url_path="explorer"),
+        st.Page(
+            "app_pages/explorer.py",
+            title="Layer explorer",
+            icon=":material/layers:",
+            url_path="explorer",
+        ),
     ],
     "Labs": [
-        st.Page("app_pages/rf_lab.py", title="Receptive-field lab", icon="🎯", url_path="rf-lab"),
+        st.Page(
+            "app_pages/rf_lab.py",
+            title="Receptive-field lab",
+            icon=":material/center_focus_strong:",
+            url_path="rf-lab",
+        ),
         st.Page(
             "app_pages/shortcut_lab.py",
             title="ResNet shortcut lab",
-            icon="🔀",
+            icon=":material/alt_route:",
             url_path="shortcut-lab",
         ),
     ],
     "Build": [
-        st.Page("app_pages/custom.py", title="Custom model", icon="🧱", url_path="custom"),
+        st.Page(
+            "app_pages/custom.py",
+            title="Custom model",
+            icon=":material/construction:",
+            url_path="custom",
+        ),
     ],
 }
 with st.sidebar:

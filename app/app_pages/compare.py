@@ -30,7 +30,7 @@ with st.expander("Model options and input size"):
         min_value=16,
         max_value=1024,
         value=224,
-        key="size",
+        key="cmp_size",
         bind="query-params",
         disabled=not same,
     )

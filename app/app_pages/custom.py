@@ -28,6 +28,14 @@ def _analyze(text: str):
     return cnnviz.analyze(model, model.default_input_size)
 
 
+def _apply_table() -> None:
+    rows, shape, name = st.session_state["edited_rows"]
+    try:
+        st.session_state["spec_text"] = spec.dumps(spec.from_table(rows, shape, name))
+    except spec.SpecError as e:
+        st.session_state["table_error"] = str(e)
+
+
 def _load_example() -> None:
     st.session_state["spec_text"] = examples[st.session_state["example"]]
 
@@ -56,6 +64,8 @@ if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     else:
         st.session_state["spec_text"] = upload.getvalue().decode("utf-8", errors="replace")
 
+if "table_error" in st.session_state:
+    st.error(f"**Layer table:** {st.session_state.pop('table_error')}", icon=":material/warning:")
 tab_text, tab_table = st.tabs(["Spec text", "Layer table"])
 with tab_text:
     text = st.text_area("YAML or JSON", key="spec_text", height=360)
@@ -78,13 +88,13 @@ with common.user_errors():
     try:
         a = _analyze(text)
     except spec.SpecError as e:
-        st.error(f"**Spec error** at `{e.path or 'top level'}`: {e}", icon="⚠️")
+        st.error(f"**Spec error** at `{e.path or 'top level'}`: {e}", icon=":material/warning:")
         st.stop()
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
     m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
     m3.metric("Weighted depth", a.weighted_depth)
-    m4.metric("Final RF", str(a.receptive_field().size or "unknown"))
+    m4.metric("Final RF", common.fmt_rf(a.receptive_field()))
     st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
     st.plotly_chart(plots.rf_growth_plot(a), key="growth")
     st.dataframe(compare.layer_table(a), hide_index=True)

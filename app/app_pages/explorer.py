@@ -37,7 +37,7 @@ with common.user_errors():
     m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
     m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
     m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
-    m4.metric("Final RF", str(a.receptive_field().size or "unknown"))
+    m4.metric("Final RF", common.fmt_rf(a.receptive_field()))
 
     rows = [r.name for r in a.layers]
     if st.session_state.get("layer") not in rows:

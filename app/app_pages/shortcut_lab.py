@@ -45,7 +45,10 @@ with common.user_errors():
 
     st.subheader("Parameters and MACs per stage, for every shortcut type")
     table = labs.shortcut_stage_table(depth, block)
-    st.dataframe(table, hide_index=True)
+    numbers = {
+        c: st.column_config.NumberColumn(format="compact") for c in table.columns if c != "stage"
+    }
+    st.dataframe(table, hide_index=True, column_config=numbers)
     metric = st.segmented_control(
         "metric", ["params", "macs"], default="params", key="metric", bind="query-params"
     )

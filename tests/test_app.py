@@ -1,0 +1,195 @@
+"""Every app page under Streamlit's AppTest: drive the widgets, check the numbers shown.
+
+Expected numbers come from REFERENCE.md (torchvision metadata, section 2 and 3) or from
+cnnviz.analyze run in the test as the oracle; the app must show exactly those.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import cnnviz
+from cnnviz import spec, zoo
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def page(name: str, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"app_pages/{name}.py")
+    at.run()
+    if query:  # AppTest applies URL-bound values after a page switch on the next run
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def text_of(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+# --------------------------------------------------------------------------- compare
+def test_compare_defaults_show_reference_counts():
+    at = page("compare")
+    text = text_of(at)
+    # REFERENCE.md section 2 (torchvision metadata)
+    for count in ("61,100,840", "138,357,544", "6,624,904", "25,557,032", "15,470,264,320"):
+        assert count in text
+    df = at.dataframe[0].value
+    assert list(df["final RF"] if "final RF" in df else df["rf"])[:2] == [195, 212]  # section 3
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_compare_options_change_numbers():
+    at = page("compare")
+    at.multiselect(key="models").set_value(["resnet18"]).run()
+    at.selectbox(key="cmp.resnet18.shortcut").set_value("A").run()
+    assert not at.exception
+    oracle = cnnviz.analyze(
+        zoo.get_model("resnet18", shortcut="A", device="meta"), (1, 3, 224, 224)
+    )
+    assert f"{oracle.total_params:,}" in text_of(at)
+    assert "11,689,512" not in text_of(at)  # the B default is gone
+
+
+def test_compare_one_input_size_for_all():
+    at = page("compare", models=["resnet20", "resnet50"])
+    at.checkbox(key="same_size").check().run()
+    at.number_input(key="cmp_size").set_value(64).run()
+    df = at.dataframe[0].value
+    assert set(df["input"]) == {"1x3x64x64"}
+
+
+# --------------------------------------------------------------------------- explorer
+def test_explorer_resnet50_rf_and_layer_selection():
+    at = page("explorer")
+    assert metric(at, "Final RF") == "427x427"  # REFERENCE.md section 3
+    at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
+    assert not at.exception
+    # layer3's output: 267 / 16 / 133 (REFERENCE.md section 3)
+    assert "RF 267x267 (stride 16x16, padding 133x133)" in text_of(at)
+
+
+def test_explorer_url_state_and_other_model():
+    at = page("explorer", model="vgg16")
+    assert metric(at, "Parameters") == "138.4M"  # 138,357,544
+    assert at.selectbox(key="model").value == "vgg16"
+
+
+def test_explorer_too_small_input_is_a_message():
+    at = page("explorer", model="alexnet", size="32")
+    assert at.error and "too small" in at.error[0].value
+    assert "features.12" in at.error[0].value
+    at.number_input(key="size").set_value(224).run()
+    assert not at.error and metric(at, "Parameters") == "61.1M"
+
+
+def test_explorer_global_and_unknown_layers_explained():
+    at = page("explorer", model="resnet18")
+    at.selectbox(key="layer").set_value("fc").run()
+    assert "whole input" in text_of(at)
+
+
+# --------------------------------------------------------------------------- RF lab
+def test_rf_lab_classic_cases():
+    at = page("rf_lab")
+    weights = [m.value for m in at.metric if m.label == "weights"]
+    # two 3x3 with C=64: 2*9*64*64 = 73,728; three: 3*9*64*64 = 110,592
+    assert weights == ["73,728", "110,592"]
+    assert [m.value for m in at.metric if m.label == "RF"] == ["5 = 5", "7 = 7"]
+
+
+def test_rf_lab_sliders():
+    at = page("rf_lab")
+    at.slider(key="n").set_value(4).run()
+    at.select_slider(key="k").set_value(5).run()
+    assert not at.exception
+    table = at.table[0].value
+    # RF = 1 + n(k-1) = 1 + 4*4 = 17; weights n*k*k*C*C = 4*25*64*64
+    assert "17" in table.to_string() and "409600" in table.to_string().replace(",", "")
+
+
+# --------------------------------------------------------------------------- shortcut lab
+def test_shortcut_lab_a_versus_b():
+    at = page("shortcut_lab")
+    df = at.dataframe[0].value
+    total = df[df["stage"] == "total"].iloc[0]
+    oracle = {
+        s: cnnviz.analyze(
+            zoo.get_model("resnet50", shortcut=s, device="meta"), (1, 3, 224, 224)
+        ).total_params
+        for s in "AB"
+    }
+    assert total["params_B"] == oracle["B"] == 25_557_032
+    assert total["params_B_minus_A"] == oracle["B"] - oracle["A"]
+    at.segmented_control(key="shortcut").set_value("A").run()
+    assert not at.exception
+    assert any("zero" in c.value.lower() for c in at.caption)
+
+
+def test_shortcut_lab_cifar_depth():
+    at = page("shortcut_lab")
+    at.selectbox(key="depth").set_value(56).run()
+    df = at.dataframe[0].value
+    total = df[df["stage"] == "total"].iloc[0]
+    oracle = cnnviz.analyze(zoo.get_model("resnet56", device="meta"), (1, 3, 32, 32))
+    assert total["params_A"] == oracle.total_params  # option A is the CIFAR default
+
+
+# --------------------------------------------------------------------------- custom
+def test_custom_default_example_and_edit():
+    at = page("custom")
+    assert not at.error
+    text = (
+        "input: [1, 3, 32, 32]\nlayers:\n  - conv: {out: 8, kernel: 3}\n  - relu\n"
+        "  - flatten\n  - linear: {out: 10}\n"
+    )
+    at.text_area(key="spec_text").set_value(text).run()
+    # 8*3*3*3 + 8 = 224 conv; 8*30*30*10 + 10 = 72,010 linear
+    assert metric(at, "Parameters") == "72.2K"
+    assert any(m.label == "Parameters" and "72,234" in (m.help or "") for m in at.metric)
+
+
+def test_custom_bad_spec_points_at_field():
+    at = page("custom")
+    bad = "input: [1, 3, 32, 32]\nlayers:\n  - conv: {out: 8, kernel: -1}\n"
+    at.text_area(key="spec_text").set_value(bad).run()
+    assert not at.exception
+    assert at.error and "layers[0].conv.kernel" in at.error[0].value
+    yaml_attack = "!!python/object/apply:os.system ['echo pwned']"
+    at.text_area(key="spec_text").set_value(yaml_attack).run()
+    assert not at.exception and at.error
+
+
+def test_custom_spec_from_shared_url():
+    text = "input: [1, 1, 16, 16]\nlayers:\n  - conv: {out: 4, kernel: 3}\n"
+    token = spec.to_url(spec.parse(text))
+    at = page("custom", spec=token)
+    assert metric(at, "Parameters") == "40"  # 4*1*3*3 + 4
+
+
+def test_custom_example_picker():
+    at = page("custom")
+    for name in spec.examples():
+        at.selectbox(key="example").set_value(name).run()
+        assert not at.exception and not at.error, name
