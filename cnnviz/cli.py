@@ -3,6 +3,7 @@
     cnnviz models
     cnnviz summary resnet50 --shortcut A --input 1x3x224x224 --format table
     cnnviz summary torchvision:resnet50          (when torchvision is installed)
+    cnnviz summary my_net.yaml                   (a declarative spec, as in the app)
     cnnviz summary path/to/net.py:build_model    (imports and runs YOUR file: your own code only)
 
 Exit codes: 0 success, 1 the model could not be analyzed, 2 bad command line or model name.
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cnnviz import spec as spec_mod
 from cnnviz import zoo
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
@@ -86,22 +88,32 @@ def _external(prefix: str, name: str) -> nn.Module:
         return lib.create_model(name, pretrained=False)
 
 
-def load_model(spec: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int, ...] | None]:
+def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int, ...] | None]:
     """Build the model named on the command line; returns it and its default input size."""
-    prefix, sep, rest = spec.partition(":")
-    if sep and prefix in ("torchvision", "timm"):
-        if options:
-            raise UsageError(f"options {' '.join(options)} only apply to zoo models")
+    prefix, sep, rest = name.partition(":")
+    external = sep and prefix in ("torchvision", "timm")
+    is_file = sep and name.rpartition(":")[0].endswith(".py")
+    is_spec = name.lower().endswith((".yaml", ".yml", ".json"))
+    if options and (external or is_file or is_spec):
+        raise UsageError(f"options {' '.join(options)} only apply to zoo models")
+    if external:
         return _external(prefix, rest), None
-    if sep and spec.rpartition(":")[0].endswith(".py"):
-        if options:
-            raise UsageError(f"options {' '.join(options)} only apply to zoo models")
-        model = _import_file(spec)
+    if is_file:
+        model = _import_file(name)
         return model, getattr(model, "default_input_size", None)
-    info = zoo.model_info(spec)  # ZooError with close matches for unknown names
-    texts = _option_texts(spec, info, options)
+    if is_spec:  # a declarative spec, the same files the app takes
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"{name}: no such spec file")
+        try:
+            model = spec_mod.build(path.read_text())
+        except spec_mod.SpecError as e:
+            raise UsageError(f"{name}: {e}") from None
+        return model, tuple(model.default_input_size)
+    info = zoo.model_info(name)  # ZooError with close matches for unknown names
+    texts = _option_texts(name, info, options)
     config = info.parse_options(texts)
-    model = zoo.get_model(spec, device="meta", **config)
+    model = zoo.get_model(name, device="meta", **config)
     return model, tuple(model.default_input_size)
 
 
@@ -179,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "summary",
         help="per-layer shapes, params, MACs and receptive fields",
         description="MODEL is a zoo name (options follow it: resnet50 --shortcut A), "
-        "torchvision:NAME, timm:NAME, or path/to/file.py:factory (imports your file).",
+        "a spec file (.yaml/.json), torchvision:NAME, timm:NAME, or path/to/file.py:factory "
+        "(imports your file).",
     )
     s.add_argument("model")
     s.add_argument(

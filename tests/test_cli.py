@@ -104,3 +104,18 @@ def test_console_script_runs():
         check=True,
     ).stdout
     assert "269,722" in out
+
+
+def test_spec_file(capsys, tmp_path):
+    from cnnviz import spec
+
+    path = tmp_path / "net.yaml"
+    path.write_text(spec.examples()["tiny_resnet"])
+    code, out, _ = run(capsys, "summary", str(path), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["total_params"] == sum(
+        p.numel() for p in spec.build(path.read_text()).parameters()
+    )
+    path.write_text("input: [1, 3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 0}\n")
+    code, _, err = run(capsys, "summary", str(path))
+    assert code == 2 and "layers[0].conv.kernel" in err

@@ -64,3 +64,14 @@ def test_missing_tool_skips_locally_and_fails_in_ci(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         conftest.need("/nonexistent/chromium", "browser tests")
     assert conftest.need(sys.executable, "python") == sys.executable
+
+
+def test_readme_spec_example_builds():
+    import cnnviz
+    from cnnviz import spec
+
+    text = re.search(r"## Model specs\s+```yaml\n(.*?)```", README, re.S).group(1)
+    model = spec.build(text)
+    a = cnnviz.analyze(model, model.default_input_size)
+    # conv 16*3*9+16, bn 2*16, conv 16*16*9+16, bn 2*16, linear 16*10+10
+    assert a.total_params == (16 * 27 + 16) + 32 + (16 * 144 + 16) + 32 + (160 + 10)
