@@ -1,0 +1,90 @@
+"""Memory budgets for the few places that allocate real tensors (timing, effective RF).
+
+Running out of memory on the CPU kills the process instead of raising, so before allocating
+we check the bytes that :func:`cnnviz.analyze` already knows against what the device has free
+and against a cap.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from cnnviz.render.table import nbytes
+from cnnviz.result import Analysis
+
+#: Default cap for one request on a shared server (CPU RAM or GPU memory), in bytes.
+DEFAULT_CAP_BYTES = 4 * 1024**3
+
+
+class BudgetError(ValueError):
+    """The request would need more memory than the cap or than the device has free."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bytes a forward pass would need: parameters plus peak activations at this batch."""
+
+    param_bytes: int
+    activation_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.param_bytes + self.activation_bytes
+
+
+def estimate(a: Analysis, batch_size: int | None = None, dtype: torch.dtype | None = None) -> Budget:
+    """Scale an analysis to another batch size and dtype (activations grow with the batch).
+
+    >>> import torch.nn as nn, cnnviz
+    >>> a = cnnviz.analyze(nn.Conv2d(3, 8, 3, bias=False), (1, 3, 10, 10))
+    >>> b = estimate(a, batch_size=4, dtype=torch.bfloat16)
+    >>> b.param_bytes, b.activation_bytes  # 216 weights * 2 B; (300 + 512) * 4 * 2 B
+    (432, 6496)
+    """
+    batch0 = a.input_shapes[0][0] if a.input_shapes and a.input_shapes[0] else 1
+    scale_b = (batch_size or batch0) / batch0
+    elem0 = torch.empty((), dtype=getattr(torch, a.dtype)).element_size()
+    elem = torch.empty((), dtype=dtype).element_size() if dtype is not None else elem0
+    param_bytes = a.total_params * elem if dtype is not None else a.param_bytes
+    act = int(a.peak_activation_bytes * scale_b * elem / elem0)
+    return Budget(param_bytes, act)
+
+
+def free_bytes(device: torch.device | str) -> int:
+    """Memory the device has free now: CUDA's own count, or the OS's available RAM."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check(budget: Budget, device: torch.device | str, cap_bytes: int | None = DEFAULT_CAP_BYTES,
+          headroom: float = 0.8, what: str = "this request") -> None:
+    """Raise :class:`BudgetError` when ``budget`` exceeds the cap or 80 % of free memory.
+
+    >>> check(Budget(10, 10), "cpu", cap_bytes=100)
+    >>> check(Budget(100, 100), "cpu", cap_bytes=100)
+    Traceback (most recent call last):
+    ...
+    cnnviz.safety.BudgetError: this request needs 200 B (params 100 B + activations 100 B), over the cap of 100 B
+    """
+    need = budget.total
+    detail = f"{nbytes(need)} (params {nbytes(budget.param_bytes)} + activations " \
+             f"{nbytes(budget.activation_bytes)})"
+    if cap_bytes is not None and need > cap_bytes:
+        raise BudgetError(f"{what} needs {detail}, over the cap of {nbytes(cap_bytes)}")
+    free = free_bytes(device)
+    if need > headroom * free:
+        raise BudgetError(f"{what} needs {detail}, but {torch.device(device)} has only "
+                          f"{nbytes(free)} free")

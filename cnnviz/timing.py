@@ -1,0 +1,349 @@
+"""Timing on real hardware: what the counted FLOPs cost on the machine at hand.
+
+:func:`benchmark` times a model's forward pass for several batch sizes and dtypes and reports
+latency, throughput and achieved TFLOP/s (from :func:`cnnviz.analyze`'s FLOPs). Method:
+warm-up, then repeated timed runs until a time budget, in inference mode. On CUDA each run is
+timed with CUDA events after a synchronisation, with ``cudnn.benchmark`` on; on the CPU
+``torch.utils.benchmark`` does the timing.
+
+Safety, since this allocates real memory: parameter and activation bytes from ``analyze``,
+scaled by batch size and dtype, are checked against the device's free memory and a cap before
+anything is allocated; a refused or out-of-memory configuration is reported in its row; batch
+size and time per request are capped; one process-wide lock keeps two timings from
+overlapping. The caller's model is never changed: timing runs on a copy whenever it needs
+another dtype, device or memory format.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from cnnviz import safety, zoo
+from cnnviz.analysis import analyze
+from cnnviz.errors import AnalysisError
+
+MAX_BATCH = 512
+MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
+_LOCK = threading.Lock()
+
+#: Dense peak TFLOP/s by device name fragment and dtype (vendor data sheets, without sparsity).
+PEAK_TFLOPS = {
+    "H200": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
+    "H100": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
+    "A100": {"float32": 19.5, "bfloat16": 312.0, "float16": 312.0},
+}
+
+Progress = Callable[[int, int, str], None]  # (done, total, message)
+
+
+@dataclass(frozen=True)
+class Config:
+    batch_size: int
+    dtype: str
+    channels_last: bool
+    compile: bool
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else MPS where present, else the CPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) != "auto":
+        d = torch.device(device)
+        if d.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA device is available")
+        return d
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple MPS"
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def supported_dtypes(device: torch.device) -> tuple[str, ...]:
+    """The dtypes worth timing here: float16 only where the device runs it natively."""
+    if device.type == "cuda":
+        bf16 = torch.cuda.is_bf16_supported()
+        return ("float32", "float16") + (("bfloat16",) if bf16 else ())
+    if device.type == "mps":
+        return ("float32", "float16")
+    return ("float32", "bfloat16")
+
+
+def peak_tflops(name: str, dtype: str) -> float | None:
+    """The device's dense peak TFLOP/s for ``dtype`` where known (None otherwise).
+
+    >>> peak_tflops("NVIDIA H200", "bfloat16")
+    989.0
+    """
+    for key, table in PEAK_TFLOPS.items():
+        if key in name:
+            return table.get(dtype)
+    return None
+
+
+def _materialize(model: nn.Module | str, device: torch.device, dtype: torch.dtype,
+                 channels_last: bool) -> nn.Module:
+    """A copy of the model on ``device`` in ``dtype``: the caller's model is never touched."""
+    if isinstance(model, str):
+        m = zoo.get_model(model, device=device)
+    elif any(p.is_meta for p in model.parameters()):
+        m = copy.deepcopy(model).to_empty(device=device)
+        with torch.no_grad():
+            for sub in m.modules():
+                if hasattr(sub, "reset_parameters"):
+                    sub.reset_parameters()
+    else:
+        m = copy.deepcopy(model).to(device)
+    m = m.to(dtype=dtype).eval()
+    if channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    return m
+
+
+def _time_cuda(fn: Callable[[], Any], min_run_time: float, device: torch.device) -> list[float]:
+    times: list[float] = []
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < min_run_time or len(times) < 5:
+        torch.cuda.synchronize(device)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+        if len(times) >= 10_000:
+            break
+    return times
+
+
+def _time_cpu(fn: Callable[[], Any], min_run_time: float) -> list[float]:
+    from torch.utils import benchmark as tb
+
+    m = tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    return [t for t in m.times]
+
+
+def _row(cfg: Config, **values: Any) -> dict[str, Any]:
+    return {"batch_size": cfg.batch_size, "dtype": cfg.dtype, "channels_last": cfg.channels_last,
+            "compiled": cfg.compile, **values}
+
+
+def benchmark(
+    model: nn.Module | str,
+    input_size: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    batch_sizes: Iterable[int] = (1, 32),
+    dtypes: Iterable[str] = ("float32", "bfloat16"),
+    channels_last: bool = False,
+    compile: bool = False,
+    min_run_time: float = 1.0,
+    warmup: int = 3,
+    cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Time ``model`` (an ``nn.Module`` or a zoo name) and return one row per configuration.
+
+    ``input_size`` includes the batch dimension, which each of ``batch_sizes`` replaces; a zoo
+    model defaults to its own size. Columns: model, device, device_name, torch, batch_size,
+    dtype, channels_last, compiled, status, latency_ms (median), iqr_ms (spread), runs,
+    throughput (images/s), gflops (per forward), tflops (achieved), peak_tflops (where
+    known), peak_memory_bytes, note.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    >>> df = benchmark(net, (1, 3, 32, 32), device="cpu", batch_sizes=(1,),
+    ...                dtypes=("float32",), min_run_time=0.05)
+    >>> df.loc[0, "status"], int(df.loc[0, "batch_size"])
+    ('ok', 1)
+    """
+    dev = resolve_device(device)
+    label = model if isinstance(model, str) else getattr(model, "zoo_name", type(model).__name__)
+    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
+    if input_size is None:
+        input_size = getattr(meta_model, "default_input_size", None)
+        if input_size is None:
+            raise ValueError("input_size is required for a model without default_input_size")
+    input_size = tuple(int(s) for s in input_size)
+    batches = sorted({int(b) for b in batch_sizes})
+    if not batches or batches[0] < 1:
+        raise ValueError(f"batch_sizes must be positive ints, got {list(batch_sizes)}")
+    if batches[-1] > MAX_BATCH:
+        raise ValueError(f"batch size {batches[-1]} is over the cap of {MAX_BATCH}")
+    if not 0 < min_run_time <= MAX_RUN_TIME:
+        raise ValueError(f"min_run_time must be in (0, {MAX_RUN_TIME}] seconds")
+    wanted = list(dict.fromkeys(dtypes))
+    bad = [d for d in wanted if d not in ("float32", "float16", "bfloat16")]
+    if bad:
+        raise ValueError(f"unknown dtype {bad[0]!r}; choose float32, float16 or bfloat16")
+    a = analyze(meta_model, (1, *input_size[1:]))  # FLOPs and memory, once
+    configs = [Config(b, d, channels_last, compile) for d in wanted for b in batches]
+    name = device_name(dev)
+    common = {"model": label, "device": dev.type, "device_name": name,
+              "torch": torch.__version__}
+
+    rows: list[dict[str, Any]] = []
+    if not _LOCK.acquire(blocking=False):
+        if progress:
+            progress(0, len(configs), "waiting for another timing run to finish…")
+        _LOCK.acquire()
+    try:
+        for i, cfg in enumerate(configs):
+            if progress:
+                progress(i, len(configs), f"{label}: batch {cfg.batch_size}, {cfg.dtype}")
+            rows.append({**common, **_run_one(meta_model if not isinstance(model, str) else model,
+                                              a, input_size, dev, cfg, min_run_time, warmup,
+                                              cap_bytes, name)})
+        if progress:
+            progress(len(configs), len(configs), "done")
+    finally:
+        _LOCK.release()
+    return pd.DataFrame(rows)
+
+
+def _run_one(model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_bytes,
+             name) -> dict[str, Any]:
+    if cfg.dtype not in supported_dtypes(dev):
+        return _row(cfg, status="skipped", note=f"{cfg.dtype} is not supported on {dev.type}")
+    dtype = getattr(torch, cfg.dtype)
+    flops = a.total_flops * cfg.batch_size
+    try:
+        safety.check(safety.estimate(a, cfg.batch_size, dtype), dev, cap_bytes,
+                     what=f"batch {cfg.batch_size} in {cfg.dtype}")
+    except safety.BudgetError as e:
+        return _row(cfg, status="refused", note=str(e), gflops=flops / 1e9)
+    m = x = None
+    try:
+        m = _materialize(model, dev, dtype, cfg.channels_last)
+        fmt = torch.channels_last if cfg.channels_last and len(input_size) == 4 else None
+        x = torch.randn((cfg.batch_size, *input_size[1:]), device=dev, dtype=dtype)
+        if fmt is not None:
+            x = x.contiguous(memory_format=fmt)
+        fwd = torch.compile(m) if cfg.compile else m
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.cuda.reset_peak_memory_stats(dev)
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return fwd(x)
+
+        for _ in range(max(1, warmup)):
+            run()
+        if dev.type == "cuda":
+            times = _time_cuda(run, min_run_time, dev)
+            peak = torch.cuda.max_memory_allocated(dev)
+        else:
+            times = _time_cpu(run, min_run_time)
+            peak = None
+    except torch.cuda.OutOfMemoryError as e:
+        return _row(cfg, status="out of memory", note=str(e).split("\n")[0],
+                    gflops=flops / 1e9)
+    except (RuntimeError, AnalysisError) as e:
+        return _row(cfg, status="error", note=f"{type(e).__name__}: {e}".split("\n")[0],
+                    gflops=flops / 1e9)
+    finally:
+        del m, x
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    med = statistics.median(times)
+    q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), med, max(times)]
+    return _row(
+        cfg, status="ok", latency_ms=med * 1e3, iqr_ms=(q[2] - q[0]) * 1e3, runs=len(times),
+        throughput=cfg.batch_size / med, gflops=flops / 1e9, tflops=flops / med / 1e12,
+        peak_tflops=peak_tflops(name, cfg.dtype), peak_memory_bytes=peak, note="",
+    )
+
+
+def layer_times(model: nn.Module | str, input_size: Sequence[int] | None = None, *,
+                device: str | torch.device = "auto", dtype: str = "float32",
+                runs: int = 10) -> pd.DataFrame:
+    """Per-layer breakdown for one configuration: median time of each leaf module call.
+
+    Names match :func:`cnnviz.analyze`'s rows for module calls (``layer1.0.conv1``,
+    ``relu#2``), so MACs can be joined on ``name``. On CUDA each call is bracketed by events
+    (no synchronisation inside the pass); on the CPU by ``time.perf_counter``.
+
+    >>> import torch.nn as nn
+    >>> df = layer_times(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), (1, 3, 16, 16),
+    ...                  device="cpu", runs=2)
+    >>> list(df["name"])
+    ['0', '1']
+    """
+    dev = resolve_device(device)
+    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
+    size = tuple(input_size or meta_model.default_input_size)
+    m = _materialize(model, dev, getattr(torch, dtype), False)
+    names = {id(mod): n for n, mod in m.named_modules()}
+    leaves = [mod for mod in m.modules() if not list(mod.children())]
+    samples: dict[str, list[float]] = {}
+    pending: list[tuple[str, Any, Any]] = []
+    calls: dict[str, int] = {}
+    is_cuda = dev.type == "cuda"
+
+    def pre(mod, args):
+        n = names[id(mod)]
+        calls[n] = calls.get(n, 0) + 1
+        key = n if calls[n] == 1 else f"{n}#{calls[n]}"
+        if is_cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+        else:
+            ev = time.perf_counter()
+        pending.append((key, ev, None))
+
+    def post(mod, args, out):
+        key, ev, _ = pending.pop()
+        if is_cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            pending_done.append((key, ev, end))
+        else:
+            samples.setdefault(key, []).append(time.perf_counter() - ev)
+
+    pending_done: list[tuple[str, Any, Any]] = []
+    handles = [h for mod in leaves for h in (mod.register_forward_pre_hook(pre),
+                                             mod.register_forward_hook(post))]
+    x = torch.randn(size, device=dev, dtype=getattr(torch, dtype))
+    try:
+        with torch.inference_mode():
+            m(x)  # warm-up
+            samples.clear()
+            pending_done.clear()
+            for _ in range(runs):
+                calls.clear()
+                m(x)
+        if is_cuda:
+            torch.cuda.synchronize(dev)
+            for key, start, end in pending_done:
+                samples.setdefault(key, []).append(start.elapsed_time(end) / 1e3)
+    finally:
+        for h in handles:
+            h.remove()
+    order = list(samples)
+    return pd.DataFrame({"name": order,
+                         "ms": [statistics.median(samples[k]) * 1e3 for k in order]})

@@ -1,0 +1,139 @@
+"""cnnviz.timing on the CPU: consistent rows, safety paths, the lock, the model untouched.
+
+Speed itself is not asserted beyond "more work takes longer" (bench/gpu_check.py measures).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+import cnnviz
+from cnnviz import timing, zoo
+
+
+@pytest.fixture(scope="module")
+def resnet20_rows():
+    return timing.benchmark("resnet20", device="cpu", batch_sizes=(1, 16), dtypes=("float32",),
+                            min_run_time=0.2)
+
+
+def test_rows_are_consistent(resnet20_rows):
+    df = resnet20_rows
+    assert list(df["status"]) == ["ok", "ok"]
+    b1, b16 = df.iloc[0], df.iloc[1]
+    assert b16["latency_ms"] > b1["latency_ms"]  # 16x the work on the same cores
+    flops = cnnviz.analyze(zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32)).total_flops
+    for row in (b1, b16):
+        assert row["gflops"] == pytest.approx(flops * row["batch_size"] / 1e9)
+        assert row["throughput"] == pytest.approx(row["batch_size"] / (row["latency_ms"] / 1e3))
+        assert row["tflops"] == pytest.approx(row["gflops"] / row["latency_ms"])  # G/ms = T/s
+        assert row["runs"] >= 1 and row["iqr_ms"] >= 0
+    assert set(df["device"]) == {"cpu"} and set(df["torch"]) == {torch.__version__}
+
+
+def test_unsupported_dtype_is_a_row_not_an_error():
+    net = nn.Conv2d(3, 4, 3)
+    df = timing.benchmark(net, (1, 3, 8, 8), device="cpu", batch_sizes=(1,),
+                          dtypes=("float16",), min_run_time=0.01)
+    assert df.loc[0, "status"] == "skipped" and "float16" in df.loc[0, "note"]
+
+
+def test_memory_cap_refuses_before_allocating():
+    df = timing.benchmark("resnet20", device="cpu", batch_sizes=(1, 64), dtypes=("float32",),
+                          min_run_time=0.01, cap_bytes=2_000_000)
+    # resnet20: 269,722 params * 4 B = 1.08 MB; batch 64 activations push it over 2 MB.
+    assert df.loc[0, "status"] == "ok"
+    assert df.loc[1, "status"] == "refused" and "cap" in df.loc[1, "note"]
+
+
+def test_out_of_memory_is_reported_in_its_row():
+    class Greedy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            if x.device.type != "meta" and x.shape[0] > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
+            return self.conv(x)
+
+    df = timing.benchmark(Greedy(), (1, 3, 8, 8), device="cpu", batch_sizes=(1, 2),
+                          dtypes=("float32",), min_run_time=0.01)
+    assert list(df["status"]) == ["ok", "out of memory"]
+    assert "Tried to allocate" in df.loc[1, "note"]
+
+
+def test_lock_serialises_concurrent_calls():
+    messages: list[str] = []
+    done = threading.Event()
+
+    def second():
+        timing.benchmark(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), device="cpu", batch_sizes=(1,),
+                         dtypes=("float32",), min_run_time=0.01,
+                         progress=lambda i, n, msg: messages.append(msg))
+        done.set()
+
+    with timing._LOCK:  # a first timing is running
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(timeout=1.0)
+        assert not done.is_set()  # the second waits...
+        assert messages and "waiting" in messages[0]  # ...and is told so
+    t.join(timeout=30)
+    assert done.is_set() and messages[-1] == "done"
+
+
+def test_model_is_not_changed():
+    torch.manual_seed(0)
+    m = zoo.get_model("resnet_cifar", depth=8).train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    timing.benchmark(m, (1, 3, 32, 32), device="cpu", batch_sizes=(2,),
+                     dtypes=("float32", "bfloat16"), channels_last=True, min_run_time=0.01)
+    assert m.training and next(m.parameters()).dtype == torch.float32
+    assert next(m.parameters()).is_contiguous()
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_meta_model_is_materialised():
+    m = zoo.get_model("resnet_cifar", depth=8, device="meta")
+    df = timing.benchmark(m, (1, 3, 32, 32), device="cpu", batch_sizes=(1,),
+                          dtypes=("float32",), min_run_time=0.01)
+    assert df.loc[0, "status"] == "ok"
+    assert all(p.is_meta for p in m.parameters())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"batch_sizes": (1, 10_000)}, "cap"),
+        ({"batch_sizes": (0,)}, "positive"),
+        ({"min_run_time": 60}, "min_run_time"),
+        ({"dtypes": ("int8",)}, "int8"),
+    ],
+)
+def test_bad_arguments(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        timing.benchmark(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        timing.benchmark(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), device="cuda")
+
+
+def test_layer_times_join_analysis_rows():
+    net = zoo.get_model("resnet_cifar", depth=8, device="meta")
+    df = timing.layer_times(net, (1, 3, 32, 32), device="cpu", runs=2)
+    a = cnnviz.analyze(net, (1, 3, 32, 32))
+    assert list(df["name"]) == [r.name for r in a.layers if r.is_module]
+    assert (df["ms"] > 0).all()
+
+
+def test_peak_table():
+    assert timing.peak_tflops("NVIDIA H200", "bfloat16") == 989.0  # NVIDIA H200 data sheet
+    assert timing.peak_tflops("Some CPU", "float32") is None
