@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from torch.utils import benchmark as tb  # noqa: E402
+import torch
+from torch.utils import benchmark as tb
 
-from cnnviz import timing, zoo  # noqa: E402
+from cnnviz import timing, zoo
 
 MODELS = ("alexnet", "vgg16", "googlenet", "resnet50")
 
@@ -44,7 +44,7 @@ def reference_ms(name: str, batch: int, dtype: str, min_run_time: float) -> floa
         run()
     timer = tb.Timer(stmt="run()", globals={"run": run})
     m = timer.blocked_autorange(min_run_time=min_run_time)
-    del model, x
+    model = x = None  # free before the next configuration
     torch.cuda.empty_cache()
     return m.median * 1e3
 
@@ -59,20 +59,31 @@ def main() -> int:
         print("no CUDA device: nothing to check")
         return 0
     torch.backends.cudnn.benchmark = True
-    print(f"{torch.cuda.get_device_name()} | torch {torch.__version__} | "
-          f"cuDNN {torch.backends.cudnn.version()}\n")
-    header = (f"{'model':10} {'batch':>5} {'dtype':9} {'cnnviz ms':>10} {'tb ms':>9} "
-              f"{'diff':>7} {'img/s':>9} {'TFLOP/s':>8} {'of peak':>8} {'peak mem':>9}  check")
+    print(
+        f"{torch.cuda.get_device_name()} | torch {torch.__version__} | "
+        f"cuDNN {torch.backends.cudnn.version()}\n"
+    )
+    header = (
+        f"{'model':10} {'batch':>5} {'dtype':9} {'cnnviz ms':>10} {'tb ms':>9} "
+        f"{'diff':>7} {'img/s':>9} {'TFLOP/s':>8} {'of peak':>8} {'peak mem':>9}  check"
+    )
     print(header)
     print("-" * len(header))
     results, worst = [], 0.0
     for name in MODELS:
-        df = timing.benchmark(name, device="cuda", batch_sizes=(1, 64),
-                              dtypes=("float32", "bfloat16"), min_run_time=args.time)
+        df = timing.benchmark(
+            name,
+            device="cuda",
+            batch_sizes=(1, 64),
+            dtypes=("float32", "bfloat16"),
+            min_run_time=args.time,
+        )
         for row in df.to_dict("records"):
             if row["status"] != "ok":
-                print(f"{name:10} {row['batch_size']:>5} {row['dtype']:9} {row['status']}: "
-                      f"{row['note']}")
+                print(
+                    f"{name:10} {row['batch_size']:>5} {row['dtype']:9} {row['status']}: "
+                    f"{row['note']}"
+                )
                 results.append({**row, "reference_ms": None, "diff": None})
                 continue
             ref = reference_ms(name, row["batch_size"], row["dtype"], args.time)
@@ -81,12 +92,16 @@ def main() -> int:
             peak = row.get("peak_tflops")
             share = f"{row['tflops'] / peak:7.1%}" if peak else "      -"
             ok = "ok" if abs(diff) <= args.tolerance else "DIFFERS"
-            print(f"{name:10} {row['batch_size']:>5} {row['dtype']:9} {row['latency_ms']:>10.3f} "
-                  f"{ref:>9.3f} {diff:>+7.1%} {row['throughput']:>9.0f} {row['tflops']:>8.1f} "
-                  f"{share:>8} {row['peak_memory_bytes'] / 2**20:>7.0f}Mi  {ok}")
+            print(
+                f"{name:10} {row['batch_size']:>5} {row['dtype']:9} {row['latency_ms']:>10.3f} "
+                f"{ref:>9.3f} {diff:>+7.1%} {row['throughput']:>9.0f} {row['tflops']:>8.1f} "
+                f"{share:>8} {row['peak_memory_bytes'] / 2**20:>7.0f}Mi  {ok}"
+            )
             results.append({**row, "reference_ms": ref, "diff": diff})
-    print(f"\nworst disagreement with torch.utils.benchmark: {worst:.1%} "
-          f"(tolerance {args.tolerance:.0%})")
+    print(
+        f"\nworst disagreement with torch.utils.benchmark: {worst:.1%} "
+        f"(tolerance {args.tolerance:.0%})"
+    )
     meds = [r["diff"] for r in results if r["diff"] is not None]
     if meds:
         print(f"median disagreement: {statistics.median(abs(d) for d in meds):.1%}")

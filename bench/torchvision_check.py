@@ -20,18 +20,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
-import cnnviz  # noqa: E402
-from cnnviz import zoo  # noqa: E402
+import cnnviz
+from cnnviz import zoo
 
-DEFAULT = (
-    "alexnet vgg16 vgg16_bn googlenet resnet18 resnet50 resnet152 resnext50_32x4d "
-    "wide_resnet50_2 densenet121 squeezenet1_0 mobilenet_v2 mobilenet_v3_large "
-    "shufflenet_v2_x1_0 mnasnet1_0 efficientnet_b0 regnet_y_400mf convnext_tiny inception_v3 "
-    "vit_b_16 swin_t maxvit_t"
-).split()
+DEFAULT = [
+    "alexnet",
+    "vgg16",
+    "vgg16_bn",
+    "googlenet",
+    "resnet18",
+    "resnet50",
+    "resnet152",
+    "resnext50_32x4d",
+    "wide_resnet50_2",
+    "densenet121",
+    "squeezenet1_0",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "shufflenet_v2_x1_0",
+    "mnasnet1_0",
+    "efficientnet_b0",
+    "regnet_y_400mf",
+    "convnext_tiny",
+    "inception_v3",
+    "vit_b_16",
+    "swin_t",
+    "maxvit_t",
+]
 
 
 def main() -> int:
@@ -45,8 +63,10 @@ def main() -> int:
         print(f"torchvision unavailable ({e}); nothing to check")
         return 0
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}\n")
-    print(f"{'model':22} {'params':>12} {'MACs (cnnviz)':>15} {'FlopCounter/2':>15} {'match':>5} "
-          f"{'keys':>5} {'RF':>10} {'ms':>6}  uncounted")
+    print(
+        f"{'model':22} {'params':>12} {'MACs (cnnviz)':>15} {'FlopCounter/2':>15} {'match':>5} "
+        f"{'keys':>5} {'RF':>10} {'ms':>6}  uncounted"
+    )
     failures, results = 0, []
     for name in args.models.split(","):
         size = (1, 3, 299, 299) if name == "inception_v3" else (1, 3, 224, 224)
@@ -72,7 +92,8 @@ def main() -> int:
             ours = zoo.get_model(name, device="meta").state_dict()
             theirs = m.state_dict()
             same = [(k, tuple(v.shape)) for k, v in ours.items()] == [
-                (k, tuple(v.shape)) for k, v in theirs.items()]
+                (k, tuple(v.shape)) for k, v in theirs.items()
+            ]
             keys = "same" if same else "DIFF"
             failures += not same
         ok = a.total_macs == ref and a.total_params == params
@@ -80,11 +101,23 @@ def main() -> int:
         rf = a.receptive_field()
         rf_text = "x".join(map(str, rf.size)) if rf.size else "?"
         unc = ", ".join(f"{u.name}x{u.count}" for u in a.uncounted)
-        print(f"{name:22} {a.total_params:>12,} {a.total_macs:>15,} {ref:>15,} "
-              f"{'ok' if ok else 'NO':>5} {keys:>5} {rf_text:>10} {ms:>6.0f}  {unc}")
-        results.append({"model": name, "params": a.total_params, "macs": a.total_macs,
-                        "flopcounter_macs": ref, "match": ok, "keys": keys, "rf": rf_text,
-                        "analyze_ms": ms, "uncounted": unc})
+        print(
+            f"{name:22} {a.total_params:>12,} {a.total_macs:>15,} {ref:>15,} "
+            f"{'ok' if ok else 'NO':>5} {keys:>5} {rf_text:>10} {ms:>6.0f}  {unc}"
+        )
+        results.append(
+            {
+                "model": name,
+                "params": a.total_params,
+                "macs": a.total_macs,
+                "flopcounter_macs": ref,
+                "match": ok,
+                "keys": keys,
+                "rf": rf_text,
+                "analyze_ms": ms,
+                "uncounted": unc,
+            }
+        )
     print(f"\n{len(results)} models, {failures} mismatches")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -35,7 +35,9 @@ class Budget:
         return self.param_bytes + self.activation_bytes
 
 
-def estimate(a: Analysis, batch_size: int | None = None, dtype: torch.dtype | None = None) -> Budget:
+def estimate(
+    a: Analysis, batch_size: int | None = None, dtype: torch.dtype | None = None
+) -> Budget:
     """Scale an analysis to another batch size and dtype (activations grow with the batch).
 
     >>> import torch.nn as nn, cnnviz
@@ -69,22 +71,30 @@ def free_bytes(device: torch.device | str) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check(budget: Budget, device: torch.device | str, cap_bytes: int | None = DEFAULT_CAP_BYTES,
-          headroom: float = 0.8, what: str = "this request") -> None:
+def check(
+    budget: Budget,
+    device: torch.device | str,
+    cap_bytes: int | None = DEFAULT_CAP_BYTES,
+    headroom: float = 0.8,
+    what: str = "this request",
+) -> None:
     """Raise :class:`BudgetError` when ``budget`` exceeds the cap or 80 % of free memory.
 
     >>> check(Budget(10, 10), "cpu", cap_bytes=100)
-    >>> check(Budget(100, 100), "cpu", cap_bytes=100)
+    >>> check(Budget(100, 100), "cpu", cap_bytes=100)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cnnviz.safety.BudgetError: this request needs 200 B (params 100 B + activations 100 B), over the cap of 100 B
+    cnnviz.safety.BudgetError: this request needs 200 B (params 100 B + ...), over the cap of 100 B
     """
     need = budget.total
-    detail = f"{nbytes(need)} (params {nbytes(budget.param_bytes)} + activations " \
-             f"{nbytes(budget.activation_bytes)})"
+    detail = (
+        f"{nbytes(need)} (params {nbytes(budget.param_bytes)} + activations "
+        f"{nbytes(budget.activation_bytes)})"
+    )
     if cap_bytes is not None and need > cap_bytes:
         raise BudgetError(f"{what} needs {detail}, over the cap of {nbytes(cap_bytes)}")
     free = free_bytes(device)
     if need > headroom * free:
-        raise BudgetError(f"{what} needs {detail}, but {torch.device(device)} has only "
-                          f"{nbytes(free)} free")
+        raise BudgetError(
+            f"{what} needs {detail}, but {torch.device(device)} has only {nbytes(free)} free"
+        )

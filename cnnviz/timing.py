@@ -105,8 +105,9 @@ def peak_tflops(name: str, dtype: str) -> float | None:
     return None
 
 
-def _materialize(model: nn.Module | str, device: torch.device, dtype: torch.dtype,
-                 channels_last: bool) -> nn.Module:
+def _materialize(
+    model: nn.Module | str, device: torch.device, dtype: torch.dtype, channels_last: bool
+) -> nn.Module:
     """A copy of the model on ``device`` in ``dtype``: the caller's model is never touched."""
     if isinstance(model, str):
         m = zoo.get_model(model, device=device)
@@ -148,8 +149,13 @@ def _time_cpu(fn: Callable[[], Any], min_run_time: float) -> list[float]:
 
 
 def _row(cfg: Config, **values: Any) -> dict[str, Any]:
-    return {"batch_size": cfg.batch_size, "dtype": cfg.dtype, "channels_last": cfg.channels_last,
-            "compiled": cfg.compile, **values}
+    return {
+        "batch_size": cfg.batch_size,
+        "dtype": cfg.dtype,
+        "channels_last": cfg.channels_last,
+        "compiled": cfg.compile,
+        **values,
+    }
 
 
 def benchmark(
@@ -203,8 +209,7 @@ def benchmark(
     a = analyze(meta_model, (1, *input_size[1:]))  # FLOPs and memory, once
     configs = [Config(b, d, channels_last, compile) for d in wanted for b in batches]
     name = device_name(dev)
-    common = {"model": label, "device": dev.type, "device_name": name,
-              "torch": torch.__version__}
+    common = {"model": label, "device": dev.type, "device_name": name, "torch": torch.__version__}
 
     rows: list[dict[str, Any]] = []
     if not _LOCK.acquire(blocking=False):
@@ -215,9 +220,22 @@ def benchmark(
         for i, cfg in enumerate(configs):
             if progress:
                 progress(i, len(configs), f"{label}: batch {cfg.batch_size}, {cfg.dtype}")
-            rows.append({**common, **_run_one(meta_model if not isinstance(model, str) else model,
-                                              a, input_size, dev, cfg, min_run_time, warmup,
-                                              cap_bytes, name)})
+            rows.append(
+                {
+                    **common,
+                    **_run_one(
+                        meta_model if not isinstance(model, str) else model,
+                        a,
+                        input_size,
+                        dev,
+                        cfg,
+                        min_run_time,
+                        warmup,
+                        cap_bytes,
+                        name,
+                    ),
+                }
+            )
         if progress:
             progress(len(configs), len(configs), "done")
     finally:
@@ -225,18 +243,23 @@ def benchmark(
     return pd.DataFrame(rows)
 
 
-def _run_one(model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_bytes,
-             name) -> dict[str, Any]:
+def _run_one(
+    model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_bytes, name
+) -> dict[str, Any]:
     if cfg.dtype not in supported_dtypes(dev):
         return _row(cfg, status="skipped", note=f"{cfg.dtype} is not supported on {dev.type}")
     dtype = getattr(torch, cfg.dtype)
     flops = a.total_flops * cfg.batch_size
     try:
-        safety.check(safety.estimate(a, cfg.batch_size, dtype), dev, cap_bytes,
-                     what=f"batch {cfg.batch_size} in {cfg.dtype}")
+        safety.check(
+            safety.estimate(a, cfg.batch_size, dtype),
+            dev,
+            cap_bytes,
+            what=f"batch {cfg.batch_size} in {cfg.dtype}",
+        )
     except safety.BudgetError as e:
         return _row(cfg, status="refused", note=str(e), gflops=flops / 1e9)
-    m = x = None
+    m = x = fwd = None
     try:
         m = _materialize(model, dev, dtype, cfg.channels_last)
         fmt = torch.channels_last if cfg.channels_last and len(input_size) == 4 else None
@@ -261,27 +284,40 @@ def _run_one(model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_b
             times = _time_cpu(run, min_run_time)
             peak = None
     except torch.cuda.OutOfMemoryError as e:
-        return _row(cfg, status="out of memory", note=str(e).split("\n")[0],
-                    gflops=flops / 1e9)
+        return _row(cfg, status="out of memory", note=str(e).split("\n")[0], gflops=flops / 1e9)
     except (RuntimeError, AnalysisError) as e:
-        return _row(cfg, status="error", note=f"{type(e).__name__}: {e}".split("\n")[0],
-                    gflops=flops / 1e9)
+        return _row(
+            cfg, status="error", note=f"{type(e).__name__}: {e}".split("\n")[0], gflops=flops / 1e9
+        )
     finally:
-        del m, x
+        m = x = fwd = None  # drop the copies before freeing the cache
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     med = statistics.median(times)
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), med, max(times)]
     return _row(
-        cfg, status="ok", latency_ms=med * 1e3, iqr_ms=(q[2] - q[0]) * 1e3, runs=len(times),
-        throughput=cfg.batch_size / med, gflops=flops / 1e9, tflops=flops / med / 1e12,
-        peak_tflops=peak_tflops(name, cfg.dtype), peak_memory_bytes=peak, note="",
+        cfg,
+        status="ok",
+        latency_ms=med * 1e3,
+        iqr_ms=(q[2] - q[0]) * 1e3,
+        runs=len(times),
+        throughput=cfg.batch_size / med,
+        gflops=flops / 1e9,
+        tflops=flops / med / 1e12,
+        peak_tflops=peak_tflops(name, cfg.dtype),
+        peak_memory_bytes=peak,
+        note="",
     )
 
 
-def layer_times(model: nn.Module | str, input_size: Sequence[int] | None = None, *,
-                device: str | torch.device = "auto", dtype: str = "float32",
-                runs: int = 10) -> pd.DataFrame:
+def layer_times(
+    model: nn.Module | str,
+    input_size: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str = "float32",
+    runs: int = 10,
+) -> pd.DataFrame:
     """Per-layer breakdown for one configuration: median time of each leaf module call.
 
     Names match :func:`cnnviz.analyze`'s rows for module calls (``layer1.0.conv1``,
@@ -326,8 +362,11 @@ def layer_times(model: nn.Module | str, input_size: Sequence[int] | None = None,
             samples.setdefault(key, []).append(time.perf_counter() - ev)
 
     pending_done: list[tuple[str, Any, Any]] = []
-    handles = [h for mod in leaves for h in (mod.register_forward_pre_hook(pre),
-                                             mod.register_forward_hook(post))]
+    handles = [
+        h
+        for mod in leaves
+        for h in (mod.register_forward_pre_hook(pre), mod.register_forward_hook(post))
+    ]
     x = torch.randn(size, device=dev, dtype=getattr(torch, dtype))
     try:
         with torch.inference_mode():
@@ -345,5 +384,4 @@ def layer_times(model: nn.Module | str, input_size: Sequence[int] | None = None,
         for h in handles:
             h.remove()
     order = list(samples)
-    return pd.DataFrame({"name": order,
-                         "ms": [statistics.median(samples[k]) * 1e3 for k in order]})
+    return pd.DataFrame({"name": order, "ms": [statistics.median(samples[k]) * 1e3 for k in order]})

@@ -17,8 +17,9 @@ from cnnviz import timing, zoo
 
 @pytest.fixture(scope="module")
 def resnet20_rows():
-    return timing.benchmark("resnet20", device="cpu", batch_sizes=(1, 16), dtypes=("float32",),
-                            min_run_time=0.2)
+    return timing.benchmark(
+        "resnet20", device="cpu", batch_sizes=(1, 16), dtypes=("float32",), min_run_time=0.2
+    )
 
 
 def test_rows_are_consistent(resnet20_rows):
@@ -37,14 +38,21 @@ def test_rows_are_consistent(resnet20_rows):
 
 def test_unsupported_dtype_is_a_row_not_an_error():
     net = nn.Conv2d(3, 4, 3)
-    df = timing.benchmark(net, (1, 3, 8, 8), device="cpu", batch_sizes=(1,),
-                          dtypes=("float16",), min_run_time=0.01)
+    df = timing.benchmark(
+        net, (1, 3, 8, 8), device="cpu", batch_sizes=(1,), dtypes=("float16",), min_run_time=0.01
+    )
     assert df.loc[0, "status"] == "skipped" and "float16" in df.loc[0, "note"]
 
 
 def test_memory_cap_refuses_before_allocating():
-    df = timing.benchmark("resnet20", device="cpu", batch_sizes=(1, 64), dtypes=("float32",),
-                          min_run_time=0.01, cap_bytes=2_000_000)
+    df = timing.benchmark(
+        "resnet20",
+        device="cpu",
+        batch_sizes=(1, 64),
+        dtypes=("float32",),
+        min_run_time=0.01,
+        cap_bytes=2_000_000,
+    )
     # resnet20: 269,722 params * 4 B = 1.08 MB; batch 64 activations push it over 2 MB.
     assert df.loc[0, "status"] == "ok"
     assert df.loc[1, "status"] == "refused" and "cap" in df.loc[1, "note"]
@@ -61,8 +69,14 @@ def test_out_of_memory_is_reported_in_its_row():
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
             return self.conv(x)
 
-    df = timing.benchmark(Greedy(), (1, 3, 8, 8), device="cpu", batch_sizes=(1, 2),
-                          dtypes=("float32",), min_run_time=0.01)
+    df = timing.benchmark(
+        Greedy(),
+        (1, 3, 8, 8),
+        device="cpu",
+        batch_sizes=(1, 2),
+        dtypes=("float32",),
+        min_run_time=0.01,
+    )
     assert list(df["status"]) == ["ok", "out of memory"]
     assert "Tried to allocate" in df.loc[1, "note"]
 
@@ -72,9 +86,15 @@ def test_lock_serialises_concurrent_calls():
     done = threading.Event()
 
     def second():
-        timing.benchmark(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), device="cpu", batch_sizes=(1,),
-                         dtypes=("float32",), min_run_time=0.01,
-                         progress=lambda i, n, msg: messages.append(msg))
+        timing.benchmark(
+            nn.Conv2d(3, 3, 1),
+            (1, 3, 8, 8),
+            device="cpu",
+            batch_sizes=(1,),
+            dtypes=("float32",),
+            min_run_time=0.01,
+            progress=lambda i, n, msg: messages.append(msg),
+        )
         done.set()
 
     with timing._LOCK:  # a first timing is running
@@ -91,8 +111,15 @@ def test_model_is_not_changed():
     torch.manual_seed(0)
     m = zoo.get_model("resnet_cifar", depth=8).train()
     before = {k: v.clone() for k, v in m.state_dict().items()}
-    timing.benchmark(m, (1, 3, 32, 32), device="cpu", batch_sizes=(2,),
-                     dtypes=("float32", "bfloat16"), channels_last=True, min_run_time=0.01)
+    timing.benchmark(
+        m,
+        (1, 3, 32, 32),
+        device="cpu",
+        batch_sizes=(2,),
+        dtypes=("float32", "bfloat16"),
+        channels_last=True,
+        min_run_time=0.01,
+    )
     assert m.training and next(m.parameters()).dtype == torch.float32
     assert next(m.parameters()).is_contiguous()
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
@@ -100,8 +127,9 @@ def test_model_is_not_changed():
 
 def test_meta_model_is_materialised():
     m = zoo.get_model("resnet_cifar", depth=8, device="meta")
-    df = timing.benchmark(m, (1, 3, 32, 32), device="cpu", batch_sizes=(1,),
-                          dtypes=("float32",), min_run_time=0.01)
+    df = timing.benchmark(
+        m, (1, 3, 32, 32), device="cpu", batch_sizes=(1,), dtypes=("float32",), min_run_time=0.01
+    )
     assert df.loc[0, "status"] == "ok"
     assert all(p.is_meta for p in m.parameters())
 
