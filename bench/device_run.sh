@@ -10,7 +10,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/gpu.txt"
 echo "== tests on this torch"
-python3 -m pytest -q -p no:cacheprovider -n 8 -o addopts="" --doctest-modules \
+python3 -m pytest -q -p no:cacheprovider -n 12 -o addopts="" --doctest-modules \
   tests/test_analysis.py tests/test_zoo.py tests/test_receptive_oracle.py tests/test_golden.py \
   tests/test_cli.py tests/test_timing.py tests/test_spec.py tests/test_labs.py \
   tests/test_compare.py tests/test_plots.py cnnviz 2>&1 | tail -15 | tee "$OUT/pytest.txt"

@@ -96,8 +96,13 @@ def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int,
     is_spec = name.lower().endswith((".yaml", ".yml", ".json"))
     if options and (external or is_file or is_spec):
         raise UsageError(f"options {' '.join(options)} only apply to zoo models")
-    if external:
-        return _external(prefix, rest), None
+    if external:  # torchvision / timm classifiers take ImageNet-size inputs by default
+        return _external(prefix, rest), (1, 3, 299, 299) if "inception" in rest else (
+            1,
+            3,
+            224,
+            224,
+        )
     if is_file:
         model = _import_file(name)
         return model, getattr(model, "default_input_size", None)

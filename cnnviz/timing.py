@@ -36,11 +36,13 @@ MAX_BATCH = 512
 MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
 _LOCK = threading.Lock()
 
-#: Dense peak TFLOP/s by device name fragment and dtype (vendor data sheets, without sparsity).
+#: Dense peak TFLOP/s by device name fragment and precision (vendor data sheets, without
+#: sparsity). float32 convolutions run as TF32 on tensor cores while cuDNN allows it
+#: (PyTorch's default), so their peak is the TF32 one then.
 PEAK_TFLOPS = {
-    "H200": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
-    "H100": {"float32": 67.0, "bfloat16": 989.0, "float16": 989.0},
-    "A100": {"float32": 19.5, "bfloat16": 312.0, "float16": 312.0},
+    "H200": {"float32": 67.0, "tf32": 494.7, "bfloat16": 989.4, "float16": 989.4},
+    "H100": {"float32": 67.0, "tf32": 494.7, "bfloat16": 989.4, "float16": 989.4},
+    "A100": {"float32": 19.5, "tf32": 156.0, "bfloat16": 312.0, "float16": 312.0},
 }
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
@@ -97,8 +99,10 @@ def peak_tflops(name: str, dtype: str) -> float | None:
     """The device's dense peak TFLOP/s for ``dtype`` where known (None otherwise).
 
     >>> peak_tflops("NVIDIA H200", "bfloat16")
-    989.0
+    989.4
     """
+    if dtype == "float32" and torch.backends.cudnn.allow_tf32:
+        dtype = "tf32"
     for key, table in PEAK_TFLOPS.items():
         if key in name:
             return table.get(dtype)
@@ -126,16 +130,24 @@ def _materialize(
 
 
 def _time_cuda(fn: Callable[[], Any], min_run_time: float, device: torch.device) -> list[float]:
-    times: list[float] = []
+    """Blocks of back-to-back runs between two CUDA events, as torch.utils.benchmark blocks
+    its runs: the steady state, where the CPU queues run i+1 while the GPU works on run i.
+    Returns the mean time per run of each block."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize(device)
+    t = time.perf_counter()  # size blocks to about 10 ms, or one run if runs are longer
+    fn()
+    torch.cuda.synchronize(device)
+    per_block = max(1, int(0.01 / max(time.perf_counter() - t, 1e-6)))
+    times: list[float] = []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < min_run_time or len(times) < 5:
-        torch.cuda.synchronize(device)
         start.record()
-        fn()
+        for _ in range(per_block):
+            fn()
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3)
+        times.append(start.elapsed_time(end) / 1e3 / per_block)
         if len(times) >= 10_000:
             break
     return times
@@ -275,8 +287,11 @@ def _run_one(
             with torch.inference_mode():
                 return fwd(x)
 
-        for _ in range(max(1, warmup)):
+        t_warm = time.perf_counter()  # at least `warmup` runs and 0.2 s: autotuning, clocks
+        for i in range(10_000):
             run()
+            if i + 1 >= max(1, warmup) and time.perf_counter() - t_warm > 0.2:
+                break
         if dev.type == "cuda":
             times = _time_cuda(run, min_run_time, dev)
             peak = torch.cuda.max_memory_allocated(dev)

@@ -174,6 +174,11 @@ class Tracer(TorchFunctionMode):
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
         return t
 
+    def adopt(self, t: torch.Tensor) -> torch.Tensor:
+        """Count a tensor a rule created itself (a real meta copy) as a new allocation."""
+        t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
+        return t
+
     def input(self, t: torch.Tensor, flow: Flow) -> torch.Tensor:
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
         t._cv_flow = flow

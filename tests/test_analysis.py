@@ -519,3 +519,20 @@ def test_large_model_costs_no_memory():
     assert a.total_params == convs + 512 * 16 * 49 * 1000 + 1000
     assert a.total_macs == flop_counter_macs(m, (1, 3, 224, 224))
     assert a.total_params > 1.5e9 and math.isclose(a.total_flops, 2 * a.total_macs)
+
+
+def test_channel_shuffle_and_memory_formats():
+    # ShuffleNet's channel shuffle: view -> transpose -> contiguous -> view; the last view
+    # needs the real strides that .contiguous() produces.
+    class Shuffle(nn.Module):
+        def forward(self, x):
+            b, c, h, w = x.shape
+            x = x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+            y = x.contiguous(memory_format=torch.channels_last)
+            return y.to(memory_format=torch.contiguous_format) + 1
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), Shuffle(), nn.Conv2d(4, 4, 3))
+    a = cnnviz.analyze(net, (1, 3, 8, 8))
+    assert [r.output_shape for r in a.layers] == [(1, 4, 6, 6), (1, 4, 6, 6), (1, 4, 4, 4)]
+    assert a.receptive_field().size == (5, 5)  # the shuffle only moves channels: 1 + 2 + 2
+    assert a.total_macs == flop_counter_macs(net, (1, 3, 8, 8))

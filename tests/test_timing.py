@@ -163,5 +163,5 @@ def test_layer_times_join_analysis_rows():
 
 
 def test_peak_table():
-    assert timing.peak_tflops("NVIDIA H200", "bfloat16") == 989.0  # NVIDIA H200 data sheet
+    assert timing.peak_tflops("NVIDIA H200", "bfloat16") == 989.4  # NVIDIA H200 data sheet
     assert timing.peak_tflops("Some CPU", "float32") is None

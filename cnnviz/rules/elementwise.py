@@ -154,6 +154,8 @@ def _passthrough_dtype(args, kwargs, like):
 
 def _same(alloc: bool):
     def rule(ctx, input, *args, **kwargs):
+        if any(isinstance(a, torch.memory_format) for a in (*args, *kwargs.values())):
+            return _layout_rule(ctx, input, *args, **kwargs)
         dtype = _passthrough_dtype(args, kwargs, input)
         if not alloc and dtype == input.dtype:
             return Out(input, ctx.flow(input))
@@ -162,9 +164,18 @@ def _same(alloc: bool):
     return rule
 
 
-register(_T.contiguous, _T.detach, _T.to, _T.requires_grad_, kind="reshape", name="to")(
-    _same(False)
-)
+def _layout_rule(ctx, input, *args, **kwargs):
+    """Memory-layout changes keep real strides (a later .view() depends on them); the meta
+    kernels for these copies are cheap C++."""
+    func = _T.contiguous if not args or isinstance(args[0], torch.memory_format) else _T.to
+    value = func(input, *args, **kwargs)
+    if value is not input:
+        ctx.adopt(value)
+    return Out(value, ctx.flow(input))
+
+
+register(_T.contiguous, kind="reshape", name="contiguous")(_layout_rule)
+register(_T.detach, _T.to, _T.requires_grad_, kind="reshape", name="to")(_same(False))
 register(_T.float, _T.half, _T.double, _T.bfloat16, _T.type_as, kind="reshape", name="cast")(
     _same(False)
 )

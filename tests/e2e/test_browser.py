@@ -1,0 +1,245 @@
+"""The app in a real browser (Chromium through Playwright): every page, the widgets a visitor
+uses, shared URLs and a user error. Numbers come from REFERENCE.md / torchvision metadata or
+are written out as arithmetic.
+
+Run with ``python -m pytest tests/e2e``; fixtures are in tests/e2e/conftest.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from cnnviz import spec
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.e2e
+
+PAGES = {
+    "/": "Compare architectures",
+    "/explorer": "Layer explorer",
+    "/rf-lab": "Receptive-field lab",
+    "/shortcut-lab": "ResNet shortcut lab",
+    "/custom": "Custom model",
+}
+
+
+def expect(target):
+    from playwright.sync_api import expect as _expect
+
+    return _expect(target)  # its timeout: conftest's TIMEOUT_MS
+
+
+def wait_idle(page: Page) -> None:
+    """Wait until the script run is over: connected, not running, no "Running..." widget."""
+    app = page.locator('[data-testid="stApp"]')
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED")
+    expect(app).to_have_attribute("data-test-script-state", "notRunning")
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0)
+
+
+def open_page(page: Page, path: str) -> None:
+    """Load ``path`` directly and wait for its title and the end of the first run."""
+    page.goto(path)
+    title = PAGES[urlsplit(path).path]
+    expect(page.locator("h1")).to_have_text(title)
+    wait_idle(page)
+    no_exception(page)
+
+
+def no_exception(page: Page) -> None:
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def metric(page: Page, label: str) -> Locator:
+    """The value of the st.metric labelled ``label``."""
+    box = page.locator('[data-testid="stMetric"]').filter(
+        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(f"^{label}$"))
+    )
+    return box.locator('[data-testid="stMetricValue"]')
+
+
+def query(page: Page) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(page.url).query)
+
+
+def url_has(key: str, value: str) -> re.Pattern:
+    """A URL pattern: the query string holds key=value (URL-encoded or not)."""
+    return re.compile(rf"[?&]{re.escape(key)}=({re.escape(value)})(&|$)")
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox ``label`` by typing it and pressing Enter."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(option)
+    page.get_by_role("option", name=option, exact=True).wait_for()
+    box.press("Enter")
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p.strip("/") or "root")
+def test_every_page_shows_its_title(page: Page, path: str):
+    open_page(page, path)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+    expect(page).to_have_title("cnnviz")  # set_page_config's title on every page
+
+
+def test_sidebar_navigation_reaches_every_page(page: Page):
+    open_page(page, "/")
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    for path, title in [*list(PAGES.items())[1:], ("/", PAGES["/"])]:
+        nav.get_by_role("link", name=title).click()
+        expect(page.locator("h1")).to_have_text(title)
+        expect(page).to_have_url(re.compile(re.escape(path) + r"(\?|$)"))
+        wait_idle(page)
+        no_exception(page)
+
+
+def test_compare_shows_exact_counts_and_charts(page: Page):
+    open_page(page, "/")
+    exact = page.locator('[data-testid="stCaptionContainer"]', has_text="Exact counts:")
+    # torchvision's metadata (REFERENCE.md, section 2): VGG16 138,357,544, ResNet-50 25,557,032.
+    expect(exact).to_contain_text("vgg16: 138,357,544 params")
+    expect(exact).to_contain_text("resnet50: 25,557,032 params")
+    expect(exact).to_contain_text("alexnet: 61,100,840 params")
+    charts = page.locator(".js-plotly-plot")
+    expect(charts).to_have_count(2)
+    for chart in charts.all():
+        expect(chart.locator(".main-svg").first).to_be_visible()
+    # the scatter has one marker per model, the stage chart at least one bar
+    expect(charts.nth(0).locator(".scatterlayer .point")).to_have_count(4)
+    assert charts.nth(1).locator(".bars .point").count() > 0
+
+
+def test_explorer_model_select_updates_metrics_and_url(page: Page):
+    open_page(page, "/explorer")
+    expect(metric(page, "Parameters")).to_have_text("25.6M")  # resnet50 by default
+    choose(page, "Model", "vgg16")
+    expect(metric(page, "Parameters")).to_have_text("138.4M")  # 138,357,544
+    expect(page).to_have_url(url_has("model", "vgg16"))
+    wait_idle(page)
+    expect(metric(page, "Weighted depth")).to_have_text("16")
+    no_exception(page)
+
+
+def test_explorer_bar_click_selects_the_layer(page: Page):
+    open_page(page, "/explorer?model=alexnet")
+    layer_box = page.get_by_role("combobox", name="Selected layer", exact=True)
+    before = layer_box.input_value()
+    chart = page.locator(".js-plotly-plot").first
+    expect(chart.locator(".bars .point path").first).to_be_attached()
+    # The tallest bar other than the selected one; its layer name is the point's customdata.
+    target = chart.evaluate(
+        """(gd, before) => {
+            const bars = [...gd.querySelectorAll('.bars .point path')].map(el => {
+                const r = el.getBoundingClientRect();
+                return {i: el.__data__.i, x: r.x + r.width / 2, y: r.y + r.height / 2,
+                        h: r.height, w: r.width};
+            });
+            const names = gd.data[0].customdata;
+            const best = bars.filter(b => names[b.i] !== before && b.w > 0)
+                             .sort((a, b) => b.h - a.h)[0];
+            return {...best, name: names[best.i]};
+        }""",
+        before,
+    )
+    assert target["name"] != before
+    assert target["h"] > 20, target  # a bar tall enough to hit
+    # Plotly's drag layer covers the bars, so click the bar's position, not its element.
+    page.mouse.click(target["x"], target["y"])
+    expect(layer_box).to_have_value(target["name"])
+    name = re.compile(f"^{re.escape(target['name'])}$")
+    expect(page.locator("strong code", has_text=name)).to_be_visible()
+    expect(page).to_have_url(url_has("layer", target["name"]))
+    wait_idle(page)
+    no_exception(page)
+
+
+def test_shortcut_lab_option_a_zero_pads_and_subsamples(page: Page):
+    open_page(page, "/shortcut-lab")
+    group = page.get_by_role("radiogroup", name="shortcut")
+    group.get_by_role("radio", name="A", exact=True).click()
+    expect(group.get_by_role("radio", name="A", exact=True)).to_have_attribute(
+        "aria-checked", "true"
+    )
+    expect(page).to_have_url(url_has("shortcut", "A"))
+    wait_idle(page)
+    page.get_by_role("tab", name="2. Spatial size halves, channels double").click()
+    panel = page.get_by_role("tabpanel")
+    expect(panel).to_have_count(1)
+    expect(panel).to_contain_text("every 2nd pixel")
+    expect(panel).to_contain_text("appends 64 zero channels")
+    # the block diagram's shortcut box: PadShortcut, subsampling and the zero channels
+    diagram = panel.locator(".js-plotly-plot .annotation-text")
+    expect(diagram.filter(has_text="PadShortcut")).to_have_count(1)
+    expect(diagram.filter(has_text="PadShortcut")).to_contain_text("::2, ::2")
+    expect(diagram.filter(has_text="PadShortcut")).to_contain_text("+64 zero channels")
+    no_exception(page)
+
+
+def test_shared_explorer_url(page: Page):
+    open_page(page, "/explorer?model=alexnet")
+    expect(page.get_by_role("combobox", name="Model", exact=True)).to_have_value("alexnet")
+    expect(metric(page, "Parameters")).to_have_text("61.1M")  # 61,100,840 (torchvision)
+
+
+def test_shared_rf_lab_url(page: Page):
+    open_page(page, "/rf-lab?n=4")
+    expect(page.get_by_role("slider", name="n (layers)")).to_have_value("4")
+    table = page.locator('[data-testid="stTable"]')
+    rf_row = table.locator("tr", has=page.locator("th", has_text="receptive field"))
+    # 4 stacked 3x3 convs: 1 + 4 * (3 - 1) = 9, the same as one 9x9 conv
+    expect(rf_row.locator("td")).to_have_text(["9", "9"])
+    expect(table.locator("thead")).to_contain_text("4 x 3x3 conv")
+
+
+TINY_SPEC = """\
+name: tiny
+input: [1, 3, 32, 32]
+layers:
+  - conv: {out: 8, kernel: 3}
+  - relu
+  - flatten
+  - linear: {out: 10}
+"""
+TINY_PARAMS = (8 * 3 * 3 * 3 + 8) + (8 * 30 * 30 * 10 + 10)  # conv 224 + linear 72,010
+
+
+def test_shared_custom_spec_url(page: Page):
+    token = spec.to_url(spec.parse(TINY_SPEC))
+    open_page(page, f"/custom?spec={token}")
+    expect(page.get_by_role("textbox", name="YAML or JSON")).to_have_value(
+        re.compile(r"name: tiny")
+    )
+    assert TINY_PARAMS == 72_234
+    expect(metric(page, "Parameters")).to_have_text("72.2K")
+    page.get_by_role("button", name="Help for Parameters").hover()
+    expect(page.locator('[data-testid="stTooltipContent"]')).to_have_text(f"{TINY_PARAMS:,}")
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+
+
+def test_user_error_is_a_message_and_the_page_recovers(page: Page):
+    open_page(page, "/explorer?model=alexnet&size=32")
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("too small")
+    expect(error).to_contain_text("Cannot show this")
+    expect(metric(page, "Parameters")).to_have_count(0)
+    no_exception(page)
+    size = page.get_by_role("spinbutton", name="input size (pixels)")
+    size.fill("224")
+    size.press("Enter")
+    expect(metric(page, "Parameters")).to_have_text("61.1M")
+    expect(error).to_have_count(0)
+    # back at the model's own size (224), the URL drops the parameter
+    expect(page).not_to_have_url(re.compile(r"[?&]size="))
+    wait_idle(page)
+    choose(page, "Model", "resnet18")
+    expect(metric(page, "Parameters")).to_have_text("11.7M")  # 11,689,512 (torchvision)
+    wait_idle(page)
+    no_exception(page)
+    assert query(page)["model"] == ["resnet18"]
