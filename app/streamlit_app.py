@@ -47,6 +47,9 @@ pages = {
             url_path="custom",
         ),
     ],
+    "Measure": [
+        st.Page("app_pages/timing.py", title="Timing", icon=":material/timer:", url_path="timing"),
+    ],
 }
 with st.sidebar:
     st.markdown(

@@ -193,3 +193,19 @@ def test_custom_example_picker():
     for name in spec.examples():
         at.selectbox(key="example").set_value(name).run()
         assert not at.exception and not at.error, name
+
+
+# --------------------------------------------------------------------------- timing
+def test_timing_page_runs_on_cpu():
+    at = page("timing", t_models=["resnet20"], t_batches=["1", "4"])
+    if not __import__("torch").cuda.is_available():
+        assert any("No GPU" in i.value for i in at.info)
+    at.slider(key="t_time").set_value(0.2).run()
+    at.button(key="t_run").click().run()
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    assert list(df["status"]) == ["ok", "ok"] and list(df["batch_size"]) == [1, 4]
+    # throughput is batch / latency (the page shows the library's numbers unchanged)
+    for row in df.itertuples():
+        assert abs(row.throughput - row.batch_size / (row.latency_ms / 1e3)) < 1e-6 * row.throughput
+    assert len(at.get("plotly_chart")) == 2

@@ -1,0 +1,132 @@
+"""Timing: what the counted FLOPs cost on this machine's hardware."""
+
+import common
+import pandas as pd
+import streamlit as st
+import torch
+
+from cnnviz import timing, zoo
+from cnnviz.render import timing_plots
+
+st.title("Timing")
+st.caption(
+    "AlexNet was also a hardware story: it trained on two GPUs, far faster than a CPU could. "
+    "Here the counted FLOPs meet a real device: latency, throughput, and the TFLOP/s actually "
+    "achieved (FLOPs from cnnviz.analyze divided by the measured time)."
+)
+
+gpu = torch.cuda.is_available()
+main_dev = timing.resolve_device("auto")
+if gpu:
+    st.success(f"GPU found: {timing.device_name(main_dev)}.", icon=":material/memory:")
+else:
+    st.info(
+        f"No GPU on this server: timing runs on the CPU ({timing.device_name(main_dev)}).",
+        icon=":material/memory:",
+    )
+
+c1, c2 = st.columns(2)
+names = c1.multiselect(
+    "Models",
+    zoo.list_models(),
+    default=["resnet18"],
+    key="t_models",
+    bind="query-params",
+    max_selections=4,
+)
+batches = c2.multiselect(
+    "Batch sizes", [1, 2, 4, 8, 16, 32, 64], default=[1, 8], key="t_batches", bind="query-params"
+)
+c3, c4, c5 = st.columns(3)
+dtypes = c3.multiselect(
+    "dtypes",
+    list(timing.supported_dtypes(main_dev)),
+    default=["float32"],
+    key="t_dtypes",
+    bind="query-params",
+)
+run_time = c4.slider(
+    "seconds per configuration",
+    0.2,
+    3.0,
+    0.5,
+    0.1,
+    key="t_time",
+    help="Timed runs continue until this budget (after warm-up).",
+)
+channels_last = c5.checkbox("channels_last", key="t_cl", bind="query-params")
+both = (
+    st.checkbox(
+        "Also time on the CPU", key="t_cpu", disabled=not gpu, help="CPU and GPU side by side."
+    )
+    if gpu
+    else False
+)
+devices = [main_dev.type] + (["cpu"] if both else [])
+n_configs = len(names) * len(batches) * len(dtypes) * len(devices)
+st.caption(
+    f"{n_configs} configurations; batch sizes above {timing.MAX_BATCH} and requests "
+    "that would not fit in memory are refused before anything is allocated."
+)
+
+if st.button("Run", type="primary", key="t_run", disabled=n_configs == 0):
+    bar = st.progress(0.0, text="starting…")
+    done = [0]
+    frames = []
+    with common.user_errors():
+        for dev in devices:
+            for name in names:
+
+                def report(i, n, msg, _base=done[0], _dev=dev):
+                    bar.progress(min(1.0, (_base + i) / n_configs), text=f"{_dev}: {msg}")
+
+                df = timing.benchmark(
+                    name,
+                    device=dev,
+                    batch_sizes=batches,
+                    dtypes=dtypes,
+                    channels_last=channels_last,
+                    min_run_time=run_time,
+                    progress=report,
+                )
+                done[0] += len(df)
+                frames.append(df)
+        bar.progress(1.0, text="done")
+        st.session_state["t_results"] = pd.concat(frames, ignore_index=True)
+
+results = st.session_state.get("t_results")
+if results is not None:
+    with common.user_errors():
+        cols = [
+            "model",
+            "device",
+            "batch_size",
+            "dtype",
+            "status",
+            "latency_ms",
+            "iqr_ms",
+            "throughput",
+            "tflops",
+            "peak_tflops",
+            "peak_memory_bytes",
+            "note",
+        ]
+        st.dataframe(
+            results[[c for c in cols if c in results]],
+            hide_index=True,
+            column_config={
+                "latency_ms": st.column_config.NumberColumn(format="%.3f"),
+                "throughput": st.column_config.NumberColumn("images/s", format="%.0f"),
+                "tflops": st.column_config.NumberColumn(format="%.3f"),
+            },
+        )
+        left, right = st.columns(2)
+        left.plotly_chart(timing_plots.latency_plot(results), key="t_latency")
+        right.plotly_chart(timing_plots.tflops_plot(results), key="t_tflops")
+        st.download_button(
+            "Download CSV", results.to_csv(index=False), "cnnviz_timing.csv", key="t_csv"
+        )
+        st.caption(
+            f"torch {torch.__version__}; latency is the median of the timed runs, the "
+            "spread their interquartile range."
+        )

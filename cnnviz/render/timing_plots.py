@@ -1,0 +1,97 @@
+"""Plotly figures for :func:`cnnviz.timing.benchmark` results (no Streamlit import)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"] if "status" in df else df
+
+
+def _series(df: pd.DataFrame):
+    keys = ["model", "device", "dtype"]
+    for key, group in _ok(df).groupby(keys, sort=False):
+        yield " / ".join(map(str, key)), group.sort_values("batch_size")
+
+
+def latency_plot(df: pd.DataFrame) -> go.Figure:
+    """Median latency (with its spread) against batch size, one line per model/device/dtype.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"model": ["m", "m"], "device": ["cpu"] * 2, "dtype": ["float32"] * 2,
+    ...                    "batch_size": [1, 8], "latency_ms": [1.0, 5.0], "iqr_ms": [0.1, 0.2],
+    ...                    "status": ["ok", "ok"]})
+    >>> len(latency_plot(df).data)
+    1
+    """
+    fig = go.Figure()
+    for name, g in _series(df):
+        fig.add_trace(
+            go.Scatter(
+                x=g["batch_size"],
+                y=g["latency_ms"],
+                name=name,
+                mode="lines+markers",
+                error_y={"type": "data", "array": g["iqr_ms"] / 2, "visible": True},
+                hovertemplate="batch %{x}<br>%{y:.3f} ms<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        template="plotly_white",
+        title="Latency against batch size",
+        xaxis_title="batch size",
+        yaxis_title="median latency (ms)",
+        xaxis_type="log",
+        yaxis_type="log",
+        legend_title="model / device / dtype",
+        height=420,
+        margin={"t": 60, "b": 40},
+    )
+    return fig
+
+
+def tflops_plot(df: pd.DataFrame) -> go.Figure:
+    """Achieved TFLOP/s per configuration, with the device's peak where known.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"model": ["m"], "device": ["cuda"], "dtype": ["bfloat16"],
+    ...                    "batch_size": [64], "tflops": [90.0], "peak_tflops": [989.4],
+    ...                    "status": ["ok"]})
+    >>> [t.type for t in tflops_plot(df).data]
+    ['bar', 'scatter']
+    """
+    ok = _ok(df)
+    fig = go.Figure()
+    for name, g in _series(ok):
+        fig.add_trace(
+            go.Bar(
+                x=[f"batch {b}" for b in g["batch_size"]],
+                y=g["tflops"],
+                name=name,
+                hovertemplate="%{y:.2f} TFLOP/s<extra>" + name + "</extra>",
+            )
+        )
+    if "peak_tflops" in ok and ok["peak_tflops"].notna().any():
+        for dtype, g in ok[ok["peak_tflops"].notna()].groupby("dtype"):
+            peak = float(g["peak_tflops"].iloc[0])
+            fig.add_trace(
+                go.Scatter(
+                    x=[f"batch {b}" for b in sorted(ok["batch_size"].unique())],
+                    y=[peak] * ok["batch_size"].nunique(),
+                    mode="lines",
+                    name=f"peak ({dtype})",
+                    line={"dash": "dash"},
+                )
+            )
+    fig.update_layout(
+        template="plotly_white",
+        barmode="group",
+        height=420,
+        title="Achieved TFLOP/s (counted FLOPs / measured latency)",
+        yaxis_title="TFLOP/s",
+        legend_title="model / device / dtype",
+        margin={"t": 60, "b": 40},
+    )
+    return fig
