@@ -1,0 +1,297 @@
+"""Effective receptive field: what a unit really looks at, beside what it could look at.
+
+Luo, Li, Urtasun & Zemel, "Understanding the Effective Receptive Field in Deep Convolutional
+Neural Networks" (NeurIPS 2016): the input-gradient magnitude of a central output unit is
+roughly Gaussian and fills only part of the theoretical RF; its width grows like sqrt(depth)
+while the theoretical RF grows linearly. Skip connections shrink it; subsampling and dilation
+enlarge it.
+
+:func:`effective_receptive_field` measures it on a copy of any model :func:`cnnviz.analyze`
+handles and pairs it with the theoretical RF of the same unit.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnviz import safety
+from cnnviz.analysis import analyze
+from cnnviz.errors import AnalysisError
+from cnnviz.receptive import ReceptiveField
+
+#: Largest weights file the app accepts (bytes).
+MAX_WEIGHTS_BYTES = 512 * 1024**2
+
+
+class WeightsError(ValueError):
+    """Weights that do not fit the model: the message lists every mismatch."""
+
+
+@dataclass(frozen=True)
+class EffectiveRF:
+    """An ERF measurement. ``map`` is (H, W) over the input: mean |d y_centre / d x| summed
+    over input channels; ``unit`` is the measured output position, ``center`` its theoretical
+    RF centre in input pixels."""
+
+    map: np.ndarray
+    theoretical: ReceptiveField
+    layer: str
+    unit: tuple[int, ...]
+    center: tuple[float, ...]
+    n_samples: int
+
+    def radius(self, mass: float = 0.95) -> float:
+        """Half-width of the smallest square centred on ``center`` that holds ``mass`` of the
+        map (Chebyshev distance; half-integers when the centre falls between pixels).
+
+        >>> import numpy as np
+        >>> m = EffectiveRF(np.pad(np.ones((3, 3)), 2), ReceptiveField((3, 3), (1, 1), (1, 1)),
+        ...                 "x", (3, 3), (3.0, 3.0), 1)
+        >>> m.radius(0.1), m.radius(1.0)
+        (0.0, 1.0)
+        """
+        if not 0 < mass <= 1:
+            raise ValueError(f"mass must be in (0, 1], got {mass}")
+        total = float(self.map.sum())
+        if total == 0:
+            return 0.0
+        d = self._distance().ravel()
+        order = np.argsort(d, kind="stable")
+        ds, cum = d[order], np.cumsum(self.map.ravel()[order])
+        levels, starts = np.unique(ds, return_index=True)
+        mass_within = cum[np.append(starts[1:], len(ds)) - 1]  # mass inside each square
+        i = int(np.searchsorted(mass_within, mass * total * (1 - 1e-12)))
+        return float(levels[min(i, len(levels) - 1)])
+
+    def width(self, mass: float = 0.95) -> float:
+        """Side of that square in pixels: ``2 * radius + 1``."""
+        return 2 * self.radius(mass) + 1
+
+    def ratio(self, mass: float = 0.95) -> float:
+        """ERF width / theoretical RF width (the larger axis of the theoretical RF)."""
+        if self.theoretical.size is None:
+            raise ValueError(f"the theoretical RF is unknown: {self.theoretical.reason}")
+        return self.width(mass) / max(self.theoretical.size)
+
+    def variance(self, axis: int) -> float:
+        """Variance of the map's marginal along ``axis`` (0 = rows), in pixels²."""
+        marginal = self.map.sum(axis=1 - axis) if self.map.ndim == 2 else self.map
+        p = marginal / marginal.sum()
+        x = np.arange(len(p))
+        mean = float((p * x).sum())
+        return float((p * (x - mean) ** 2).sum())
+
+    def _distance(self) -> np.ndarray:
+        grids = np.meshgrid(*(np.arange(n) for n in self.map.shape), indexing="ij")
+        return np.max([np.abs(g - c) for g, c in zip(grids, self.center, strict=True)], axis=0)
+
+
+def _load_weights(model: nn.Module, weights, seed: int) -> None:
+    if weights is None:
+        return
+    if isinstance(weights, str) and weights == "random":
+        _reinit(model, seed)
+        return
+    if isinstance(weights, (str, Path)):
+        path = Path(weights)
+        if path.suffix != ".safetensors":
+            raise WeightsError(
+                f"{path.name}: only .safetensors files are read (they carry no "
+                "code); convert other formats in your own code"
+            )
+        if path.stat().st_size > MAX_WEIGHTS_BYTES:
+            raise WeightsError(f"{path.name} is over the {MAX_WEIGHTS_BYTES // 2**20} MiB limit")
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # a corrupt or foreign file
+            raise WeightsError(f"{path.name} is not a readable safetensors file: {e}") from None
+    elif isinstance(weights, Mapping):
+        state = dict(weights)
+    else:
+        raise WeightsError("weights must be None, 'random', a state dict or a .safetensors path")
+    check_state_dict(model, state)
+    model.load_state_dict(state, strict=True)
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Raise :class:`WeightsError` listing missing, unexpected and mis-shaped keys.
+
+    >>> check_state_dict(nn.Linear(2, 3), {"weight": torch.zeros(3, 2)})
+    Traceback (most recent call last):
+    ...
+    cnnviz.erf.WeightsError: weights do not fit Linear: missing bias
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
+            parts.append(f"{label} {', '.join(items[:8])}{more}")
+    if parts:
+        raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts))
+
+
+def _reinit(model: nn.Module, seed: int) -> None:
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+def _copy(model: nn.Module, seed: int) -> nn.Module:
+    """A float32 CPU copy; a meta model is materialised with seeded random weights."""
+    if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
+        m = copy.deepcopy(model).to_empty(device="cpu")
+        _reinit(m, seed)
+        for name, buf in m.named_buffers():  # BN statistics: mean 0, var 1
+            if name.endswith("running_var"):
+                buf.fill_(1.0)
+            elif name.endswith(("running_mean", "num_batches_tracked")):
+                buf.zero_()
+        return m.float()
+    return copy.deepcopy(model).cpu().float()
+
+
+def default_layer(model: nn.Module, input_size) -> str:
+    """The last module whose output is spatial and not global (the final feature map)."""
+    a = analyze(model, input_size)
+    modules = dict(model.named_modules())
+    for row in reversed(a.layers):
+        if row.spatial and row.rf_size is not None and not row.rf_global:
+            name = row.name.split("#")[0] if row.is_module else row.module
+            if name in modules:
+                return name
+    raise AnalysisError("no module of this model has a spatial output")
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    layer: str | None = None,
+    input_size: tuple[int, ...] | None = None,
+    *,
+    n_samples: int = 8,
+    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    seed: int = 0,
+    cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
+) -> EffectiveRF:
+    """Measure the ERF of the central unit of ``layer`` (a module name) over the input.
+
+    The unit is at index (n-1)//2 on each spatial axis of the layer's output, summed over
+    channels; gradients run on real CPU tensors in eval mode, averaged over ``n_samples``
+    seeded random inputs. ``input_size`` has batch 1 (as in ``analyze``). The model is not
+    changed: this works on a float32 copy. ``weights``: None keeps the model's own (a meta
+    model gets seeded random ones), ``"random"`` re-initialises with ``seed``, a state dict
+    or a ``.safetensors`` path loads those (never ``torch.load``).
+
+    Cost: ``n_samples`` forward and backward passes on the CPU, about 3x the model's
+    activation memory plus its parameters, checked against ``cap_bytes`` first.
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
+    >>> m = effective_receptive_field(net, "1", (1, 1, 9, 9), n_samples=1)
+    >>> m.map.shape, m.theoretical.size, m.unit
+    ((9, 9), (5, 5), (4, 4))
+    """
+    if input_size is None:
+        input_size = getattr(model, "default_input_size", None)
+        if input_size is None:
+            raise ValueError("input_size is required for a model without default_input_size")
+    input_size = tuple(int(s) for s in input_size)
+    if input_size[0] != 1:
+        raise ValueError(f"input_size must have batch 1, got {input_size}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    a = analyze(model, input_size)
+    if layer is None:
+        layer = default_layer(model, input_size)
+    modules = dict(model.named_modules())
+    if layer not in modules:
+        import difflib
+
+        close = difflib.get_close_matches(layer, [n for n in modules if n], n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise AnalysisError(f"no module named {layer!r}{hint}")
+    theoretical = a.receptive_field(layer) if layer else a.receptive_field("")
+    if theoretical.size is None or theoretical.is_global or len(input_size) < 3:
+        why = theoretical.reason or "its output is global"
+        raise AnalysisError(f"layer {layer!r} has no spatial output with a known RF ({why})")
+    budget = safety.estimate(a)
+    safety.check(
+        safety.Budget(budget.param_bytes, 3 * budget.activation_bytes),
+        "cpu",
+        cap_bytes,
+        what=f"the effective RF of {layer!r}",
+    )
+    spatial = input_size[2:]
+    if any(r > n for r, n in zip(theoretical.size, spatial, strict=True)):
+        warnings.warn(
+            f"the theoretical RF of {layer!r} ({theoretical.size}) is larger than the input "
+            f"({spatial}): the map is clipped and the ratio biased",
+            stacklevel=2,
+        )
+
+    m = _copy(model, seed)
+    _load_weights(m, weights, seed)
+    m.eval()
+    target = dict(m.named_modules())[layer]
+    captured: list[torch.Tensor] = []
+    handle = target.register_forward_hook(
+        lambda mod, args, out: captured.append(out if torch.is_tensor(out) else out[0])
+    )
+    gen = torch.Generator().manual_seed(seed)
+    total = torch.zeros(spatial, dtype=torch.float64)
+    unit: tuple[int, ...] = ()
+    try:
+        for _ in range(n_samples):
+            captured.clear()
+            x = torch.randn(input_size, generator=gen, requires_grad=True)
+            m(x)
+            out = captured[0]  # (1, C, *spatial)
+            unit = tuple((n - 1) // 2 for n in out.shape[2:])
+            y = out[(0, slice(None), *unit)].sum()
+            (grad,) = torch.autograd.grad(y, x)
+            total += grad[0].abs().sum(0).double()
+    finally:
+        handle.remove()
+    center = theoretical.center(unit)
+    return EffectiveRF((total / n_samples).numpy(), theoretical, layer, unit, center, n_samples)
+
+
+def sqrt_trend(depths, widths) -> float:
+    """Least-squares ``c`` in ``width ≈ c * sqrt(depth)`` (for the RF lab's trend line).
+
+    >>> round(sqrt_trend([1, 4, 9], [2, 4, 6]), 6)
+    2.0
+    """
+    s = np.sqrt(np.asarray(depths, dtype=float))
+    w = np.asarray(widths, dtype=float)
+    return float((s * w).sum() / (s * s).sum())
+
+
+__all__ = [
+    "MAX_WEIGHTS_BYTES",
+    "EffectiveRF",
+    "WeightsError",
+    "check_state_dict",
+    "default_layer",
+    "effective_receptive_field",
+    "sqrt_trend",
+]

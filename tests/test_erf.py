@@ -1,0 +1,163 @@
+"""cnnviz.erf: the effective receptive field against arithmetic and the theoretical RF.
+
+Oracles: for a stack of n 3x3 convolutions with uniform weights and no non-linearity, the
+gradient along one axis is the n-fold convolution of [1, 1, 1], whose variance is n * 2/3
+(the variance of a uniform step in {-1, 0, 1} is 2/3; variances of independent steps add).
+The support of any gradient lies inside the theoretical window (REFERENCE.md section 3).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import cnnviz
+from cnnviz import erf, safety, zoo
+
+
+def uniform_stack(n: int) -> nn.Sequential:
+    net = nn.Sequential(*[nn.Conv2d(2, 2, 3, padding=1, bias=False) for _ in range(n)])
+    for conv in net:
+        nn.init.constant_(conv.weight, 1.0)
+    return net
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8])
+def test_uniform_stack_variance_is_2n_over_3(n):
+    size = 4 * n + 9  # the support (2n+1 wide) stays clear of the border
+    m = erf.effective_receptive_field(uniform_stack(n), str(n - 1), (1, 2, size, size), n_samples=2)
+    for axis in (0, 1):
+        assert m.variance(axis) == pytest.approx(2 * n / 3, rel=0.02)
+    assert m.theoretical.size == (2 * n + 1, 2 * n + 1)  # 1 + n(3-1)
+
+
+def _support_box(m: erf.EffectiveRF):
+    rows, cols = np.nonzero(m.map > 0)
+    return (rows.min(), rows.max()), (cols.min(), cols.max())
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "layer", "size"),
+    [
+        (
+            "conv_stack",
+            {"n": 3, "kernel_size": 3, "dilation": 2, "stride": 2, "channels": 4},
+            "4",
+            (1, 4, 48, 48),
+        ),
+        ("resnet_cifar", {"depth": 8, "shortcut": "A"}, "layer2", (1, 3, 48, 48)),
+        ("resnet_cifar", {"depth": 8, "shortcut": "B"}, "layer3", (1, 3, 64, 64)),
+        ("resnet18", {}, "layer2", (1, 3, 128, 128)),
+    ],
+)
+def test_support_never_exceeds_theoretical_rf(name, config, layer, size):
+    model = zoo.get_model(name, device="meta", **config)
+    m = erf.effective_receptive_field(model, layer, size, n_samples=2, weights="random")
+    window = m.theoretical.window(m.unit)
+    for (lo, hi), (wlo, whi) in zip(_support_box(m), window, strict=True):
+        assert wlo <= lo and hi <= whi
+    assert m.map.sum() > 0
+
+
+def test_residual_erf_is_more_concentrated_than_plain():
+    # 12 basic blocks (depth 26 = 6*4 + 2): Luo et al. 2016, skip connections shrink the ERF.
+    radii = {}
+    for shortcut in ("none", "A"):
+        model = zoo.get_model("resnet_cifar", depth=26, shortcut=shortcut, device="meta")
+        m = erf.effective_receptive_field(
+            model, "layer2", (1, 3, 64, 64), n_samples=4, weights="random", seed=1
+        )
+        radii[shortcut] = m.radius(0.5)
+        assert m.theoretical.size == (49, 49)  # the same theoretical RF for both
+    assert radii["A"] < radii["none"]
+
+
+def test_radius_width_ratio_arithmetic():
+    # a 3x3 block of ones centred at (3, 3): half the mass needs the centre pixel plus a ring
+    patch = np.pad(np.ones((3, 3)), 2)
+    m = erf.EffectiveRF(
+        patch, cnnviz.ReceptiveField((5, 5), (1, 1), (2, 2)), "x", (3, 3), (3.0, 3.0), 1
+    )
+    assert m.radius(1 / 9) == 0.0 and m.radius(0.5) == 1.0 and m.radius(1.0) == 1.0
+    assert m.width(1.0) == 3 and m.ratio(1.0) == 3 / 5
+
+
+def test_safetensors_round_trip_and_mismatches(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.get_model("resnet_cifar", depth=8)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    own = erf.effective_receptive_field(model, "layer1", (1, 3, 32, 32), n_samples=2)
+    loaded = erf.effective_receptive_field(
+        zoo.get_model("resnet_cifar", depth=8, device="meta"),
+        "layer1",
+        (1, 3, 32, 32),
+        n_samples=2,
+        weights=path,
+    )
+    np.testing.assert_allclose(own.map, loaded.map, rtol=1e-6)
+
+    other = tmp_path / "other.safetensors"
+    state = model.state_dict()
+    state["fc.weight"] = torch.zeros(5, 64)
+    state.pop("conv1.weight")
+    state["extra.bias"] = torch.zeros(3)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(other))
+    with pytest.raises(erf.WeightsError) as e:
+        erf.effective_receptive_field(model, "layer1", (1, 3, 32, 32), weights=other)
+    msg = str(e.value)
+    assert "missing conv1.weight" in msg and "unexpected extra.bias" in msg
+    assert "fc.weight (5, 64) != (10, 64)" in msg
+
+    (tmp_path / "w.pt").write_bytes(b"not read")
+    with pytest.raises(erf.WeightsError, match=r"only \.safetensors"):
+        erf.effective_receptive_field(model, "layer1", (1, 3, 32, 32), weights=tmp_path / "w.pt")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 16)
+    with pytest.raises(erf.WeightsError, match="not a readable"):
+        erf.effective_receptive_field(model, "layer1", (1, 3, 32, 32), weights=bad)
+
+
+def test_model_is_not_changed():
+    torch.manual_seed(0)
+    model = zoo.get_model("resnet_cifar", depth=8).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    erf.effective_receptive_field(
+        model, "layer1", (1, 3, 32, 32), n_samples=1, weights="random", seed=3
+    )
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_layer_errors():
+    model = zoo.get_model("resnet20", device="meta")
+    with pytest.raises(cnnviz.AnalysisError, match="no spatial output"):
+        erf.effective_receptive_field(model, "fc", (1, 3, 32, 32))
+    with pytest.raises(cnnviz.AnalysisError, match=r"did you mean.*'layer2'"):
+        erf.effective_receptive_field(model, "layer22", (1, 3, 32, 32))
+    with pytest.raises(ValueError, match="batch 1"):
+        erf.effective_receptive_field(model, "layer1", (2, 3, 32, 32))
+
+
+def test_rf_larger_than_input_warns():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        erf.effective_receptive_field(uniform_stack(6), "5", (1, 2, 9, 9), n_samples=1)
+    assert any("larger than the input" in str(w.message) for w in caught)
+
+
+def test_memory_cap_is_checked_first():
+    model = zoo.get_model("vgg16", device="meta")
+    with pytest.raises(safety.BudgetError, match="cap"):
+        erf.effective_receptive_field(model, "features", (1, 3, 224, 224), cap_bytes=10_000_000)
+
+
+def test_default_layer_is_the_final_feature_map():
+    model = zoo.get_model("resnet20", device="meta")
+    assert erf.default_layer(model, (1, 3, 32, 32)) == "layer3.2.relu"
