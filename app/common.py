@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,3 +119,40 @@ def user_errors() -> Iterator[None]:
             "still works; please report this.",
             icon=":material/bug_report:",
         )
+
+
+@st.cache_data(max_entries=32, show_spinner="Measuring the effective receptive field…")
+def effective_rf(
+    name: str,
+    config: Config,
+    input_size: tuple[int, ...],
+    layer: str,
+    n_samples: int,
+    weights: bytes | None = None,
+    seed: int = 0,
+):
+    """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes)."""
+    from cnnviz import erf
+
+    state = None
+    if weights is not None:
+        from safetensors.torch import load as load_safetensors
+
+        try:
+            state = load_safetensors(weights)
+        except Exception as e:
+            msg = f"the uploaded file is not a readable safetensors file: {e}"
+            raise erf.WeightsError(msg) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = erf.effective_receptive_field(
+            model(name, config), layer, input_size, n_samples=n_samples, weights=state, seed=seed
+        )
+    return m, tuple(str(w.message) for w in caught)
+
+
+@st.cache_data(max_entries=4, show_spinner="Measuring ERFs of conv stacks…")
+def erf_growth(depths: tuple[int, ...]):
+    from cnnviz import erf
+
+    return erf.erf_growth(depths)

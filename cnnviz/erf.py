@@ -192,7 +192,10 @@ def effective_receptive_field(
     seed: int = 0,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
 ) -> EffectiveRF:
-    """Measure the ERF of the central unit of ``layer`` (a module name) over the input.
+    """Measure the ERF of the central unit of ``layer`` over the input.
+
+    ``layer`` is a module name, or an analysis row name such as ``"layer1.0.relu#2"`` for a
+    later call of a module that runs more than once; None picks :func:`default_layer`.
 
     The unit is at index (n-1)//2 on each spatial axis of the layer's output, summed over
     channels; gradients run on real CPU tensors in eval mode, averaged over ``n_samples``
@@ -222,11 +225,14 @@ def effective_receptive_field(
     a = analyze(model, input_size)
     if layer is None:
         layer = default_layer(model, input_size)
+    # "relu#3": the third call of a module that runs more than once (analyze's row names)
+    module_name, _, call = layer.partition("#")
+    call_index = int(call) - 1 if call.isdigit() and int(call) > 0 else 0
     modules = dict(model.named_modules())
-    if layer not in modules:
+    if module_name not in modules:
         import difflib
 
-        close = difflib.get_close_matches(layer, [n for n in modules if n], n=3)
+        close = difflib.get_close_matches(module_name, [n for n in modules if n], n=3)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise AnalysisError(f"no module named {layer!r}{hint}")
     theoretical = a.receptive_field(layer) if layer else a.receptive_field("")
@@ -251,7 +257,7 @@ def effective_receptive_field(
     m = _copy(model, seed)
     _load_weights(m, weights, seed)
     m.eval()
-    target = dict(m.named_modules())[layer]
+    target = dict(m.named_modules())[module_name]
     captured: list[torch.Tensor] = []
     handle = target.register_forward_hook(
         lambda mod, args, out: captured.append(out if torch.is_tensor(out) else out[0])
@@ -264,7 +270,11 @@ def effective_receptive_field(
             captured.clear()
             x = torch.randn(input_size, generator=gen, requires_grad=True)
             m(x)
-            out = captured[0]  # (1, C, *spatial)
+            if call_index >= len(captured):
+                raise AnalysisError(
+                    f"module {module_name!r} ran {len(captured)} time(s), not {call_index + 1}"
+                )
+            out = captured[call_index]  # (1, C, *spatial)
             unit = tuple((n - 1) // 2 for n in out.shape[2:])
             y = out[(0, slice(None), *unit)].sum()
             (grad,) = torch.autograd.grad(y, x)
@@ -295,3 +305,52 @@ __all__ = [
     "effective_receptive_field",
     "sqrt_trend",
 ]
+
+
+def erf_growth(
+    depths=(1, 2, 3, 4, 6, 8, 12, 16),
+    *,
+    kernel_size: int = 3,
+    channels: int = 16,
+    activation: bool = True,
+    n_samples: int = 4,
+    seed: int = 0,
+):
+    """ERF against theoretical RF for stacks of n kxk convolutions (random weights).
+
+    Returns a DataFrame with n, the theoretical width (1 + n(k-1)), the ERF's standard
+    deviation along rows (Luo et al.'s width measure: it grows like sqrt(n)) and its 95 %
+    width. The input is large enough that no window touches the border.
+
+    >>> df = erf_growth((1, 4), channels=2, n_samples=1)
+    >>> list(df["theoretical"])
+    [3, 9]
+    """
+    import pandas as pd
+
+    from cnnviz.zoo import conv_stack
+
+    rows = []
+    for n in depths:
+        theo = 1 + n * (kernel_size - 1)
+        size = 2 * theo + 8
+        torch.manual_seed(seed)
+        net = conv_stack(n, kernel_size, channels, activation=activation)
+        m = effective_receptive_field(
+            net,
+            str(len(net) - 1),
+            (1, channels, size, size),
+            n_samples=n_samples,
+            weights="random",
+            seed=seed,
+        )
+        rows.append(
+            {
+                "n": n,
+                "theoretical": theo,
+                "erf_std": m.variance(0) ** 0.5,
+                "erf_width_95": m.width(0.95),
+                "ratio_95": m.ratio(0.95),
+            }
+        )
+    return pd.DataFrame(rows)

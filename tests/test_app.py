@@ -209,3 +209,50 @@ def test_timing_page_runs_on_cpu():
     for row in df.itertuples():
         assert abs(row.throughput - row.batch_size / (row.latency_ms / 1e3)) < 1e-6 * row.throughput
     assert len(at.get("plotly_chart")) == 2
+
+
+# --------------------------------------------------------------------------- effective RF
+def test_explorer_erf_of_selected_layer():
+    at = page("explorer", model="resnet20")
+    at.selectbox(key="layer").set_value("layer2.2.relu#2").run()
+    at.slider(key="erf_n").set_value(2).run()
+    at.button(key="erf_go").click().run()
+    assert not at.exception and not at.error
+    text = text_of(at)
+    assert "`layer2.2.relu#2`: 50 % of the gradient mass within radius" in text
+    charts = at.get("plotly_chart")
+    assert len(charts) == 4  # bars, growth, RF on input, ERF map
+
+
+def test_shortcut_lab_erf_plain_vs_residual():
+    at = page("shortcut_lab", erf_depth="32")
+    at.button(key="erf_go").click().run()
+    assert not at.exception
+    radii = {m.label: float(m.value.split()[0]) for m in at.metric if "radius" in m.label}
+    assert radii["residual (B): 50 % radius"] < radii["plain: 50 % radius"]  # Luo et al. 2016
+
+
+def test_rf_lab_shows_erf_growth():
+    at = page("rf_lab")
+    assert any("√n" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 3
+
+
+def test_uploaded_safetensors_bytes(tmp_path):
+    import sys
+
+    from safetensors.torch import save
+
+    sys.path.insert(0, str(Path(APP).parent))
+    import common
+
+    model = zoo.get_model("resnet_cifar", depth=8)
+    blob = save({k: v.contiguous() for k, v in model.state_dict().items()})
+    m, notes = common.effective_rf(
+        "resnet_cifar", (("depth", 8),), (1, 3, 32, 32), "layer1", 1, blob
+    )
+    assert m.map.shape == (32, 32) and notes == ()
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        common.effective_rf(
+            "resnet_cifar", (("depth", 8),), (1, 3, 32, 32), "layer1", 1, b"garbage"
+        )

@@ -161,3 +161,15 @@ def test_memory_cap_is_checked_first():
 def test_default_layer_is_the_final_feature_map():
     model = zoo.get_model("resnet20", device="meta")
     assert erf.default_layer(model, (1, 3, 32, 32)) == "layer3.2.relu"
+
+
+def test_later_call_of_a_module():
+    # torchvision-style BasicBlock: one ReLU module runs twice; "relu#2" is after the add.
+    model = zoo.get_model("resnet18", device="meta")
+    first = erf.effective_receptive_field(model, "layer1.0.relu", (1, 3, 64, 64), n_samples=1)
+    second = erf.effective_receptive_field(model, "layer1.0.relu#2", (1, 3, 64, 64), n_samples=1)
+    a = cnnviz.analyze(model, (1, 3, 64, 64))
+    assert first.theoretical == a.receptive_field("layer1.0.relu")  # 19x19
+    assert second.theoretical == a.receptive_field("layer1.0.relu#2")  # 27x27
+    # conv1 7 (S 2) -> maxpool 7 + 2*2 = 11 (S 4) -> conv 11 + 2*4 = 19 -> conv 19 + 2*4 = 27
+    assert second.theoretical.size == (27, 27) and first.theoretical.size == (19, 19)

@@ -4,7 +4,7 @@ import common
 import streamlit as st
 
 from cnnviz import compare, zoo
-from cnnviz.render import plots
+from cnnviz.render import erf_plots, plots
 from cnnviz.render.table import compact
 
 st.title("Layer explorer")
@@ -93,6 +93,32 @@ with common.user_errors():
             f"and columns {view['window'][1][0]}..{view['window'][1][1]}; its neighbour's "
             f"window is shifted by the effective stride {common.fmt_shape(rf.stride)}. "
             "Pixels outside the image fall on padding."
+        )
+
+    st.subheader("Effective receptive field")
+    st.caption(
+        "The theoretical RF says which pixels *can* influence a unit; the effective RF "
+        "(Luo et al., 2016) measures how much each one does: the input gradient of the central "
+        "unit, averaged over random inputs. It is roughly Gaussian and fills only part of the "
+        "theoretical RF. Weights are random (seeded) unless you upload trained ones."
+    )
+    module_name = row.name if row.is_module else row.module
+    e1, e2, e3 = st.columns([1, 2, 1])
+    n_samples = e1.slider("samples", 1, 16, 4, key="erf_n")
+    upload = e2.file_uploader(
+        "Trained weights for this model (.safetensors, matched to its state_dict)",
+        type=["safetensors"],
+        key="erf_weights",
+    )
+    if e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global):
+        weights = upload.getvalue() if upload is not None else None
+        m, notes = common.effective_rf(name, cfg, (1, *shape[1:]), module_name, n_samples, weights)
+        for note in notes:
+            st.warning(note, icon=":material/info:")
+        st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")
+        st.caption(
+            f"`{module_name}`: 50 % of the gradient mass within radius {m.radius(0.5):g} px, "
+            f"95 % within {m.radius(0.95):g} px; ERF/RF width ratio (95 %) {m.ratio(0.95):.2f}."
         )
 
     st.subheader("All layers")

