@@ -7,7 +7,9 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).parent))  # so pages can `import common`
 
-st.set_page_config(page_title="cnnviz", page_icon=":material/visibility:", layout="wide")
+st.set_page_config(
+    page_title="cnnviz", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide"
+)
 
 pages = {
     "Explore": [
