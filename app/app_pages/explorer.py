@@ -42,8 +42,10 @@ with common.user_errors():
     rows = [r.name for r in a.layers]
     if st.session_state.get("layer") not in rows:
         st.session_state.pop("layer", None)
-    spatial = [r.name for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
-    default_layer = spatial[-1] if spatial else rows[-1]
+    # Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).
+    spatial = [r for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
+    busy = [r.name for r in spatial if r.macs] or [r.name for r in spatial]
+    default_layer = busy[-1] if busy else rows[-1]
 
     left, right = st.columns([3, 2])
     with left:

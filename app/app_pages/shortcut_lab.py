@@ -16,13 +16,15 @@ st.caption(
 
 DEPTHS = [18, 34, 50, 101, 152, 20, 32, 44, 56, 110]
 c1, c2, c3 = st.columns(3)
+# Plain numbers (no format_func) so that ?depth=20 in a shared link selects ResNet-20.
 depth = c1.selectbox(
-    "depth",
+    "depth (ImageNet 18-152, CIFAR 20-110)",
     DEPTHS,
     index=2,
     key="depth",
     bind="query-params",
-    format_func=lambda d: f"ResNet-{d}" + (" (CIFAR)" if d in (20, 32, 44, 56, 110) else ""),
+    help="18, 34, 50, 101, 152: ImageNet ResNets (224 px); 20, 32, 44, 56, 110: CIFAR ResNets "
+    "(32 px). 50 and 152 mean the ImageNet nets.",
 )
 block = c2.segmented_control(
     "block",
