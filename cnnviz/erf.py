@@ -84,6 +84,8 @@ class EffectiveRF:
     def variance(self, axis: int) -> float:
         """Variance of the map's marginal along ``axis`` (0 = rows), in pixels²."""
         marginal = self.map.sum(axis=1 - axis) if self.map.ndim == 2 else self.map
+        if marginal.sum() == 0:  # no gradient reached the input (dead ReLUs): no spread
+            return 0.0
         p = marginal / marginal.sum()
         x = np.arange(len(p))
         mean = float((p * x).sum())
