@@ -156,3 +156,18 @@ def erf_growth(depths: tuple[int, ...]):
     from cnnviz import erf
 
     return erf.erf_growth(depths)
+
+
+def layer_breakdown(name: str, device: str, dtype: str):
+    """Per-layer times joined with analyze's MACs (not cached: it measures this machine)."""
+    from cnnviz import timing
+
+    with timing.exclusive():
+        times = timing.layer_times(name, device=device, dtype=dtype, runs=5)
+    a = analysis(name)
+    macs = {r.name: r.macs for r in a.layers if r.is_module}
+    kinds = {r.name: r.kind for r in a.layers if r.is_module}
+    times["kind"] = times["name"].map(kinds)
+    times["macs"] = times["name"].map(macs)
+    times["gflops_per_s"] = 2 * times["macs"] / (times["ms"] / 1e3) / 1e9
+    return times

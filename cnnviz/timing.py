@@ -16,6 +16,7 @@ another dtype, device or memory format.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import threading
@@ -54,6 +55,13 @@ class Config:
     dtype: str
     channels_last: bool
     compile: bool
+
+
+@contextlib.contextmanager
+def exclusive():
+    """Hold the process-wide timing lock (``benchmark`` takes it itself)."""
+    with _LOCK:
+        yield
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -256,3 +256,13 @@ def test_uploaded_safetensors_bytes(tmp_path):
         common.effective_rf(
             "resnet_cifar", (("depth", 8),), (1, 3, 32, 32), "layer1", 1, b"garbage"
         )
+
+
+def test_timing_per_layer_breakdown():
+    at = page("timing", t_models=["resnet20"])
+    at.button(key="t_layers").click().run()
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    oracle = cnnviz.analyze(zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    assert list(df["name"]) == [r.name for r in oracle.layers if r.is_module]
+    assert list(df["macs"]) == [r.macs for r in oracle.layers if r.is_module]

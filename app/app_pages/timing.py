@@ -130,3 +130,23 @@ if results is not None:
             f"torch {torch.__version__}; latency is the median of the timed runs, the "
             "spread their interquartile range."
         )
+
+with st.expander("Per-layer breakdown (one configuration)"):
+    st.caption(
+        "Each leaf layer's median time beside its MACs from cnnviz.analyze: where the time "
+        "goes, and which layers run far from the device's peak."
+    )
+    p1, p2, p3 = st.columns(3)
+    one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
+    one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
+    if p3.button("Time each layer", key="t_layers") and one:
+        with common.user_errors():
+            table = common.layer_breakdown(one, main_dev.type, one_dtype)
+            st.dataframe(
+                table,
+                hide_index=True,
+                column_config={
+                    "ms": st.column_config.NumberColumn(format="%.3f"),
+                    "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
+                },
+            )
