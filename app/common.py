@@ -20,6 +20,18 @@ from cnnviz.result import Analysis
 
 Config = tuple[tuple[str, Any], ...]  # hashable model config: sorted (option, value) pairs
 
+# Upper bounds for integer zoo options typed (or put in a URL) by visitors: the analysis runs on
+# the meta device, but building millions of modules still costs a shared server minutes.
+INT_CAPS = {
+    "n": 32,
+    "depth": 1202,
+    "channels": 2048,
+    "kernel_size": 31,
+    "stride": 4,
+    "dilation": 16,
+    "in_channels": 2048,
+}
+
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def model(name: str, config: Config = ()):
@@ -66,6 +78,8 @@ def option_widgets(name: str, prefix: str, container=None) -> Config:
             value = box.number_input(
                 label,
                 value=int(opt.default),
+                min_value=1,
+                max_value=INT_CAPS.get(opt_name, 4096),
                 step=1,
                 key=key,
                 help=f"{opt.help} {opt.constraint}".strip(),
@@ -159,15 +173,7 @@ def erf_growth(depths: tuple[int, ...]):
 
 
 def layer_breakdown(name: str, device: str, dtype: str):
-    """Per-layer times joined with analyze's MACs (not cached: it measures this machine)."""
+    """Per-layer times beside analyze's MACs (not cached: it measures this machine)."""
     from cnnviz import timing
 
-    with timing.exclusive():
-        times = timing.layer_times(name, device=device, dtype=dtype, runs=5)
-    a = analysis(name)
-    macs = {r.name: r.macs for r in a.layers if r.is_module}
-    kinds = {r.name: r.kind for r in a.layers if r.is_module}
-    times["kind"] = times["name"].map(kinds)
-    times["macs"] = times["name"].map(macs)
-    times["gflops_per_s"] = 2 * times["macs"] / (times["ms"] / 1e3) / 1e9
-    return times
+    return timing.layer_breakdown(name, device=device, dtype=dtype, runs=5)

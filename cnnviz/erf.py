@@ -256,6 +256,16 @@ def effective_receptive_field(
             stacklevel=2,
         )
 
+    with safety.exclusive():  # one real-compute job at a time (shared with cnnviz.timing)
+        return _measure(
+            model, layer, module_name, call_index, input_size, theoretical, n_samples, weights, seed
+        )
+
+
+def _measure(
+    model, layer, module_name, call_index, input_size, theoretical, n_samples, weights, seed
+) -> EffectiveRF:
+    spatial = input_size[2:]
     m = _copy(model, seed)
     _load_weights(m, weights, seed)
     m.eval()

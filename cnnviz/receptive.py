@@ -398,14 +398,20 @@ def grouped_channels(flow: Flow, n_groups: int, c_in: int, c_out: int, where: st
 
 
 def nearby_channels(flow: Flow, before: int, after: int, where: str) -> Flow:
-    """Channel c sees channels c-before .. c+after (local response norm)."""
+    """Channel c sees channels c-before .. c+after (local response norm).
+
+    Work is per group boundary, not per channel, so wide tensors stay cheap.
+    """
     if flow.groups is None:
         return flow
     n = flow.groups[-1][1]
+    # Output channels whose neighbourhood touches group [a, b) are [a - after, b + before).
+    reach = [(max(0, a - after), min(n, b + before), w) for a, b, w in flow.groups]
+    cuts = sorted({0, n} | {x for lo, hi, _ in reach for x in (lo, hi)})
     groups = []
-    for c in range(n):
-        ws = [w for a, b, w in flow.groups if a <= c + after and b > c - before]
-        groups.append((c, c + 1, hull(ws, where)))
+    for lo, hi in itertools.pairwise(cuts):
+        ws = [w for r_lo, r_hi, w in reach if r_lo <= lo and hi <= r_hi]
+        groups.append((lo, hi, hull(ws, where)))
     return Flow(flow.dims, flow.window, _compress(groups), flow.depth)
 
 

@@ -7,7 +7,10 @@ and against a cap.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +20,29 @@ from cnnviz.result import Analysis
 
 #: Default cap for one request on a shared server (CPU RAM or GPU memory), in bytes.
 DEFAULT_CAP_BYTES = 4 * 1024**3
+
+
+#: One real-compute job at a time per process (timing, per-layer timing, effective RF): on a
+#: shared server, two users' jobs would otherwise slow each other and double the memory.
+COMPUTE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive(waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold :data:`COMPUTE_LOCK`; ``waiting()`` is called first when another job holds it.
+
+    >>> with exclusive():
+    ...     COMPUTE_LOCK.locked()
+    True
+    """
+    if not COMPUTE_LOCK.acquire(blocking=False):
+        if waiting is not None:
+            waiting()
+        COMPUTE_LOCK.acquire()
+    try:
+        yield
+    finally:
+        COMPUTE_LOCK.release()
 
 
 class BudgetError(ValueError):

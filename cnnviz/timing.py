@@ -16,10 +16,8 @@ another dtype, device or memory format.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -35,7 +33,7 @@ from cnnviz.errors import AnalysisError
 
 MAX_BATCH = 512
 MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
-_LOCK = threading.Lock()
+_LOCK = safety.COMPUTE_LOCK  # shared with layer_times and cnnviz.erf
 
 #: Dense peak TFLOP/s by device name fragment and precision (vendor data sheets, without
 #: sparsity). float32 convolutions run as TF32 on tensor cores while cuDNN allows it
@@ -55,13 +53,6 @@ class Config:
     dtype: str
     channels_last: bool
     compile: bool
-
-
-@contextlib.contextmanager
-def exclusive():
-    """Hold the process-wide timing lock (``benchmark`` takes it itself)."""
-    with _LOCK:
-        yield
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -232,34 +223,26 @@ def benchmark(
     common = {"model": label, "device": dev.type, "device_name": name, "torch": torch.__version__}
 
     rows: list[dict[str, Any]] = []
-    if not _LOCK.acquire(blocking=False):
+
+    def waiting() -> None:
         if progress:
             progress(0, len(configs), "waiting for another timing run to finish…")
-        _LOCK.acquire()
-    try:
+
+    with safety.exclusive(waiting):
         for i, cfg in enumerate(configs):
             if progress:
                 progress(i, len(configs), f"{label}: batch {cfg.batch_size}, {cfg.dtype}")
+            target = model if isinstance(model, str) else meta_model
             rows.append(
                 {
                     **common,
                     **_run_one(
-                        meta_model if not isinstance(model, str) else model,
-                        a,
-                        input_size,
-                        dev,
-                        cfg,
-                        min_run_time,
-                        warmup,
-                        cap_bytes,
-                        name,
+                        target, a, input_size, dev, cfg, min_run_time, warmup, cap_bytes, name
                     ),
                 }
             )
         if progress:
             progress(len(configs), len(configs), "done")
-    finally:
-        _LOCK.release()
     return pd.DataFrame(rows)
 
 
@@ -280,6 +263,7 @@ def _run_one(
     except safety.BudgetError as e:
         return _row(cfg, status="refused", note=str(e), gflops=flops / 1e9)
     m = x = fwd = None
+    cudnn_before = torch.backends.cudnn.benchmark
     try:
         m = _materialize(model, dev, dtype, cfg.channels_last)
         fmt = torch.channels_last if cfg.channels_last and len(input_size) == 4 else None
@@ -288,7 +272,7 @@ def _run_one(
             x = x.contiguous(memory_format=fmt)
         fwd = torch.compile(m) if cfg.compile else m
         if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            torch.backends.cudnn.benchmark = True  # restored below
             torch.cuda.reset_peak_memory_stats(dev)
 
         def run() -> Any:
@@ -315,6 +299,7 @@ def _run_one(
     finally:
         m = x = fwd = None  # drop the copies before freeing the cache
         if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = cudnn_before
             torch.cuda.empty_cache()
     med = statistics.median(times)
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), med, max(times)]
@@ -340,6 +325,7 @@ def layer_times(
     device: str | torch.device = "auto",
     dtype: str = "float32",
     runs: int = 10,
+    cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
 ) -> pd.DataFrame:
     """Per-layer breakdown for one configuration: median time of each leaf module call.
 
@@ -356,6 +342,42 @@ def layer_times(
     dev = resolve_device(device)
     meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
     size = tuple(input_size or meta_model.default_input_size)
+    a = analyze(meta_model, size)
+    safety.check(
+        safety.estimate(a, dtype=getattr(torch, dtype)), dev, cap_bytes, what="per-layer timing"
+    )
+    with safety.exclusive():
+        return _layer_times(model, size, dev, dtype, runs)
+
+
+def layer_breakdown(
+    model: nn.Module | str,
+    input_size: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str = "float32",
+    runs: int = 5,
+) -> pd.DataFrame:
+    """:func:`layer_times` joined with :func:`cnnviz.analyze`'s rows: kind, MACs and the
+    achieved GFLOP/s of each leaf layer.
+
+    >>> import torch.nn as nn
+    >>> df = layer_breakdown(nn.Sequential(nn.Conv2d(3, 4, 3)), (1, 3, 8, 8), device="cpu",
+    ...                      runs=2)
+    >>> list(df.columns), int(df.loc[0, "macs"])  # 6*6*4*3*3*3
+    (['name', 'ms', 'kind', 'macs', 'gflops_per_s'], 3888)
+    """
+    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
+    size = tuple(input_size or meta_model.default_input_size)
+    times = layer_times(model, size, device=device, dtype=dtype, runs=runs)
+    rows = {r.name: r for r in analyze(meta_model, size).layers if r.is_module}
+    times["kind"] = times["name"].map(lambda n: rows[n].kind if n in rows else None)
+    times["macs"] = times["name"].map(lambda n: rows[n].macs if n in rows else 0)
+    times["gflops_per_s"] = 2 * times["macs"] / (times["ms"] / 1e3) / 1e9
+    return times
+
+
+def _layer_times(model, size, dev, dtype, runs) -> pd.DataFrame:
     m = _materialize(model, dev, getattr(torch, dtype), False)
     names = {id(mod): n for n, mod in m.named_modules()}
     leaves = [mod for mod in m.modules() if not list(mod.children())]

@@ -150,9 +150,14 @@ class Tracer(TorchFunctionMode):
         for name, m in model.named_modules(remove_duplicate=True):
             self.names[id(m)] = name
             self.leaf[id(m)] = next(iter(m._modules.values()), None) is None
+        # Tensors the tracer must never annotate: parameters, buffers and plain tensor
+        # attributes of the user's modules (a positional-encoding table, say).
         self.user_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+        for m in model.modules():
+            self.user_tensors.update(id(v) for v in vars(m).values() if isinstance(v, torch.Tensor))
         self.params = {id(p): n for n, p in model.named_parameters()}
         self.used: set[int] = set()
+        self.counted: set[int] = set()  # parameters already attributed to a row
         self.frames: list[_Frame] = []
         self.rows: list[LayerRecord] = []
         self.containers: dict[str, Any] = {}
@@ -199,7 +204,8 @@ class Tracer(TorchFunctionMode):
             if first:
                 # A leaf has no children: its own _parameters are all of them.
                 for p in module._parameters.values():
-                    if p is not None:
+                    if p is not None and id(p) not in self.counted:  # tied weights once
+                        self.counted.add(id(p))
                         params += p.numel()
                         trainable += p.numel() if p.requires_grad else 0
             draft = _Draft(
@@ -255,7 +261,7 @@ class Tracer(TorchFunctionMode):
             base = next((a for a in args[0] if isinstance(a, torch.Tensor)), None)
         flows = flow if isinstance(flow, list) else [flow] * len(outs)
         for t, f in zip(outs, flows, strict=False):
-            if id(t) in self.user_tensors:
+            if id(t) in self.user_tensors or not t.is_meta:  # ours are all on meta
                 continue
             t._cv_flow = f
             if getattr(t, "_cv_alloc", None) is None and base is not None:
@@ -359,7 +365,18 @@ class Tracer(TorchFunctionMode):
                 t._cv_alloc = getattr(src, "_cv_alloc", None)
             else:
                 t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
-            t._cv_flow = Flow((CHAN,) * t.dim(), window, None, depth)
+            # Same shape as an input (torch.where, a custom elementwise op): keep its dim
+            # labels, so the unknown window is reported on the right axes downstream.
+            like = next(
+                (
+                    f
+                    for x, f in zip(tensors, flows, strict=True)
+                    if x.shape == t.shape and f.window is not None
+                ),
+                None,
+            )
+            dims = like.dims if like is not None else (CHAN,) * t.dim()
+            t._cv_flow = Flow(dims, window, None, depth)
         entry = self.uncounted.setdefault(name, [0, []])
         entry[0] += 1
         where = self.frames[-1].name if self.frames else ""

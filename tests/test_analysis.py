@@ -536,3 +536,107 @@ def test_channel_shuffle_and_memory_formats():
     assert [r.output_shape for r in a.layers] == [(1, 4, 6, 6), (1, 4, 6, 6), (1, 4, 4, 4)]
     assert a.receptive_field().size == (5, 5)  # the shuffle only moves channels: 1 + 2 + 2
     assert a.total_macs == flop_counter_macs(net, (1, 3, 8, 8))
+
+
+# --------------------------------------------------------------------------- review fixes
+@pytest.mark.parametrize(
+    ("module", "size"),
+    [
+        (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 1, 2, 2)),
+        (nn.MaxPool2d(4, 3, dilation=2, ceil_mode=True), (1, 1, 5, 5)),
+        (nn.AvgPool1d(5, 2, 1, ceil_mode=True), (1, 2, 2)),
+        (nn.MaxPool2d(2, 2, ceil_mode=True), (1, 1, 7, 7)),
+    ],
+)
+def test_ceil_mode_partial_windows_match_pytorch(module, size):
+    # oracle: a real CPU forward
+    assert cnnviz.analyze(module, size).layers[0].output_shape == tuple(
+        module(torch.randn(size)).shape
+    )
+
+
+def test_googlenet_small_input_like_pytorch():
+    m = zoo.get_model("googlenet", device="meta").eval()
+    a = cnnviz.analyze(m, (1, 3, 16, 16))  # ceil-mode pools still give 1x1 maps
+    assert a.output_shapes == ((1, 1000),)
+    assert a.total_macs == flop_counter_macs(m, (1, 3, 16, 16))
+
+
+def test_where_keeps_the_rf_and_unknown_ops_report_why():
+    class Leaky(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.b(torch.where(y > 0, y, 0.1 * y))
+
+    a = cnnviz.analyze(Leaky(), (1, 3, 16, 16))
+    assert a.receptive_field().size == (5, 5) and not a.uncounted  # 1 + 2 + 2
+
+    class Cum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            return self.b(torch.cumsum(self.a(x), 1))
+
+    rf = cnnviz.analyze(Cum(), (1, 3, 16, 16)).receptive_field()
+    assert rf.size is None and "cumsum" in rf.reason  # never an earlier layer's RF
+
+
+def test_tied_weights_counted_once_in_rows():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    a = cnnviz.analyze(Tied(), (2, 16))
+    assert [r.params for r in a.layers] == [16 * 16 + 16, 16]  # b only adds its bias
+    assert sum(r.params for r in a.layers) == a.total_params == 16 * 16 + 2 * 16
+
+
+def test_plain_tensor_attributes_are_not_annotated():
+    class PosEnc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, padding=1)
+            self.table = torch.zeros(1, 3, 8, 8)
+
+        def forward(self, x):
+            return self.conv(x) + self.table.to(x.dtype)
+
+    m = PosEnc()
+    cnnviz.analyze(m, (1, 3, 8, 8))
+    assert vars(m.table) == {}
+
+
+def test_keyword_arguments_of_split_and_permute():
+    class KW(nn.Module):
+        def forward(self, x):
+            first, _ = x.chunk(chunks=2, dim=1)
+            return torch.permute(first, dims=(0, 2, 3, 1))
+
+    assert cnnviz.analyze(KW(), (1, 4, 8, 6)).output_shapes == ((1, 8, 6, 2),)
+
+
+def test_train_mode_batch_norm_needs_more_than_one_value():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="more than 1 value"):  # PyTorch itself refuses
+        net.train()(torch.randn(1, 3, 3, 3))
+    with pytest.raises(cnnviz.AnalysisError, match="more than 1 value per channel"):
+        cnnviz.analyze(net, (1, 3, 3, 3), mode="train")
+    assert cnnviz.analyze(net, (1, 3, 3, 3)).output_shapes == ((1, 4, 1, 1),)  # eval is fine
+
+
+def test_3d_pool_smaller_than_kernel_is_an_error_like_pytorch():
+    with pytest.raises(RuntimeError):  # PyTorch itself refuses
+        nn.AvgPool3d(5, 1, 2)(torch.randn(1, 1, 2, 2, 4))
+    with pytest.raises(cnnviz.AnalysisError, match="smaller than the kernel 5x5x5"):
+        cnnviz.analyze(nn.AvgPool3d(5, 1, 2), (1, 1, 2, 2, 4))

@@ -266,3 +266,21 @@ def test_timing_per_layer_breakdown():
     oracle = cnnviz.analyze(zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
     assert list(df["name"]) == [r.name for r in oracle.layers if r.is_module]
     assert list(df["macs"]) == [r.macs for r in oracle.layers if r.is_module]
+
+
+def test_custom_url_follows_the_spec_and_table_applies():
+    at = page("custom")
+    text = "input: [1, 1, 16, 16]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n"
+    at.text_area(key="spec_text").set_value(text).run()
+    token = at.query_params["spec"]
+    token = token[0] if isinstance(token, list) else token
+    assert spec.from_url(token) == spec.parse(spec.dumps(spec.parse(text)))
+    at.button(key="apply").click().run()  # the flat spec round-trips through the table
+    assert not at.exception and not at.error
+    assert metric(at, "Parameters") == "40"  # 4*1*3*3 + 4
+
+
+def test_zoo_options_from_the_url_are_capped():
+    at = page("explorer", model="conv_stack", **{"exp.conv_stack.n": "3000"})
+    assert not at.exception
+    assert at.number_input(key="exp.conv_stack.n").value <= 32  # INT_CAPS["n"]

@@ -20,6 +20,7 @@ st.caption(
 
 examples = spec.examples()
 MAX_UPLOAD = spec.LIMITS.text_bytes
+MAX_URL_TOKEN = 4000  # characters; browsers and proxies handle URLs of this size
 
 
 @st.cache_data(max_entries=64, show_spinner="Building and tracing…")
@@ -77,12 +78,13 @@ with tab_table, common.user_errors():
         st.info(str(e))
     else:
         edited = st.data_editor(rows, num_rows="dynamic", key="table", hide_index=True)
-        if st.button("Apply table to the spec", key="apply"):
-            new = spec.from_table(
-                list(edited), parsed.get("input", [1, 3, 32, 32]), parsed.get("name", "custom")
-            )
-            st.session_state["spec_text"] = spec.dumps(new)
-            st.rerun()
+        # The callback runs before the next script run, when spec_text may still change.
+        st.session_state["edited_rows"] = (
+            list(edited),
+            parsed.get("input", [1, 3, 32, 32]),
+            parsed.get("name", "custom"),
+        )
+        st.button("Apply table to the spec", key="apply", on_click=_apply_table)
 
 with common.user_errors():
     try:
@@ -105,6 +107,12 @@ with common.user_errors():
     d2.download_button(
         "Download JSON", spec.dumps(spec.parse(text), "json"), "cnnviz_spec.json", key="dl_json"
     )
-    if d3.button("Share via URL", key="share"):
-        st.query_params["spec"] = spec.to_url(spec.parse(text))
-        st.success("The page URL now holds this spec: copy it from the address bar.")
+    # Keep the URL in step with the spec, so a reload or a shared link shows this model.
+    token = spec.to_url(spec.parse(text))
+    if len(token) <= MAX_URL_TOKEN:
+        if st.query_params.get("spec") != token:
+            st.query_params["spec"] = token
+        d3.caption("The page URL holds this spec: copy it from the address bar to share it.")
+    else:
+        st.query_params.pop("spec", None)
+        d3.caption("This spec is too long for a link: share the YAML file instead.")

@@ -84,8 +84,16 @@ with common.user_errors():
     elif row.output_shape is not None and len(row.output_shape) == 4:
         oh, ow = row.output_shape[2], row.output_shape[3]
         u1, u2 = st.columns(2)
-        ui = u1.slider("unit row", 0, oh - 1, (oh - 1) // 2, key="unit_row")
-        uj = u2.slider("unit column", 0, ow - 1, (ow - 1) // 2, key="unit_col")
+        ui = (
+            u1.slider("unit row", 0, oh - 1, (oh - 1) // 2, key="unit_row", bind="query-params")
+            if oh > 1
+            else 0
+        )
+        uj = (
+            u2.slider("unit column", 0, ow - 1, (ow - 1) // 2, key="unit_col", bind="query-params")
+            if ow > 1
+            else 0
+        )
         spatial_in = a.input_spatial
         fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
         st.plotly_chart(fig, key="rf_input")
@@ -106,7 +114,7 @@ with common.user_errors():
     )
     module_name = row.name if row.is_module else row.module
     e1, e2, e3 = st.columns([1, 2, 1])
-    n_samples = e1.slider("samples", 1, 16, 4, key="erf_n")
+    n_samples = e1.slider("samples", 1, 16, 4, key="erf_n", bind="query-params")
     upload = e2.file_uploader(
         "Trained weights for this model (.safetensors, matched to its state_dict)",
         type=["safetensors"],

@@ -52,12 +52,17 @@ run_time = c4.slider(
     0.5,
     0.1,
     key="t_time",
+    bind="query-params",
     help="Timed runs continue until this budget (after warm-up).",
 )
 channels_last = c5.checkbox("channels_last", key="t_cl", bind="query-params")
 both = (
     st.checkbox(
-        "Also time on the CPU", key="t_cpu", disabled=not gpu, help="CPU and GPU side by side."
+        "Also time on the CPU",
+        key="t_cpu",
+        disabled=not gpu,
+        help="CPU and GPU side by side.",
+        bind="query-params",
     )
     if gpu
     else False
@@ -69,7 +74,15 @@ st.caption(
     "that would not fit in memory are refused before anything is allocated."
 )
 
-if st.button("Run", type="primary", key="t_run", disabled=n_configs == 0):
+MAX_CONFIGS = 24  # one request may hold the shared timing lock for at most ~1-2 minutes
+if n_configs > MAX_CONFIGS:
+    st.warning(
+        f"{n_configs} configurations: pick at most {MAX_CONFIGS} per run.",
+        icon=":material/warning:",
+    )
+if st.button(
+    "Run", type="primary", key="t_run", disabled=n_configs == 0 or n_configs > MAX_CONFIGS
+):
     bar = st.progress(0.0, text="starting…")
     done = [0]
     frames = []

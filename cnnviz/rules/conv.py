@@ -18,15 +18,19 @@ from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
 
 
 def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
-    """Output length of a sliding window (PyTorch's formula, ceil mode included)."""
+    """Output length of a sliding window (PyTorch's formula, ceil mode included).
+
+    >>> out_len(2, 3, 2, 0, 1, ceil=True), out_len(2, 3, 2, 0, 1), out_len(7, 3, 2, 2, 1, True)
+    (1, 0, 4)
+    """
     span = n + p_total - d * (k - 1) - 1
+    if ceil:
+        span += s - 1  # PyTorch rounds up: a partial last window still counts
     if span < 0:
         return 0
-    if not ceil:
-        return span // s + 1
-    out = -(-span // s) + 1
+    out = span // s + 1
     # PyTorch: the last window must start inside the input or the left padding.
-    if (out - 1) * s >= n + p_total // 2:
+    if ceil and (out - 1) * s >= n + p_total // 2:
         out -= 1
     return out
 

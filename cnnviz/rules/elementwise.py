@@ -200,6 +200,11 @@ def batch_norm_rule(
         raise RuleError(
             f"expects {stats.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
         )
+    if training and c and input.numel() // c <= 1:
+        raise RuleError(
+            f"expected more than 1 value per channel when training, got input "
+            f"{fmt_shape(input.shape)} (use mode='eval' or a larger input)"
+        )
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
 
 
@@ -290,3 +295,19 @@ for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     _ip = [getattr(_T, _name + "_", None)]
     _ip += [getattr(_T, "__i" + d[2:], None) for d in _dunder.get(_name, [])[:1]]
     register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(_binary(True))
+
+
+for _name in ("eq", "ne", "gt", "ge", "lt", "le"):
+    _fs = [getattr(torch, _name), getattr(_T, _name), getattr(_T, f"__{_name}__")]
+    register(*_fs, kind="elementwise", name=_name)(_binary(False))
+
+
+@register(torch.where, _T.where, kind="elementwise", name="where")
+def where_rule(ctx, condition, input=None, other=None):
+    if input is None:
+        raise RuleError("torch.where(condition) without values returns indices: not supported")
+    operands = [t for t in (condition, input, other) if isinstance(t, torch.Tensor)]
+    shape = broadcast(*(tuple(t.shape) for t in operands))
+    values = [v for v in (input, other) if isinstance(v, torch.Tensor)]
+    flow = merge([ctx.flow(t) for t in operands], "torch.where")
+    return Out(ctx.new(shape, values[0] if values else condition), flow, 0, math.prod(shape))

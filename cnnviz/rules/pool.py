@@ -26,6 +26,11 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
         raise RuleError(f"padding {fmt_shape(p)} is more than half the kernel {fmt_shape(k)}")
     spatial = tuple(x.shape[-n:])
+    if n == 3 and any(kk > L for L, kk in zip(spatial, k, strict=True)):
+        # PyTorch's 3-d pools want the unpadded input to be at least the kernel.
+        raise RuleError(
+            f"input {fmt_shape(spatial)} is smaller than the kernel {fmt_shape(k)}", too_small=True
+        )
     out = tuple(
         out_len(L, kk, ss, 2 * pp, dd, bool(ceil_mode))
         for L, kk, ss, pp, dd in zip(spatial, k, s, p, d, strict=True)

@@ -114,7 +114,9 @@ def _permute(order: list[int], flow: Flow) -> Flow:
 
 
 @register(torch.permute, _T.permute, kind="reshape", name="permute")
-def permute_rule(ctx, input, *dims):
+def permute_rule(ctx, input, *dims, **kwargs):
+    if "dims" in kwargs:
+        dims = (kwargs["dims"],)
     order = list(dims[0]) if len(dims) == 1 and not isinstance(dims[0], int) else list(dims)
     order = [d % input.dim() for d in order]
     return Out(input.permute(order), _permute(order, ctx.flow(input)))
@@ -217,8 +219,9 @@ def cat_rule(ctx, tensors, dim=0, *, axis=None, out=None):
 
 
 def _split_rule(func):
-    def rule(ctx, input, size_or_sections, dim=0):
-        parts = func(input, size_or_sections, dim)
+    def rule(ctx, input, *args, **kwargs):
+        parts = func(input, *args, **kwargs)
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
         f = ctx.flow(input)
         d = dim % input.dim()
         flows, start = [], 0
