@@ -134,10 +134,10 @@ def _time_cuda(fn: Callable[[], Any], min_run_time: float, device: torch.device)
     Returns the mean time per run of each block."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda.synchronize(device)
-    t = time.perf_counter()  # size blocks to about 10 ms, or one run if runs are longer
+    t = time.perf_counter()  # size blocks to about 50 ms, so the queue stays full
     fn()
     torch.cuda.synchronize(device)
-    per_block = max(1, int(0.01 / max(time.perf_counter() - t, 1e-6)))
+    per_block = max(2, int(0.05 / max(time.perf_counter() - t, 1e-6)))
     times: list[float] = []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < min_run_time or len(times) < 5:
