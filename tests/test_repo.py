@@ -75,3 +75,21 @@ def test_readme_spec_example_builds():
     a = cnnviz.analyze(model, model.default_input_size)
     # conv 16*3*9+16, bn 2*16, conv 16*16*9+16, bn 2*16, linear 16*10+10
     assert a.total_params == (16 * 27 + 16) + 32 + (16 * 144 + 16) + 32 + (160 + 10)
+
+
+def test_readme_timing_and_erf_example_runs():
+    lib = re.search(r"## Library\s+```python\n(.*?)```", README, re.S).group(1)
+    more = re.search(
+        r"### Timing and effective receptive fields from Python\s+```python\n(.*?)```", README, re.S
+    ).group(1)
+    res = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", lib + more],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    # resnet20 layer2: stem 3, layer1 six 3x3 convs +12 = 15, then six more at stride 2:
+    # +2 (the strided conv) + 5*4 = 37
+    assert "(37, 37)" in res.stdout
