@@ -156,10 +156,6 @@ class Analysis:
         d["containers"] = {k: asdict(v) for k, v in self.containers.items()}
         return d
 
-    @property
-    def final_receptive_field(self) -> ReceptiveField:
-        return self.receptive_field()
-
     def __str__(self) -> str:
         from cnnviz.render.table import render_text
 

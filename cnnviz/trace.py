@@ -10,7 +10,6 @@ formulas, and are listed as uncounted. Real parameters are only read for their s
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from torch.utils.flop_counter import flop_registry
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import CHAN, Flow, Unknown, WindowState, const_flow, to_public
 from cnnviz.result import LayerRecord
-from cnnviz.rules import RULES, Out, RuleError, fmt_shape, op_name
+from cnnviz.rules import RULES, Out, RuleError, op_name
 
 _aten = torch.ops.aten
 # Metadata queries the counter must not see (FlopCounterMode skips the same set).
@@ -155,7 +154,6 @@ class Tracer(TorchFunctionMode):
         self.user_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
         for m in model.modules():
             self.user_tensors.update(id(v) for v in vars(m).values() if isinstance(v, torch.Tensor))
-        self.params = {id(p): n for n, p in model.named_parameters()}
         self.used: set[int] = set()
         self.counted: set[int] = set()  # parameters already attributed to a row
         self.frames: list[_Frame] = []
@@ -395,11 +393,3 @@ class Tracer(TorchFunctionMode):
         if op and f.draft is None:
             name += f", {op}"
         return name + ")"
-
-
-def input_shape_text(shapes) -> str:
-    return ", ".join(fmt_shape(s) for s in shapes)
-
-
-def nbytes(t: torch.Tensor) -> int:
-    return math.prod(t.shape) * t.element_size()
