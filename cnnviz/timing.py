@@ -2,9 +2,12 @@
 
 :func:`benchmark` times a model's forward pass for several batch sizes and dtypes and reports
 latency, throughput and achieved TFLOP/s (from :func:`cnnviz.analyze`'s FLOPs). Method:
-warm-up, then repeated timed runs until a time budget, in inference mode. On CUDA each run is
-timed with CUDA events after a synchronisation, with ``cudnn.benchmark`` on; on the CPU
-``torch.utils.benchmark`` does the timing.
+warm-up, then repeated timed runs until a time budget, in inference mode. On CUDA, blocks of
+back-to-back runs (about 50 ms each) are timed with CUDA events, each block after a
+synchronisation, with ``cudnn.benchmark`` on and garbage collection paused; on the CPU
+``torch.utils.benchmark`` does the timing. On CUDA each row also says whether the run is
+host-bound: issuing it from Python takes about as long as it runs, so the GPU idles between
+kernels.
 
 Safety, since this allocates real memory: parameter and activation bytes from ``analyze``,
 scaled by batch size and dtype, are checked against the device's free memory and a cap before
@@ -16,10 +19,12 @@ another dtype, device or memory format.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,8 @@ from cnnviz.errors import AnalysisError
 MAX_BATCH = 512
 MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
 _LOCK = safety.COMPUTE_LOCK  # shared with layer_times and cnnviz.erf
+#: A run is host-bound when issuing it takes at least this share of its latency.
+HOST_BOUND = 0.9
 
 #: Dense peak TFLOP/s by device name fragment and precision (vendor data sheets, without
 #: sparsity). float32 convolutions run as TF32 on tensor cores while cuDNN allows it
@@ -128,35 +135,107 @@ def _materialize(
     return m
 
 
-def _time_cuda(fn: Callable[[], Any], min_run_time: float, device: torch.device) -> list[float]:
-    """Blocks of back-to-back runs between two CUDA events, as torch.utils.benchmark blocks
-    its runs: the steady state, where the CPU queues run i+1 while the GPU works on run i.
-    Returns the mean time per run of each block."""
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize(device)
-    t = time.perf_counter()  # size blocks to about 50 ms, so the queue stays full
+class _CudaClock:
+    """Device time between two CUDA events; ``sync`` waits for all queued work."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._a = torch.cuda.Event(enable_timing=True)
+        self._b = torch.cuda.Event(enable_timing=True)
+
+    def sync(self) -> None:
+        torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        self._a.record()
+
+    def stop(self) -> float:
+        self._b.record()
+        self._b.synchronize()
+        return self._a.elapsed_time(self._b) / 1e3
+
+
+class _WallClock:
+    """Host wall time with the same interface: the block logic's stand-in off the GPU."""
+
+    def sync(self) -> None:
+        pass
+
+    def start(self) -> None:
+        self._t = time.perf_counter()
+
+    def stop(self) -> float:
+        return time.perf_counter() - self._t
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection inside timed loops, as ``timeit`` (and torch.utils.benchmark)
+    do: a collection is a pause of the host that has nothing to do with the model."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _time_blocks(fn: Callable[[], Any], min_run_time: float, clock) -> list[float]:
+    """Blocks of back-to-back runs between two clock marks, as torch.utils.benchmark blocks
+    its runs: the steady state, where the host queues run i+1 while the GPU works on run i.
+    Blocks last about 50 ms (at least 2 runs); at least 5 blocks. Returns the mean time per
+    run of each block, in seconds."""
+    clock.sync()
+    t = time.perf_counter()
     fn()
-    torch.cuda.synchronize(device)
+    clock.sync()
     per_block = max(2, int(0.05 / max(time.perf_counter() - t, 1e-6)))
     times: list[float] = []
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < min_run_time or len(times) < 5:
-        start.record()
-        for _ in range(per_block):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / 1e3 / per_block)
-        if len(times) >= 10_000:
-            break
+    with _gc_paused():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < min_run_time or len(times) < 5:
+            clock.start()
+            for _ in range(per_block):
+                fn()
+            times.append(clock.stop() / per_block)
+            if len(times) >= 10_000:
+                break
     return times
+
+
+def _host_seconds(fn: Callable[[], Any], clock, n: int = 5) -> float:
+    """Median host time to issue one run from an idle device: Python, dispatch and kernel
+    launches. Close to the latency means the device waits on the host (launch-bound)."""
+    samples = []
+    with _gc_paused():
+        for _ in range(n):
+            clock.sync()
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+    clock.sync()
+    return statistics.median(samples)
+
+
+def _bound(host_s: float | None, latency_s: float) -> str | None:
+    """``"host"`` when issuing a run takes at least 90 % of its latency, else ``"device"``.
+
+    >>> _bound(0.0095, 0.010), _bound(0.001, 0.010), _bound(None, 0.010)
+    ('host', 'device', None)
+    """
+    if host_s is None:
+        return None
+    return "host" if host_s >= HOST_BOUND * latency_s else "device"
 
 
 def _time_cpu(fn: Callable[[], Any], min_run_time: float) -> list[float]:
     from torch.utils import benchmark as tb
 
-    m = tb.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
-    return [t for t in m.times]
+    # Timer defaults to one thread; time with the threads this process (and the device
+    # name) says it uses.
+    timer = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return list(timer.blocked_autorange(min_run_time=min_run_time).times)
 
 
 def _row(cfg: Config, **values: Any) -> dict[str, Any]:
@@ -189,7 +268,9 @@ def benchmark(
     model defaults to its own size. Columns: model, device, device_name, torch, batch_size,
     dtype, channels_last, compiled, status, latency_ms (median), iqr_ms (spread), runs,
     throughput (images/s), gflops (per forward), tflops (achieved), peak_tflops (where
-    known), peak_memory_bytes, note.
+    known), peak_memory_bytes, host_ms and bound (CUDA only: the host time to issue one run,
+    and ``"host"`` where that is at least 90 % of the latency, so the GPU waits on Python and
+    kernel launches, else ``"device"``), note.
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -285,11 +366,13 @@ def _run_one(
             if i + 1 >= max(1, warmup) and time.perf_counter() - t_warm > 0.2:
                 break
         if dev.type == "cuda":
-            times = _time_cuda(run, min_run_time, dev)
+            clock = _CudaClock(dev)
+            times = _time_blocks(run, min_run_time, clock)
+            host = _host_seconds(run, clock)
             peak = torch.cuda.max_memory_allocated(dev)
         else:
             times = _time_cpu(run, min_run_time)
-            peak = None
+            host = peak = None
     except torch.cuda.OutOfMemoryError as e:
         return _row(cfg, status="out of memory", note=str(e).split("\n")[0], gflops=flops / 1e9)
     except (RuntimeError, AnalysisError) as e:
@@ -314,6 +397,8 @@ def _run_one(
         tflops=flops / med / 1e12,
         peak_tflops=peak_tflops(name, cfg.dtype),
         peak_memory_bytes=peak,
+        host_ms=None if host is None else host * 1e3,
+        bound=_bound(host, med),
         note="",
     )
 
@@ -414,7 +499,7 @@ def _layer_times(model, size, dev, dtype, runs) -> pd.DataFrame:
     ]
     x = torch.randn(size, device=dev, dtype=getattr(torch, dtype))
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _gc_paused():
             m(x)  # warm-up
             samples.clear()
             pending_done.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -165,3 +166,86 @@ def test_layer_times_join_analysis_rows():
 def test_peak_table():
     assert timing.peak_tflops("NVIDIA H200", "bfloat16") == 989.4  # NVIDIA H200 data sheet
     assert timing.peak_tflops("Some CPU", "float32") is None
+
+
+class _CountingClock(timing._WallClock):
+    """The wall clock, counting synchronisations."""
+
+    syncs = 0
+
+    def sync(self):
+        self.syncs += 1
+
+
+def test_blocks_pause_gc_and_average_back_to_back_runs():
+    import gc
+    import time
+
+    calls, gc_states = [0], []
+
+    def fn():
+        calls[0] += 1
+        gc_states.append(gc.isenabled())
+        time.sleep(0.002)
+
+    assert gc.isenabled()
+    times = timing._time_blocks(fn, 0.05, timing._WallClock())
+    assert gc.isenabled()  # restored after the loop
+    assert gc_states[0] and not any(gc_states[1:])  # only the untimed sizing run sees GC
+    assert len(times) >= 5
+    per_block, rest = divmod(calls[0] - 1, len(times))  # one untimed run sizes the blocks
+    assert rest == 0 and per_block >= 2  # every block holds the same number of runs
+    assert min(times) >= 0.002  # a sleep lasts at least what it was asked for
+
+
+def test_gc_is_restored_when_a_run_fails():
+    import gc
+
+    def boom():
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError), timing._gc_paused():
+        boom()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with timing._gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had GC off keeps it off
+    finally:
+        gc.enable()
+
+
+def test_host_time_syncs_before_each_run():
+    import time
+
+    clock = _CountingClock()
+    host = timing._host_seconds(lambda: time.sleep(0.002), clock, n=3)
+    assert host >= 0.002 and clock.syncs == 3 + 1  # idle device before each run, and after
+
+
+def test_cpu_timing_uses_the_process_threads():
+    seen: list[int] = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            if x.device.type != "meta":
+                seen.append(torch.get_num_threads())
+            return x * 2
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        df = timing.benchmark(
+            Probe(),
+            (1, 4),
+            device="cpu",
+            batch_sizes=(1,),
+            dtypes=("float32",),
+            min_run_time=0.01,
+        )
+    finally:
+        torch.set_num_threads(before)
+    assert df.loc[0, "status"] == "ok" and "2 threads" in df.loc[0, "device_name"]
+    assert seen and set(seen) == {2}  # torch.utils.benchmark alone would run one thread
+    assert pd.isna(df.loc[0, "host_ms"]) and df.loc[0, "bound"] is None  # CUDA-only columns
