@@ -268,7 +268,8 @@ def benchmark(
     model defaults to its own size. Columns: model, device, device_name, torch, batch_size,
     dtype, channels_last, compiled, status, latency_ms (median), iqr_ms (spread), runs,
     throughput (images/s), gflops (per forward), tflops (achieved), peak_tflops (where
-    known), peak_memory_bytes, host_ms and bound (CUDA only: the host time to issue one run,
+    known), peak_memory_bytes (CUDA: the most allocated above what the process held
+    before), host_ms and bound (CUDA only: the host time to issue one run,
     and ``"host"`` where that is at least 90 % of the latency, so the GPU waits on Python and
     kernel launches, else ``"device"``), note.
 
@@ -345,6 +346,9 @@ def _run_one(
         return _row(cfg, status="refused", note=str(e), gflops=flops / 1e9)
     m = x = fwd = None
     cudnn_before = torch.backends.cudnn.benchmark
+    # Peak memory is counted above what the process held before: the copy, the input and
+    # the activations of this configuration, not the caller's other tensors.
+    base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
     try:
         m = _materialize(model, dev, dtype, cfg.channels_last)
         fmt = torch.channels_last if cfg.channels_last and len(input_size) == 4 else None
@@ -369,7 +373,7 @@ def _run_one(
             clock = _CudaClock(dev)
             times = _time_blocks(run, min_run_time, clock)
             host = _host_seconds(run, clock)
-            peak = torch.cuda.max_memory_allocated(dev)
+            peak = torch.cuda.max_memory_allocated(dev) - base
         else:
             times = _time_cpu(run, min_run_time)
             host = peak = None

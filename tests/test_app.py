@@ -211,6 +211,26 @@ def test_timing_page_runs_on_cpu():
     assert len(at.get("plotly_chart")) == 2
 
 
+def test_timing_page_explains_host_bound_rows():
+    # A CUDA-style row (host_ms close to the latency) shown by the page: the table keeps the
+    # library's columns and the page says what "host" means.
+    from cnnviz import timing
+
+    df = timing.benchmark(
+        "resnet20", device="cpu", batch_sizes=(1,), dtypes=("float32",), min_run_time=0.05
+    )
+    df["host_ms"], df["bound"] = df["latency_ms"] * 0.95, "host"
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("app_pages/timing.py")
+    at.session_state["t_results"] = df
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert list(shown["bound"]) == ["host"] and "host_ms" in shown
+    assert any("bound by **host**" in i.value for i in at.info)
+
+
 # --------------------------------------------------------------------------- effective RF
 def test_explorer_erf_of_selected_layer():
     at = page("explorer", model="resnet20")

@@ -122,6 +122,8 @@ if results is not None:
             "tflops",
             "peak_tflops",
             "peak_memory_bytes",
+            "host_ms",
+            "bound",
             "note",
         ]
         st.dataframe(
@@ -131,8 +133,18 @@ if results is not None:
                 "latency_ms": st.column_config.NumberColumn(format="%.3f"),
                 "throughput": st.column_config.NumberColumn("images/s", format="%.0f"),
                 "tflops": st.column_config.NumberColumn(format="%.3f"),
+                "host_ms": st.column_config.NumberColumn(
+                    format="%.3f", help="Host time to issue one run (CUDA only)"
+                ),
             },
         )
+        if "bound" in results and (results["bound"] == "host").any():
+            st.info(
+                "Rows bound by **host** spend about as long issuing kernels from Python as "
+                "the GPU spends running them, so the GPU waits between kernels. There a "
+                "larger batch costs little extra time: throughput climbs with batch size.",
+                icon=":material/info:",
+            )
         left, right = st.columns(2)
         left.plotly_chart(timing_plots.latency_plot(results), key="t_latency")
         right.plotly_chart(timing_plots.tflops_plot(results), key="t_tflops")
