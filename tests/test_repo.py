@@ -20,6 +20,8 @@ def test_ruff_is_clean():
         pytest.skip("ruff is not installed")
     res = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout
+    res = subprocess.run([ruff, "format", "--check", str(ROOT)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_readme_library_example_runs():
