@@ -70,7 +70,8 @@ both = (
 devices = [main_dev.type] + (["cpu"] if both else [])
 n_configs = len(names) * len(batches) * len(dtypes) * len(devices)
 st.caption(
-    f"{n_configs} configurations; batch sizes above {timing.MAX_BATCH} and requests "
+    f"{n_configs} configuration{'s' * (n_configs != 1)}; batch sizes above "
+    f"{timing.MAX_BATCH} and requests "
     "that would not fit in memory are refused before anything is allocated."
 )
 

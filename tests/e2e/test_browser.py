@@ -245,12 +245,68 @@ def test_user_error_is_a_message_and_the_page_recovers(page: Page):
 def test_timing_runs_a_tiny_benchmark(page: Page):
     open_page(page, "/timing?t_models=conv_stack&t_batches=1")
     expect(
-        page.locator('[data-testid="stCaptionContainer"]', has_text="configurations")
-    ).to_contain_text("1 configurations")
+        page.locator('[data-testid="stCaptionContainer"]', has_text="configuration")
+    ).to_contain_text("1 configuration;")
     page.get_by_role("button", name="Run", exact=True).click()
     table = page.locator('[data-testid="stDataFrame"]')
     expect(table).to_be_visible()
     expect(page.locator(".js-plotly-plot")).to_have_count(2)
     wait_idle(page)
     expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+    no_exception(page)
+
+
+def upload(page: Page, label: str, name: str, data: bytes) -> None:
+    """Drop a file into the st.file_uploader labelled ``label``."""
+    box = page.locator('[data-testid="stFileUploader"]').filter(has_text=label)
+    box.locator('input[type="file"]').set_input_files(
+        {"name": name, "mimeType": "application/octet-stream", "buffer": data}
+    )
+
+
+def test_custom_spec_upload_and_a_broken_one(page: Page):
+    open_page(page, "/custom")
+    upload(page, "upload a spec", "tiny.yaml", TINY_SPEC.encode())
+    expect(page.get_by_role("textbox", name="YAML or JSON")).to_have_value(
+        re.compile(r"name: tiny")
+    )
+    expect(metric(page, "Parameters")).to_have_text("72.2K")  # TINY_PARAMS, 72,234
+    wait_idle(page)
+    # a spec with a layer that does not exist: a message naming the field, not a traceback
+    broken = TINY_SPEC.replace("  - relu\n", "  - relux\n")
+    upload(page, "upload a spec", "broken.yaml", broken.encode())
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("Spec error")
+    expect(error).to_contain_text("layers[1]")
+    expect(error).to_contain_text("relux")
+    no_exception(page)
+
+
+def test_explorer_erf_with_uploaded_weights(page: Page):
+    import torch
+    from safetensors.torch import save
+
+    from cnnviz import zoo
+
+    torch.manual_seed(0)
+    state = zoo.get_model("resnet20").state_dict()
+    blob = save({k: v.contiguous() for k, v in state.items()})
+    open_page(page, "/explorer?model=resnet20&layer=layer1.2.conv2")  # RF 15x15 < 32
+    upload(page, "Trained weights", "resnet20.safetensors", blob)
+    wait_idle(page)
+    page.get_by_role("button", name="Measure ERF", exact=True).click()
+    expect(
+        page.locator('[data-testid="stCaptionContainer"]', has_text="gradient mass")
+    ).to_be_visible()
+    expect(page.locator('[data-testid="stAlertContentWarning"]')).to_have_count(0)  # all matched
+    wait_idle(page)
+    # weights of another model: the mismatch is a readable message
+    other = save({"fc.weight": torch.zeros(10, 64)})
+    upload(page, "Trained weights", "other.safetensors", other)
+    wait_idle(page)
+    page.get_by_role("button", name="Measure ERF", exact=True).click()
+    wait_idle(page)
+    error = page.locator('[data-testid="stAlertContentError"]')
+    expect(error).to_contain_text("weights do not fit")
+    expect(error).to_contain_text("missing conv1.weight")  # only fc.weight was in the file
     no_exception(page)
