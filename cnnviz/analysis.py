@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -48,15 +49,21 @@ def _dtype(dtype: torch.dtype | str) -> torch.dtype:
         raise AnalysisError(f"dtype {dtype!r} is not one of {', '.join(sorted(_DTYPES))}") from None
 
 
+_MAX_NUMEL = 2**62  # beyond this a tensor's byte size overflows int64
+
+
 def _check_size(size: Any) -> tuple[int, ...]:
+    bad = AnalysisError(
+        f"input_size must be a sequence of ints such as (1, 3, 224, 224), got {size!r}"
+    )
+    if isinstance(size, (str, bytes, Mapping)) or not hasattr(size, "__len__"):
+        raise bad  # a numpy array or torch.Size is fine; an iterator or a dict is not
     try:
-        shape = tuple(int(s) for s in size)
-        if any(float(s) != int(s) for s in size):
+        if any(isinstance(s, (str, bytes, bool)) or float(s) != int(s) for s in size):
             raise ValueError
-    except (TypeError, ValueError):
-        raise AnalysisError(
-            f"input_size must be a sequence of ints such as (1, 3, 224, 224), got {size!r}"
-        ) from None
+        shape = tuple(int(s) for s in size)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
     if not shape:
         raise AnalysisError("input_size is empty: give at least (batch, features)")
     for i, s in enumerate(shape):
@@ -66,6 +73,8 @@ def _check_size(size: Any) -> tuple[int, ...]:
                 f"input_size {fmt_shape(shape)} has a {what} size at dim {i}; every dim, the "
                 "batch included, must be at least 1"
             )
+    if math.prod(shape) * 8 > _MAX_NUMEL:
+        raise AnalysisError(f"input_size {fmt_shape(shape)} is too large to describe a tensor")
     return shape
 
 
@@ -74,7 +83,10 @@ def _meta_inputs(input_size, inputs, dtype) -> tuple[tuple, dict]:
         raise AnalysisError("give exactly one of input_size=(1, 3, 224, 224) or inputs=...")
     if input_size is not None:
         sizes = input_size
-        if len(sizes) and all(isinstance(s, Sequence) for s in sizes):
+        if isinstance(sizes, (str, bytes, Mapping)) or not hasattr(sizes, "__len__"):
+            _check_size(sizes)  # raises: not a sequence of ints
+        nested = [isinstance(s, Sequence) and not isinstance(s, (str, bytes)) for s in sizes]
+        if len(sizes) and all(nested):
             return tuple(torch.empty(_check_size(s), dtype=dtype, device="meta") for s in sizes), {}
         return (torch.empty(_check_size(sizes), dtype=dtype, device="meta"),), {}
 

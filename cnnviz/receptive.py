@@ -27,6 +27,8 @@ BATCH = "b"
 CHAN = "c"
 FOLD = "x"
 ONE = "1"  # a size-1 dim inserted by unsqueeze or a reshape
+#: The reason given for a tensor that does not depend on the input (a constant, a parameter).
+NO_INPUT = "does not depend on the input"
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def hull(states: list[WindowState], where: str) -> WindowState:
 def to_public(w: WindowState, input_spatial: tuple[int, ...]) -> ReceptiveField:
     """The public :class:`ReceptiveField` for a window over an input of this spatial size."""
     if w is None:
-        return ReceptiveField(None, reason="does not depend on the input")
+        return ReceptiveField(None, reason=NO_INPUT)
     if isinstance(w, Unknown):
         return ReceptiveField(None, reason=w.reason)
     n = len(input_spatial)
@@ -279,14 +281,17 @@ def slide_dims(
     """A sliding window over tensor ``dims`` (the trailing spatial dims of a conv or pool)."""
     if mixes_channels:
         flow = mix_channels(flow)
+    # A size-1 dim that is no input axis (reshape(n, c, 1, w)) holds one position: a window
+    # over it sees that position and padding, so the field does not change along it.
     bad = [flow.dims[t] for t in dims if not isinstance(flow.dims[t], int)]
-    if bad:
+    if any(lab != ONE for lab in bad):
         reason = f"{what} slides over a dim that is not a spatial axis of the input"
         return _each_group(flow, lambda w: Unknown(reason) if w is not None else None)
 
     def fn(w: WindowState) -> WindowState:
         for t, kk, ss, pp, dd in zip(dims, k, s, p, d, strict=True):
-            w = slide(w, flow.dims[t], kk, ss, pp, dd)  # type: ignore[arg-type]
+            if isinstance(flow.dims[t], int):
+                w = slide(w, flow.dims[t], kk, ss, pp, dd)
         return w
 
     return _each_group(flow, fn)
@@ -324,23 +329,50 @@ def reduce_dims(flow: Flow, dims: tuple[int, ...], keep: bool) -> Flow:
     return Flow(new_dims, window, groups, flow.depth)
 
 
+def mix_folded(flow: Flow, dim: int) -> Flow:
+    """Mixing along a folded dim (``reshape(n, c * h, w)`` then a conv or linear): every unit
+    sees the whole of each input axis folded away, that is, each axis that no longer has a
+    dim of its own. The dim becomes a channel dim."""
+    w = flow.window
+    if isinstance(w, Window):
+        present = {lab for lab in flow.dims if isinstance(lab, int)}
+        w = make_global(w, tuple(a for a in range(len(w.r)) if a not in present))
+    elif isinstance(w, Unknown) and not any(isinstance(lab, int) for lab in flow.dims):
+        w = make_global(w)  # nothing spatial is left: every unit sees everything
+    return Flow((*flow.dims[:dim], CHAN, *flow.dims[dim + 1 :]), w, None, flow.depth)
+
+
 def mix_dim(flow: Flow, dim: int) -> Flow:
     """Every output element along ``dim`` sees every input element along it (linear, softmax)."""
     label = flow.dims[dim]
     if label == FOLD:
-        return Flow(
-            (*flow.dims[:dim], CHAN, *flow.dims[dim + 1 :]),
-            make_global(flow.window),
-            None,
-            flow.depth,
-        )
+        return mix_folded(flow, dim)
     if isinstance(label, int):
         return reduce_dims(flow, (dim,), keep=True)
     return mix_channels(flow)
 
 
-def merge(flows: list[Flow], where: str) -> Flow:
-    """Elementwise merge (add, mul, ...) of broadcast operands; the hull of their windows."""
+def _layout_clash(flows: list[Flow], shapes: list[tuple[int, ...]]) -> bool:
+    """True when broadcast operands disagree on which input axis a dim runs along (``y +
+    y.transpose(2, 3)``): each unit then sees a window that depends on where it is."""
+    n = max(len(s) for s in shapes)
+    for k in range(1, n + 1):  # dims aligned from the right, as broadcasting does
+        labels = {
+            f.dims[-k]
+            for f, s in zip(flows, shapes, strict=True)
+            if len(s) >= k and s[-k] != 1 and f.window is not None
+        }
+        if len(labels) > 1 and any(isinstance(lab, int) or lab == FOLD for lab in labels):
+            return True
+    return False
+
+
+def merge(flows: list[Flow], where: str, tensors: list | None = None) -> Flow:
+    """Elementwise merge (add, mul, ...) of broadcast operands; the hull of their windows.
+
+    With the operand ``tensors``, operands whose dims run along different input axes make
+    the window unknown.
+    """
     live = [f for f in flows if f.window is not None]
     depth = max((f.depth for f in flows), default=0)
     if not live:
@@ -350,6 +382,9 @@ def merge(flows: list[Flow], where: str) -> Flow:
     if len(live) == 1:
         f = live[0]
         return Flow(f.dims, f.window, f.groups, depth)
+    if tensors is not None and _layout_clash(flows, [tuple(t.shape) for t in tensors]):
+        reason = f"operands whose dims run along different input axes meet at {where}"
+        return Flow(base.dims, Unknown(reason), None, depth)
     window = hull([f.window for f in live], where)
     grouped = [f for f in live if f.groups is not None]
     if not grouped:

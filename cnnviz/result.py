@@ -10,7 +10,7 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cnnviz.receptive import ReceptiveField
+from cnnviz.receptive import NO_INPUT, ReceptiveField
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,11 +113,14 @@ class Analysis:
         (5, 5)
         """
         if name is None:
+            # The model's output, unless it is global (a classifier): then the last row before
+            # the network turns global. An unknown one there is the answer too (an earlier,
+            # known row would be a wrong one).
+            out = self.containers.get("")
+            if out is not None and not out.is_global and out.reason != NO_INPUT:
+                return out
             for row in reversed(self.layers):
-                if row.spatial and not row.rf_global:
-                    return row.receptive_field
-            for row in reversed(self.layers):
-                if row.rf_size is not None and not row.rf_global:
+                if not row.rf_global and row.rf_reason != NO_INPUT:
                     return row.receptive_field
             return ReceptiveField(None, reason="no layer has a spatial output")
         for row in self.layers:

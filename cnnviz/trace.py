@@ -66,8 +66,31 @@ _QUERIES = {
 }
 
 
+def _mv_flops(mat, vec, *args, **kwargs) -> int:
+    return 2 * mat.shape[0] * mat.shape[1]
+
+
+def _addmv_flops(bias, mat, vec, *args, **kwargs) -> int:
+    return 2 * mat.shape[0] * mat.shape[1]
+
+
+def _dot_flops(a, b, *args, **kwargs) -> int:
+    return 2 * a.numel()
+
+
+#: Matrix-vector products FlopCounterMode has no formula for (it counts them as 0), in its
+#: convention: 2 FLOPs per multiply-accumulate.
+_MORE_FLOPS = {
+    _aten.mv: _mv_flops,
+    _aten.addmv: _addmv_flops,
+    _aten.dot: _dot_flops,
+    _aten.vdot: _dot_flops,
+}
+
+
 class MacCounter(TorchDispatchMode):
-    """Counts MACs of aten ops with FlopCounterMode's registry (FLOPs / 2)."""
+    """Counts MACs of aten ops with FlopCounterMode's registry (FLOPs / 2), plus the
+    matrix-vector products it leaves out."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -78,14 +101,15 @@ class MacCounter(TorchDispatchMode):
         if func in _SKIP:
             return NotImplemented
         packet = func._overloadpacket
-        if packet not in flop_registry and func is not torch.ops.prim.device.default:
+        formula = flop_registry.get(packet) or _MORE_FLOPS.get(packet)
+        if formula is None and func is not torch.ops.prim.device.default:
             with self:
                 r = func.decompose(*args, **kwargs)
                 if r is not NotImplemented:
                     return r
         out = func(*args, **kwargs)
-        if packet in flop_registry:
-            self.flops += flop_registry[packet](*args, **kwargs, out_val=out)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
         return out
 
 
@@ -177,6 +201,11 @@ class Tracer(TorchFunctionMode):
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
         return t
 
+    def set_flow(self, t: torch.Tensor, flow: Flow) -> None:
+        """New flow for a tensor changed in place (``y[idx] = v``); never on a user's."""
+        if id(t) not in self.user_tensors and t.is_meta:
+            t._cv_flow = flow
+
     def adopt(self, t: torch.Tensor) -> torch.Tensor:
         """Count a tensor a rule created itself (a real meta copy) as a new allocation."""
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
@@ -234,9 +263,9 @@ class Tracer(TorchFunctionMode):
             if func in _QUERIES or getattr(func, "__name__", "") == "__get__":
                 return func(*args, **kwargs)
             return self._fallback(func, args, kwargs)
-        self._note_params(args)
+        claimed = self._note_params(args)
         if kwargs:
-            self._note_params(kwargs.values())
+            claimed += self._note_params(kwargs.values())
         try:
             out: Out = rule.fn(self, *args, **kwargs)
         except RuleError as e:
@@ -245,13 +274,21 @@ class Tracer(TorchFunctionMode):
         value = out.value
         outs = _tensors(value)
         self._attach(outs, out.flow, args)
-        self._op(rule.name, rule.kind, outs, out.macs, out.extra)
+        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
         return value
 
-    def _note_params(self, args) -> None:
+    def _note_params(self, args) -> list[nn.Parameter]:
+        """Mark parameters as used; return those no row has counted yet. A leaf module's
+        own are counted when it starts; these belong to a container (a layer-scale gamma, a
+        parametrization's tensors) and go to the row of the op that reads them."""
+        claimed = []
         for a in args:
             if isinstance(a, nn.Parameter):
                 self.used.add(id(a))
+                if id(a) not in self.counted:
+                    self.counted.add(id(a))
+                    claimed.append(a)
+        return claimed
 
     def _attach(self, outs, flow, args) -> None:
         base = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -266,22 +303,37 @@ class Tracer(TorchFunctionMode):
                 # A view: it keeps its base's storage alive.
                 t._cv_alloc = getattr(base, "_cv_alloc", None)
 
-    def _op(self, name: str, kind: str, outs, macs: int, extra: int) -> None:
+    def _op(self, name: str, kind: str, outs, macs: int, extra: int, claimed=()) -> None:
+        params = sum(p.numel() for p in claimed)
+        trainable = sum(p.numel() for p in claimed if p.requires_grad)
         frame = self.frames[-1] if self.frames else None
         if frame is not None and frame.draft is not None:
             d = frame.draft
             d.macs += macs
             d.extra += extra
+            d.params += params
+            d.trainable += trainable
             d.kinds.append((kind, macs))
             return
         if not outs:
+            if claimed:  # no row to hold them (an in-place write): count them again later
+                self.counted.difference_update(id(p) for p in claimed)
             return
         parent = frame.name if frame is not None else ""
         base = f"{parent}.{name}" if parent else name
         self.calls[base] += 1
         n = self.calls[base]
         self._row(
-            base if n == 1 else f"{base}#{n}", name, kind, parent, False, outs, 0, 0, macs, extra
+            base if n == 1 else f"{base}#{n}",
+            name,
+            kind,
+            parent,
+            False,
+            outs,
+            params,
+            trainable,
+            macs,
+            extra,
         )
 
     def _row(self, name, type_, kind, module, is_module, outs, params, trainable, macs, extra):
@@ -330,7 +382,7 @@ class Tracer(TorchFunctionMode):
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if not tensors:
             return func(*args, **kwargs)
-        self._note_params(flat)
+        claimed = self._note_params(flat)
         metas = [a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a for a in flat]
         margs, mkwargs = tree_unflatten(metas, spec)
         name = op_name(func)
@@ -349,6 +401,7 @@ class Tracer(TorchFunctionMode):
             raise AnalysisError(f"{self.where(name)} failed: {e}{hint}", layer) from e
         outs = _tensors(value)
         if not outs:
+            self.counted.difference_update(id(p) for p in claimed)
             return value
         macs = self.counter.flops // 2
         flows = [self.flow(t) for t in tensors]
@@ -380,7 +433,7 @@ class Tracer(TorchFunctionMode):
         where = self.frames[-1].name if self.frames else ""
         if where not in entry[1]:
             entry[1].append(where)
-        self._op(name, "other", outs, macs, 0)
+        self._op(name, "other", outs, macs, 0, claimed)
         return value
 
     def where(self, op: str | None = None) -> str:

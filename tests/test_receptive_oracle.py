@@ -714,3 +714,122 @@ def test_resnet50_reference(stage, expect):
     rf = a.receptive_field(stage)
     assert rf_tuple(rf) == tuple((v, v) for v in expect)
     assert rf.aligned
+
+
+# --------------------------------------------------------------------------- folds, writes, tails
+class FoldH(nn.Module):
+    """CRNN-style: a conv, then H folded into the channels, then a conv along W only."""
+
+    def __init__(self, conv2d: bool):
+        super().__init__()
+        self.conv2d = conv2d
+        self.a = C(1, 2, 3, padding=1)
+        self.b = C(16, 2, (1, 3)) if conv2d else nn.Conv1d(16, 2, 3)
+
+    def forward(self, x):
+        y = self.a(x)  # (N, 2, 8, W)
+        n, c, h, w = y.shape
+        return self.b(y.reshape(n, c * h, 1, w) if self.conv2d else y.reshape(n, c * h, w))
+
+
+@pytest.mark.parametrize("conv2d", [False, True], ids=["conv1d", "conv2d-on-1xW"])
+def test_conv_over_folded_channels_sees_the_whole_folded_axis(conv2d):
+    # Gradient oracle: every output unit depends on all 8 rows (H was folded into the
+    # channels the second conv mixes) and on 3 + 2 = 5 columns. cnnviz: H global, W 5 wide.
+    shape = (1, 1, 8, 24)
+    a = cnnviz.analyze(FoldH(conv2d), shape)
+    rf = a.receptive_field()
+    pick = (lambda y: y[:, :, 0]) if conv2d else None  # (N, C, 1, W) -> (N, C, W)
+
+    def model_1d(x):  # the oracle's units index the output's last (W) axis
+        return FoldH(conv2d)(x)
+
+    m = positive_copy(FoldH(conv2d))
+    x = oracle_input(shape)
+    with torch.no_grad():
+        y = m(x)
+    y = pick(y) if pick else y
+    units = [10, 11]
+    xb = x.expand(len(units), *x.shape[1:]).clone().requires_grad_(True)
+    out = m(xb)
+    out = pick(out) if pick else out
+    sum(out[b, :, u].sum() for b, u in enumerate(units)).backward()
+    for b, u in enumerate(units):
+        nz = (xb.grad[b, 0] != 0).nonzero()
+        rows = (int(nz[:, 0].min()), int(nz[:, 0].max()))
+        cols = (int(nz[:, 1].min()), int(nz[:, 1].max()))
+        assert rows == (0, 7)  # all of H
+        assert rf.size == (8, cols[1] - cols[0] + 1) == (8, 5)
+        assert rf.stride[1] == 1 and -rf.padding[1] + u == cols[0]  # unit u's first column
+    assert rf.stride[0] == 0  # every unit sees the same (whole) H
+
+
+def test_operands_with_swapped_axes_make_the_window_unknown():
+    # y + y^T with y from a (5, 1) conv: the oracle shows boxes whose shape depends on the unit
+    # (rows 1..5 for unit (3, 3) but a cross for (3, 10)), so no (r, S, P) describes it.
+    class AddT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = C(1, 1, (5, 1), padding=(2, 0))
+
+        def forward(self, x):
+            y = self.c(x)
+            return y + y.transpose(2, 3)
+
+    shape = (1, 1, 21, 21)
+    rf = cnnviz.analyze(AddT(), shape).receptive_field()
+    assert rf.size is None and "different input axes" in rf.reason
+    boxes, _ = gradient_boxes(positive_copy(AddT()), oracle_input(shape), [(3, 15), (10, 10)])
+    sizes = {tuple(hi - lo + 1 for lo, hi in box) for box in boxes}
+    assert len(sizes) == 2  # unit-dependent
+
+
+def test_slice_assignment_adds_what_the_value_sees():
+    # y = 1x1 conv; y[:, :1] = (two 5x5 convs)[:, :1]; then a 1x1 conv: 1 + 4 + 4 = 9
+    class Write(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = C(1, 2, 1)
+            self.b = seq(C(1, 2, 5, padding=2), C(2, 2, 5, padding=2))
+            self.head = C(2, 2, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            y[:, :1] = self.b(x)[:, :1]
+            return self.head(y)
+
+    rf, _ = check(Write(), 1, start=24)
+    assert rf_tuple(rf) == ((9, 9), (1, 1), (4, 4))
+
+
+def test_slice_assignment_into_part_of_a_spatial_axis_is_unknown():
+    class Patch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = C(1, 1, 1), C(1, 1, 5, padding=2)
+
+        def forward(self, x):
+            y = self.a(x)
+            y[:, :, :4] = self.b(x)[:, :, :4]  # rows 0..3 see 5x5, the rest 1x1
+            return y
+
+    rf = cnnviz.analyze(Patch(), (1, 1, 16, 16)).receptive_field()
+    assert rf.size is None and "part of a spatial axis" in rf.reason
+    boxes, _ = gradient_boxes(
+        positive_copy(Patch()), oracle_input((1, 1, 16, 16)), [(2, 8), (9, 8)]
+    )
+    assert boxes[0] != boxes[1] and len({b[0][1] - b[0][0] for b in boxes}) == 2
+
+
+def test_final_rf_is_never_an_earlier_layers():
+    # After PixelUnshuffle (no rule) every later row is unknown: the network's final RF is
+    # unknown too, not the 3x3 of the first conv (the oracle's is 14x14, which neither is).
+    net = seq(C(1, 4, 3, padding=1), nn.PixelUnshuffle(2), C(16, 8, 3), nn.ReLU(), C(8, 8, 3))
+    a = cnnviz.analyze(net, (1, 1, 32, 32))
+    assert a.layers[0].rf_size == (3, 3)
+    assert a.receptive_field().size is None
+    assert (
+        "pixel_unshuffle" in a.receptive_field().reason
+        or "slides over" in a.receptive_field().reason
+    )
+    assert "unknown" in str(a).splitlines()[-1] or "?" in str(a)

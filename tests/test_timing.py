@@ -18,9 +18,16 @@ from cnnviz import timing, zoo
 
 @pytest.fixture(scope="module")
 def resnet20_rows():
-    return timing.benchmark(
-        "resnet20", device="cpu", batch_sizes=(1, 16), dtypes=("float32",), min_run_time=0.2
-    )
+    # One thread: on a loaded machine two OpenMP threads wait on each other at every op,
+    # which can make any one configuration many times slower than its work warrants.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return timing.benchmark(
+            "resnet20", device="cpu", batch_sizes=(1, 16), dtypes=("float32",), min_run_time=0.2
+        )
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_rows_are_consistent(resnet20_rows):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cnnviz.receptive import NO_INPUT
+
 if TYPE_CHECKING:
     from cnnviz.result import Analysis, LayerRecord
 
@@ -36,7 +38,7 @@ def nbytes(n: int) -> str:
 
 def rf_text(r: LayerRecord) -> str:
     if r.rf_size is None:
-        return "-" if r.rf_reason == "does not depend on the input" else "?"
+        return "-" if r.rf_reason == NO_INPUT else "?"
     if r.rf_global:
         return "global"
     size = "x".join(map(str, r.rf_size))

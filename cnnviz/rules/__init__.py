@@ -52,6 +52,8 @@ class Ctx(Protocol):
 
     def adopt(self, t: torch.Tensor) -> torch.Tensor: ...
 
+    def set_flow(self, t: torch.Tensor, flow: Flow) -> None: ...
+
     def new(
         self, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
     ) -> torch.Tensor: ...
@@ -104,8 +106,35 @@ def ntuple(v: Any, n: int, what: str) -> tuple[int, ...]:
     return t
 
 
+def positive(values: tuple[int, ...], what: str) -> tuple[int, ...]:
+    """``values`` when all are at least 1 (strides, kernels, dilations); else an error.
+
+    >>> positive((2, 1), "stride")
+    (2, 1)
+    """
+    if min(values) < 1:
+        raise RuleError(f"{what} must be at least 1, got {fmt_shape(values)}")
+    return values
+
+
 def fmt_shape(shape: Any) -> str:
     return "x".join(str(int(s)) for s in shape)
+
+
+def dim_index(dim: int, t: torch.Tensor) -> int:
+    """``dim`` of tensor ``t`` as an index in [0, ndim); out of range is an error, as in
+    PyTorch (a 0-d tensor takes dims -1 and 0).
+
+    >>> dim_index(-1, torch.empty(2, 3, device="meta"))
+    1
+    """
+    n = max(t.dim(), 1)
+    if not -n <= int(dim) < n:
+        raise RuleError(
+            f"dim {dim} is out of range for the {t.dim()}-d tensor {fmt_shape(t.shape)} "
+            f"(valid: {-n} to {n - 1})"
+        )
+    return int(dim) % n
 
 
 # Importing the families fills RULES.
@@ -118,9 +147,11 @@ __all__ = [
     "Rule",
     "RuleError",
     "conv",
+    "dim_index",
     "elementwise",
     "op_name",
     "pool",
+    "positive",
     "register",
     "shape",
 ]

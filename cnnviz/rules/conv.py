@@ -13,8 +13,16 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cnnviz.receptive import Unknown, grouped_channels, mix_dim, slide_dims
-from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
+from cnnviz.receptive import (
+    FOLD,
+    Unknown,
+    grouped_channels,
+    merge,
+    mix_dim,
+    mix_folded,
+    slide_dims,
+)
+from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, positive, register
 
 
 def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
@@ -54,8 +62,8 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
             f"expects {c_per_group * groups} input channels, got {c_in} "
             f"(input {fmt_shape(x.shape)})"
         )
-    s = ntuple(stride, n, "stride")
-    d = ntuple(dilation, n, "dilation")
+    s = positive(ntuple(stride, n, "stride"), "stride")
+    d = positive(ntuple(dilation, n, "dilation"), "dilation")
     spatial = tuple(x.shape[-n:])
     if isinstance(padding, str):
         if padding == "valid":
@@ -83,7 +91,10 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     macs = positions * c_out * c_per_group * math.prod(k)
     extra = positions * c_out if bias is not None else 0
     tdims = tuple(range(x.dim() - n, x.dim()))
-    flow = grouped_channels(ctx.flow(x), groups, c_in, c_out, f"conv{n}d")
+    flow = ctx.flow(x)
+    if flow.dims[-n - 1] == FOLD:  # channels that hold a folded spatial axis
+        flow = mix_folded(flow, x.dim() - n - 1)
+    flow = grouped_channels(flow, groups, c_in, c_out, f"conv{n}d")
     flow = slide_dims(flow, tdims, tuple(k), s, pl, d, False, f"conv{n}d")
     flow = flow.deeper()
     return Out(ctx.new(shape, x), flow, macs, extra)
@@ -111,10 +122,10 @@ def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, group
     w_in, c_out_per_group, *k = weight.shape
     if c_in != w_in:
         raise RuleError(f"expects {w_in} input channels, got {c_in} (input {fmt_shape(x.shape)})")
-    s = ntuple(stride, n, "stride")
+    s = positive(ntuple(stride, n, "stride"), "stride")
     p = ntuple(padding, n, "padding")
     op = ntuple(output_padding, n, "output_padding")
-    d = ntuple(dilation, n, "dilation")
+    d = positive(ntuple(dilation, n, "dilation"), "dilation")
     spatial = tuple(x.shape[-n:])
     out = tuple(
         (L - 1) * ss - 2 * pp + dd * (kk - 1) + oo + 1
@@ -163,6 +174,8 @@ def linear_rule(ctx, input, weight, bias=None):
         raise RuleError(
             f"expects {in_f} input features, got {input.shape[-1]} (input {fmt_shape(input.shape)})"
         )
+    if bias is not None and bias.numel() != out_f:
+        raise RuleError(f"bias has {bias.numel()} values for {out_f} output features")
     shape = (*input.shape[:-1], out_f) if weight.dim() == 2 else tuple(input.shape[:-1])
     rows = math.prod(input.shape[:-1])
     flow = mix_dim(ctx.flow(input), input.dim() - 1)
@@ -170,3 +183,26 @@ def linear_rule(ctx, input, weight, bias=None):
     return Out(
         ctx.new(shape, input), flow, rows * in_f * out_f, rows * out_f if bias is not None else 0
     )
+
+
+@register(F.bilinear, kind="linear", name="bilinear")
+def bilinear_rule(ctx, input1, input2, weight, bias=None):
+    """y_k = x1ᵀ W_k x2 + b_k: prod(leading) * out * in1 * in2 MACs (FlopCounterMode has no
+    formula for it and counts 0)."""
+    out_f, in1, in2 = weight.shape
+    if input1.shape[-1] != in1 or input2.shape[-1] != in2:
+        raise RuleError(
+            f"expects inputs with {in1} and {in2} features, got {fmt_shape(input1.shape)} "
+            f"and {fmt_shape(input2.shape)}"
+        )
+    if tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]):
+        raise RuleError(
+            f"inputs {fmt_shape(input1.shape)} and {fmt_shape(input2.shape)} differ before "
+            "the last dim"
+        )
+    rows = math.prod(input1.shape[:-1])
+    flows = [mix_dim(ctx.flow(t), t.dim() - 1) for t in (input1, input2)]
+    flow = merge(flows, "a bilinear layer").deeper()
+    shape = (*input1.shape[:-1], out_f)
+    extra = rows * out_f if bias is not None else 0
+    return Out(ctx.new(shape, input1), flow, rows * out_f * in1 * in2, extra)

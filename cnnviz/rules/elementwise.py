@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.receptive import merge, mix_dim, nearby_channels
-from cnnviz.rules import Out, RuleError, fmt_shape, register
+from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
 
 
 def _inplace_index(func) -> int | None:
@@ -168,6 +168,8 @@ def _layout_rule(ctx, input, *args, **kwargs):
     """Memory-layout changes keep real strides (a later .view() depends on them); the meta
     kernels for these copies are cheap C++."""
     func = _T.contiguous if not args or isinstance(args[0], torch.memory_format) else _T.to
+    if not input.is_meta:  # a user's real tensor: copy its layout, never its data
+        input = torch.empty_strided(input.shape, input.stride(), dtype=input.dtype, device="meta")
     value = func(input, *args, **kwargs)
     if value is not input:
         ctx.adopt(value)
@@ -176,9 +178,29 @@ def _layout_rule(ctx, input, *args, **kwargs):
 
 register(_T.contiguous, kind="reshape", name="contiguous")(_layout_rule)
 register(_T.detach, _T.to, _T.requires_grad_, kind="reshape", name="to")(_same(False))
-register(_T.float, _T.half, _T.double, _T.bfloat16, _T.type_as, kind="reshape", name="cast")(
-    _same(False)
-)
+register(_T.type_as, kind="reshape", name="cast")(_same(False))
+
+
+def _cast(dtype: torch.dtype):
+    """``x.float()`` and kin: a fixed dtype, and ``x`` itself when it already has it."""
+
+    def rule(ctx, input, *args, **kwargs):
+        if any(isinstance(a, torch.memory_format) for a in (*args, *kwargs.values())):
+            return _layout_rule(ctx, input, dtype, *args, **kwargs)
+        if input.dtype == dtype:
+            return Out(input, ctx.flow(input))
+        return Out(ctx.new(tuple(input.shape), input, dtype), ctx.flow(input))
+
+    return rule
+
+
+for _f, _dt in (
+    (_T.float, torch.float32),
+    (_T.half, torch.float16),
+    (_T.double, torch.float64),
+    (_T.bfloat16, torch.bfloat16),
+):
+    register(_f, kind="reshape", name="cast")(_cast(_dt))
 register(_T.clone, torch.clone, kind="reshape", name="clone")(_same(True))
 
 
@@ -208,9 +230,46 @@ def batch_norm_rule(
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
 
 
-@register(F.instance_norm, F.group_norm, F.layer_norm, F.rms_norm, kind="norm", name="norm")
-def other_norm_rule(ctx, input, *args, **kwargs):
+def _norm_out(ctx, input) -> Out:
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
+
+
+def _per_channel(input, what: str, *stats) -> None:
+    c = input.shape[1] if input.dim() > 1 else None
+    for t in stats:
+        if t is not None and t.numel() != c:
+            raise RuleError(
+                f"{what} expects {t.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
+            )
+
+
+@register(F.layer_norm, F.rms_norm, kind="norm", name="norm")
+def layer_norm_rule(ctx, input, normalized_shape, *args, **kwargs):
+    want = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.dim() - len(want) :]) != want or len(want) > input.dim():
+        raise RuleError(
+            f"normalizes over the last dims {fmt_shape(want)}, but the input is "
+            f"{fmt_shape(input.shape)}"
+        )
+    return _norm_out(ctx, input)
+
+
+@register(F.group_norm, kind="norm", name="norm")
+def group_norm_rule(ctx, input, num_groups, weight=None, bias=None, eps=1e-5):
+    c = input.shape[1] if input.dim() > 1 else None
+    if c is None or c % num_groups:
+        raise RuleError(
+            f"{num_groups} groups do not divide {c} channels (input {fmt_shape(input.shape)})"
+        )
+    _per_channel(input, "group_norm", weight, bias)
+    return _norm_out(ctx, input)
+
+
+@register(F.instance_norm, kind="norm", name="norm")
+def instance_norm_rule(ctx, input, running_mean=None, running_var=None, weight=None, bias=None,
+                       *args, **kwargs):  # fmt: skip
+    _per_channel(input, "instance_norm", running_mean, running_var, weight, bias)
+    return _norm_out(ctx, input)
 
 
 @register(F.local_response_norm, kind="norm", name="local_response_norm")
@@ -240,7 +299,7 @@ def softmax_rule(ctx, input, dim=None, *args, **kwargs):
         raise RuleError("softmax needs an explicit dim")
     return Out(
         ctx.new(tuple(input.shape), input),
-        mix_dim(ctx.flow(input), dim % input.dim()),
+        mix_dim(ctx.flow(input), dim_index(dim, input)),
         0,
         3 * input.numel(),
     )
@@ -265,18 +324,39 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _binary(inplace: bool):
+def result_dtype(a, b=None) -> torch.dtype:
+    """PyTorch's type promotion of two operands, tensors or Python scalars.
+
+    >>> result_dtype(torch.zeros(2, dtype=torch.int64), 0.5), result_dtype(1, 2.0)
+    (torch.float32, torch.float32)
+    """
+    if b is None:
+        return a.dtype if isinstance(a, torch.Tensor) else torch.tensor(a).dtype
+    if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+        return torch.result_type(torch.tensor(a), b)
+    return torch.result_type(a, b)
+
+
+def _binary(inplace: bool, out_dtype: torch.dtype | None = None, true_div: bool = False):
+    """Broadcast binary op. ``out_dtype`` fixes the result (bool for comparisons);
+    ``true_div`` makes integer operands give the default float dtype, as ``/`` does."""
+
     def rule(ctx, input, other=None, *args, **kwargs):
         operands = [a for a in (input, other) if isinstance(a, torch.Tensor)]
         shape = broadcast(*(tuple(t.shape) for t in operands))
-        flow = merge([ctx.flow(t) for t in operands], "an elementwise op")
+        flow = merge([ctx.flow(t) for t in operands], "an elementwise op", operands)
         n = math.prod(shape)
+        dtype = out_dtype or result_dtype(input, other)
+        rounding = kwargs.get("rounding_mode", args[0] if args else None)
+        if true_div and rounding is None and not (dtype.is_floating_point or dtype.is_complex):
+            dtype = torch.get_default_dtype()
         if inplace:
             if tuple(shape) != tuple(input.shape):
                 raise RuleError(f"in-place result {fmt_shape(shape)} != {fmt_shape(input.shape)}")
+            if not torch.can_cast(dtype, input.dtype):
+                raise RuleError(f"in-place result {dtype} can't be cast to {input.dtype}")
             return Out(input, flow, 0, n)
         like = input if isinstance(input, torch.Tensor) else other
-        dtype = torch.result_type(input, other) if other is not None else like.dtype
         return Out(ctx.new(tuple(shape), like, dtype), flow, 0, n)
 
     return rule
@@ -291,15 +371,18 @@ for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
         "div": ["__truediv__", "__rtruediv__"],
     }
     _fs += [getattr(_T, d) for d in _dunder.get(_name, [])]
-    register(*_fs, kind="elementwise", name=_name)(_binary(False))
+    _div = _name == "div"
+    register(*_fs, kind="elementwise", name=_name)(_binary(False, true_div=_div))
     _ip = [getattr(_T, _name + "_", None)]
     _ip += [getattr(_T, "__i" + d[2:], None) for d in _dunder.get(_name, [])[:1]]
-    register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(_binary(True))
+    register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(
+        _binary(True, true_div=_div)
+    )
 
 
 for _name in ("eq", "ne", "gt", "ge", "lt", "le"):
     _fs = [getattr(torch, _name), getattr(_T, _name), getattr(_T, f"__{_name}__")]
-    register(*_fs, kind="elementwise", name=_name)(_binary(False))
+    register(*_fs, kind="elementwise", name=_name)(_binary(False, out_dtype=torch.bool))
 
 
 @register(torch.where, _T.where, kind="elementwise", name="where")
@@ -308,6 +391,6 @@ def where_rule(ctx, condition, input=None, other=None):
         raise RuleError("torch.where(condition) without values returns indices: not supported")
     operands = [t for t in (condition, input, other) if isinstance(t, torch.Tensor)]
     shape = broadcast(*(tuple(t.shape) for t in operands))
-    values = [v for v in (input, other) if isinstance(v, torch.Tensor)]
-    flow = merge([ctx.flow(t) for t in operands], "torch.where")
-    return Out(ctx.new(shape, values[0] if values else condition), flow, 0, math.prod(shape))
+    flow = merge([ctx.flow(t) for t in operands], "torch.where", operands)
+    dtype = result_dtype(input, other)
+    return Out(ctx.new(shape, condition, dtype), flow, 0, math.prod(shape))

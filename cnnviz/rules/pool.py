@@ -12,17 +12,20 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.receptive import Unknown, _each_group, reduce_dims, slide_dims
-from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, register
+from cnnviz.rules import Ctx, Out, RuleError, dim_index, fmt_shape, ntuple, positive, register
 from cnnviz.rules.conv import out_len
 
 
 def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg, what) -> Out:
     if x.dim() not in (n + 1, n + 2):
         raise RuleError(f"{what} expects a {n + 1}-d or {n + 2}-d input, got {fmt_shape(x.shape)}")
-    k = ntuple(kernel_size, n, "kernel_size")
+    k = positive(ntuple(kernel_size, n, "kernel_size"), "kernel_size")
     s = ntuple(stride if stride is not None and stride != [] and stride != () else k, n, "stride")
+    s = positive(s, "stride")
     p = ntuple(padding, n, "padding")
-    d = ntuple(dilation, n, "dilation")
+    d = positive(ntuple(dilation, n, "dilation"), "dilation")
+    if min(p) < 0:
+        raise RuleError(f"padding {fmt_shape(p)} must not be negative")
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
         raise RuleError(f"padding {fmt_shape(p)} is more than half the kernel {fmt_shape(k)}")
     spatial = tuple(x.shape[-n:])
@@ -125,6 +128,8 @@ def _adaptive(n, avg):
         req = (output_size,) * n if isinstance(output_size, int) else tuple(output_size)
         if len(req) == 1 and n > 1:
             req = req * n
+        if len(req) != n:
+            raise RuleError(f"{what}: output_size {req} has {len(req)} values for {n} spatial dims")
         out = tuple(L if o is None else int(o) for L, o in zip(spatial, req, strict=True))
         if min(out) <= 0:
             raise RuleError(f"{what}: output size {fmt_shape(out)} must be positive")
@@ -181,11 +186,9 @@ def _dims(x, dim) -> tuple[int, ...]:
     if dim is None:
         return tuple(range(x.dim()))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    nd = max(x.dim(), 1)
-    try:
-        return tuple(sorted({d % nd for d in dims}))
-    except TypeError as e:  # named dims
-        raise RuleError(f"cannot reduce over {dim!r}") from e
+    if not all(isinstance(d, int) for d in dims):  # named dims
+        raise RuleError(f"cannot reduce over {dim!r}")
+    return tuple(sorted({dim_index(d, x) for d in dims}))
 
 
 def _reduce_rule(name):

@@ -26,7 +26,7 @@ from cnnviz.receptive import (
     select_channels,
     shift_dim,
 )
-from cnnviz.rules import Out, RuleError, fmt_shape, register
+from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
 
 _T = torch.Tensor
 
@@ -118,14 +118,16 @@ def permute_rule(ctx, input, *dims, **kwargs):
     if "dims" in kwargs:
         dims = (kwargs["dims"],)
     order = list(dims[0]) if len(dims) == 1 and not isinstance(dims[0], int) else list(dims)
-    order = [d % input.dim() for d in order]
+    order = [dim_index(d, input) for d in order]
+    if sorted(order) != list(range(input.dim())):
+        raise RuleError(f"permute order {order} is not a permutation of {input.dim()} dims")
     return Out(input.permute(order), _permute(order, ctx.flow(input)))
 
 
 @register(torch.transpose, _T.transpose, kind="reshape", name="transpose")
 def transpose_rule(ctx, input, dim0, dim1):
     order = list(range(input.dim()))
-    d0, d1 = dim0 % input.dim(), dim1 % input.dim()
+    d0, d1 = dim_index(dim0, input), dim_index(dim1, input)
     order[d0], order[d1] = order[d1], order[d0]
     return Out(input.transpose(d0, d1), _permute(order, ctx.flow(input)))
 
@@ -165,6 +167,40 @@ def getitem_rule(ctx, input, index):
     return Out(value, Flow(tuple(labels), f.window, f.groups, f.depth))
 
 
+@register(_T.__setitem__, kind="reshape", name="setitem")
+def setitem_rule(ctx, input, index, value):
+    """``y[idx] = v`` writes into ``y``: from here on ``y`` also sees what ``v`` sees (the
+    hull of both). Writing into part of a spatial axis makes the window depend on the
+    position, which we report as unknown."""
+    f, fv = ctx.flow(input), ctx.flow(value) if isinstance(value, torch.Tensor) else None
+    if not input.is_meta:
+        return Out(None, None)  # a user's real tensor: never write into it
+    meta_value = value.to("meta") if isinstance(value, torch.Tensor) else value
+    _T.__setitem__(input, index, meta_value)  # raises on a shape mismatch, as PyTorch would
+    if fv is None or fv.window is None:
+        return Out(None, None)
+    items = index if isinstance(index, tuple) else (index,)
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    expanded: list = []
+    for i in items:
+        if i is Ellipsis:
+            expanded.extend([slice(None)] * (input.dim() - used))
+        elif i is not None:
+            expanded.append(i)
+    partial = any(
+        isinstance(f.dims[d], int) and not (isinstance(i, slice) and i == slice(None))
+        for d, i in enumerate(expanded)
+    )
+    if partial:
+        new = Flow(f.dims, Unknown("a slice assignment into part of a spatial axis"), None,
+                   max(f.depth, fv.depth))  # fmt: skip
+    else:
+        new = merge([Flow(f.dims, f.window, None, f.depth), fv], "a slice assignment")
+        new = Flow(f.dims, new.window, None, new.depth)
+    ctx.set_flow(input, new)
+    return Out(None, None)
+
+
 @register(F.pad, kind="pad", name="pad")
 def pad_rule(ctx, input, pad, mode="constant", value=None):
     pad = list(pad)
@@ -175,6 +211,19 @@ def pad_rule(ctx, input, pad, mode="constant", value=None):
     for k in range(len(pad) // 2):
         d = input.dim() - 1 - k
         left, right = pad[2 * k], pad[2 * k + 1]
+        size = input.shape[d]
+        if mode == "reflect" and max(left, right) >= size:
+            raise RuleError(
+                f"reflect padding {max(left, right)} must be less than the size {size} of dim "
+                f"{d} (input {fmt_shape(input.shape)})",
+                too_small=True,
+            )
+        if mode == "circular" and max(left, right) > size:
+            raise RuleError(
+                f"circular padding {max(left, right)} is more than the size {size} of dim {d} "
+                f"(input {fmt_shape(input.shape)})",
+                too_small=True,
+            )
         shape[d] += left + right
         if shape[d] <= 0:
             raise RuleError(f"pad {pad} leaves dim {d} of {fmt_shape(input.shape)} empty")
@@ -194,7 +243,7 @@ def cat_rule(ctx, tensors, dim=0, *, axis=None, out=None):
         raise RuleError("cat of no tensors")
     dim = axis if axis is not None else dim
     ref = tensors[0]
-    d = dim % ref.dim()
+    d = dim_index(dim, ref)
     for t in tensors[1:]:
         if t.dim() != ref.dim() or any(
             a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape, strict=True)) if k != d
@@ -223,7 +272,7 @@ def _split_rule(func):
         parts = func(input, *args, **kwargs)
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
         f = ctx.flow(input)
-        d = dim % input.dim()
+        d = dim_index(dim, input)
         flows, start = [], 0
         for p in parts:
             n = p.shape[d]
@@ -249,8 +298,18 @@ def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *
     spatial = tuple(input.shape[2:])
     if size is not None:
         out = (size,) * n if isinstance(size, int) else tuple(size)
+        if len(out) != n:
+            raise RuleError(
+                f"interpolate size {fmt_shape(out)} has {len(out)} dims, the input "
+                f"{fmt_shape(input.shape)} has {n} spatial dims"
+            )
     elif scale_factor is not None:
         sf = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else scale_factor
+        if len(sf) != n:
+            raise RuleError(
+                f"interpolate scale_factor {tuple(sf)} has {len(sf)} values, the input "
+                f"{fmt_shape(input.shape)} has {n} spatial dims"
+            )
         out = tuple(math.floor(L * s) for L, s in zip(spatial, sf, strict=True))
     else:
         raise RuleError("interpolate needs size or scale_factor")
