@@ -6,7 +6,8 @@
     cnnviz summary my_net.yaml                   (a declarative spec, as in the app)
     cnnviz summary path/to/net.py:build_model    (imports and runs YOUR file: your own code only)
 
-Exit codes: 0 success, 1 the model could not be analyzed, 2 bad command line or model name.
+Exit codes: 0 success, 1 the model could not be analyzed (or your file raised), 2 bad command
+line or model name.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ from cnnviz.render.table import render_markdown, render_text
 
 class UsageError(Exception):
     """A command-line mistake: printed with exit code 2."""
+
+
+class UserCodeError(Exception):
+    """The user's own file raised: printed with where it raised, exit code 1."""
+
+
+def _user_code_error(what: str, path: Path, e: BaseException) -> UserCodeError:
+    """One line: what raised, and the innermost line of the user's file it came from."""
+    where = ""
+    tb = e.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            where = f" (at {path}:{tb.tb_lineno})"
+        tb = tb.tb_next
+    return UserCodeError(f"{what} raised {type(e).__name__}: {e}{where}")
 
 
 def parse_input(text: str) -> tuple[int, ...]:
@@ -63,13 +79,18 @@ def _import_file(spec: str) -> nn.Module:
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         modspec.loader.exec_module(module)  # the user's own code, on the user's machine
+    except Exception as e:
+        raise _user_code_error(f"importing {path_text}", path, e) from e
     finally:
         sys.path.pop(0)
     fn = getattr(module, factory, None)
     if fn is None:
         names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
         raise UsageError(f"{path_text} has no {factory!r}; callables there: {', '.join(names)}")
-    model = fn() if callable(fn) and not isinstance(fn, nn.Module) else fn
+    try:
+        model = fn() if callable(fn) and not isinstance(fn, nn.Module) else fn
+    except Exception as e:
+        raise _user_code_error(f"{factory}()", path, e) from e
     if not isinstance(model, nn.Module):
         raise UsageError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -82,10 +103,13 @@ def _external(prefix: str, name: str) -> nn.Module:
         raise UsageError(
             f"{prefix}: cannot import it ({e}); install it to use {prefix}:NAME"
         ) from e
-    with torch.device("meta"):
-        if prefix == "torchvision":
-            return lib.models.get_model(name, weights=None)
-        return lib.create_model(name, pretrained=False)
+    try:
+        with torch.device("meta"):
+            if prefix == "torchvision":
+                return lib.models.get_model(name, weights=None)
+            return lib.create_model(name, pretrained=False)
+    except Exception as e:  # an unknown name, or arguments the model does not take
+        raise UsageError(f"{prefix}:{name}: {type(e).__name__}: {e}") from e
 
 
 def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int, ...] | None]:
@@ -171,6 +195,8 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_summary(args, extra: Sequence[str]) -> int:
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth {args.depth}: give 0 (top-level rows) or more")
     model, default = load_model(args.model, extra)
     size = parse_input(args.input) if args.input else default
     if size is None:
@@ -225,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AnalysisError as e:
         print(f"cnnviz: cannot analyze {args.model}: {e}", file=sys.stderr)
+        return 1
+    except UserCodeError as e:
+        print(f"cnnviz: error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

@@ -122,3 +122,30 @@ def test_spec_file(capsys, tmp_path):
     path.write_text("input: [1, 3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 0}\n")
     code, _, err = run(capsys, "summary", str(path))
     assert code == 2 and "layers[0].conv.kernel" in err
+
+
+def test_user_file_that_raises_is_one_line_with_its_place(capsys, tmp_path):
+    src = tmp_path / "broken.py"
+    src.write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+        def needs_arg(width):
+            return nn.Conv2d(1, width, 3)
+        def boom():
+            raise RuntimeError("no weights here")
+    """)
+    )
+    code, _, err = run(capsys, "summary", f"{src}:boom", "--input", "1x1x8x8")
+    assert code == 1 and "Traceback" not in err
+    assert "boom() raised RuntimeError: no weights here" in err and f"{src}:6" in err
+    code, _, err = run(capsys, "summary", f"{src}:needs_arg", "--input", "1x1x8x8")
+    assert code == 1 and "needs_arg() raised TypeError" in err and "width" in err
+    bad = tmp_path / "bad_import.py"
+    bad.write_text("import torch\nraise ImportError('missing dependency')\n")
+    code, _, err = run(capsys, "summary", f"{bad}:build", "--input", "1x1x8x8")
+    assert code == 1 and "importing" in err and "missing dependency" in err and ":2)" in err
+
+
+def test_negative_depth_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "summary", "resnet20", "--depth", "-1")
+    assert code == 2 and "--depth -1" in err
