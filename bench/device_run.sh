@@ -21,4 +21,4 @@ python3 -m pytest -q -p no:cacheprovider -n 12 -o addopts="" --doctest-modules \
 echo "== torchvision cross-check"
 timeout 200 python3 bench/torchvision_check.py --json "$OUT/torchvision.json" 2>&1 | tee "$OUT/torchvision.txt"
 echo "== cnnviz summary torchvision:resnet50 (CLI)"
-python3 -m cnnviz.cli summary torchvision:resnet50 --depth 0 2>&1 | tail -12 | tee "$OUT/cli.txt"
+python3 -m cnnviz.cli summary torchvision:resnet50 --max-depth 0 2>&1 | tail -12 | tee "$OUT/cli.txt"

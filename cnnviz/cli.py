@@ -139,6 +139,8 @@ def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int,
         except spec_mod.SpecError as e:
             raise UsageError(f"{name}: {e}") from None
         return model, tuple(model.default_input_size)
+    if name.endswith(".py"):
+        raise UsageError(f"{name}: name the function that builds the model: {name}:build_model")
     info = zoo.model_info(name)  # ZooError with close matches for unknown names
     texts = _option_texts(name, info, options)
     config = info.parse_options(texts)
@@ -159,7 +161,10 @@ def _option_texts(name: str, info, options: Sequence[str]) -> dict[str, str]:
             texts[key[3:]] = "false"
             continue
         if key not in info.options:
-            raise UsageError(f"{name} has no option --{key.replace('_', '-')}; options: {valid}")
+            hint = "; to fold nested rows, use --max-depth" if key == "depth" else ""
+            raise UsageError(
+                f"{name} has no option --{key.replace('_', '-')}; options: {valid}{hint}"
+            )
         if not eq:
             if info.options[key].type is bool:
                 value = "true"
@@ -195,8 +200,8 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_summary(args, extra: Sequence[str]) -> int:
-    if args.depth is not None and args.depth < 0:
-        raise UsageError(f"--depth {args.depth}: give 0 (top-level rows) or more")
+    if args.max_depth is not None and args.max_depth < 0:
+        raise UsageError(f"--max-depth {args.max_depth}: give 0 (one row) or more")
     model, default = load_model(args.model, extra)
     size = parse_input(args.input) if args.input else default
     if size is None:
@@ -207,14 +212,18 @@ def _cmd_summary(args, extra: Sequence[str]) -> int:
     elif args.format == "json":
         print(json.dumps(a.to_dict(), indent=2, default=str))
     elif args.format == "markdown":
-        print(render_markdown(a, args.depth))
+        print(render_markdown(a, args.max_depth))
     else:
-        print(render_text(a, args.depth))
+        print(render_text(a, args.max_depth))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cnnviz", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="cnnviz",
+        description="See why CNN architectures look the way they do: per-layer shapes, "
+        "params, MACs and receptive fields of real PyTorch models.",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("models", help="list the model zoo")
     m.add_argument("--format", choices=("table", "json"), default="table")
@@ -230,9 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", help="input size with batch, e.g. 1x3x224x224 (default: the model's own)"
     )
     s.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
-    s.add_argument("--depth", type=int, default=None, help="hide rows nested deeper than N")
+    s.add_argument(
+        "--max-depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fold rows nested deeper than N into their parent (1: conv1, layer1, ..., fc)",
+    )
     s.add_argument("--mode", choices=("eval", "train"), default="eval")
-    s.add_argument("--dtype", default="float32")
+    s.add_argument(
+        "--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64")
+    )
     return p
 
 

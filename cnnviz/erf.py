@@ -151,11 +151,20 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> Non
 
 
 def _reinit(model: nn.Module, seed: int) -> None:
+    """Seeded random weights that keep the signal's scale with depth: He (Kaiming) normal,
+    fan-out, for conv and linear weights (torchvision's ResNet init), zero biases, norms at
+    weight 1 and bias 0. PyTorch's default init shrinks the variance by about 3x per layer,
+    so a deep plain net's gradient would underflow to exactly 0 (ResNet-110's plain twin)."""
     torch.manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+            w = getattr(m, "weight", None)
+            if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)) and w is not None:
+                nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+                if getattr(m, "bias", None) is not None:
+                    nn.init.zeros_(m.bias)
 
 
 def _copy(model: nn.Module, seed: int) -> nn.Module:

@@ -11,6 +11,8 @@ import textwrap
 import pandas as pd
 import pytest
 
+import cnnviz
+from cnnviz import zoo
 from cnnviz.cli import main, parse_input
 
 
@@ -50,7 +52,7 @@ def test_summary_formats(capsys, tmp_path):
     (tmp_path / "r.csv").write_text(out)
     df = pd.read_csv(tmp_path / "r.csv")
     assert df["params"].sum() == 269_722  # resnet20, option A: equals the zoo's count
-    code, out, _ = run(capsys, "summary", "resnet20", "--format", "markdown", "--depth", "1")
+    code, out, _ = run(capsys, "summary", "resnet20", "--format", "markdown", "--max-depth", "1")
     assert code == 0 and out.startswith("| layer") and "layer1.0.conv1" not in out
     code, out, _ = run(capsys, "summary", "alexnet", "--input", "2x3x224x224", "--format", "json")
     assert json.loads(out)["input_shapes"] == [[2, 3, 224, 224]]
@@ -146,6 +148,43 @@ def test_user_file_that_raises_is_one_line_with_its_place(capsys, tmp_path):
     assert code == 1 and "importing" in err and "missing dependency" in err and ":2)" in err
 
 
-def test_negative_depth_is_a_usage_error(capsys):
-    code, _, err = run(capsys, "summary", "resnet20", "--depth", "-1")
-    assert code == 2 and "--depth -1" in err
+def test_negative_max_depth_is_a_usage_error(capsys):
+    code, _, err = run(capsys, "summary", "resnet20", "--max-depth", "-1")
+    assert code == 2 and "--max-depth -1" in err
+
+
+def test_depth_is_the_cifar_models_option_not_the_tables(capsys):
+    # resnet_cifar --depth 110 is ResNet-110 (He et al. report 1.7M params)
+    code, out, _ = run(capsys, "summary", "resnet_cifar", "--depth", "110", "--format", "json")
+    want = sum(p.numel() for p in zoo.get_model("resnet_cifar", depth=110).parameters())
+    assert code == 0 and json.loads(out)["total_params"] == want
+    assert 1.65e6 < want < 1.75e6
+    code, _, err = run(capsys, "summary", "resnet50", "--depth", "1")
+    assert code == 2 and "--max-depth" in err
+
+
+def test_max_depth_folds_rows_into_their_parents(capsys):
+    from cnnviz.render.table import rows
+
+    a = cnnviz.analyze(zoo.get_model("resnet50", device="meta"), (1, 3, 224, 224))
+    table = {r[0]: r for r in rows(a, 1)}
+    assert list(table) == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3",
+                           "layer4", "avgpool", "flatten", "fc"]  # fmt: skip
+    # nothing vanishes: the folded rows' params sum to the total
+    assert sum(int(r[3].replace(",", "")) for r in table.values()) == a.total_params
+    assert table["layer4"][2] == "1x2048x7x7" and table["layer4"][5] == "427x427"  # REFERENCE 3
+    code, out, _ = run(capsys, "summary", "resnet50", "--max-depth", "1")
+    assert code == 0 and "layer3" in out and "layer1.0.conv1" not in out
+    _, out, _ = run(capsys, "summary", "resnet20", "--max-depth", "0")
+    body = [line for line in out.splitlines() if " rows  " in line]
+    assert len(body) == 1 and "269,722" in body[0] and body[0].startswith("resnet20 ")
+
+
+def test_plain_text_help_and_hints(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "``" not in out and ":class:" not in out
+    code, _, err = run(capsys, "summary", "my_net.py")
+    assert code == 2 and "my_net.py:build_model" in err
+    with pytest.raises(SystemExit) as e:
+        main(["summary", "resnet20", "--dtype", "int8"])
+    assert e.value.code == 2

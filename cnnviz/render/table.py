@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from cnnviz.receptive import NO_INPUT
+from cnnviz.receptive import NO_INPUT, ReceptiveField
 
 if TYPE_CHECKING:
     from cnnviz.result import Analysis, LayerRecord
@@ -37,12 +38,20 @@ def nbytes(n: int) -> str:
 
 
 def rf_text(r: LayerRecord) -> str:
-    if r.rf_size is None:
-        return "-" if r.rf_reason == NO_INPUT else "?"
-    if r.rf_global:
+    return _rf_cell(r.receptive_field)
+
+
+def _rf_cell(rf: ReceptiveField) -> str:
+    if rf.size is None:
+        return "-" if rf.reason == NO_INPUT else "?"
+    if rf.is_global:
         return "global"
-    size = "x".join(map(str, r.rf_size))
-    return size if r.rf_aligned else size + "*"
+    size = "x".join(map(str, rf.size))
+    return size if rf.aligned else size + "*"
+
+
+def _stride_cell(rf: ReceptiveField) -> str:
+    return "x".join(map(str, rf.stride)) if rf.stride and not rf.is_global else ""
 
 
 def _shape(s) -> str:
@@ -52,23 +61,43 @@ def _shape(s) -> str:
 COLUMNS = ("layer", "type", "output", "params", "MACs", "RF", "stride")
 
 
+def _level(r: LayerRecord) -> int:
+    """How deep a row sits: ``conv1`` 1, ``layer1.0.conv1`` 3, a root functional op 0."""
+    return r.module.count(".") + 1 if r.module else 0
+
+
+def _prefix(r: LayerRecord, depth: int) -> str:
+    return ".".join(r.module.split(".")[:depth]) if depth else ""
+
+
 def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
-    out = []
-    for r in a.layers:
-        if depth is not None and r.module.count(".") + (1 if r.module else 0) > depth:
+    """Table rows. With ``depth``, rows nested deeper are folded into their ancestor at that
+    depth (``layer1`` at depth 1), which shows the summed params and MACs and the output and
+    RF of its last row (torchinfo's ``depth``); depth 0 folds everything into one row."""
+    out: list[tuple[str, ...]] = []
+    i, seen = 0, Counter()
+    layers = a.layers
+    folds = (lambda r: True) if depth == 0 else (lambda r: _level(r) > depth)
+    while i < len(layers):
+        r = layers[i]
+        if depth is None or not folds(r):
+            rf = r.receptive_field
+            cells = (r.name, r.type, _shape(r.output_shape), f"{r.params:,}", compact(r.macs))
+            out.append((*cells, _rf_cell(rf), _stride_cell(rf)))
+            i += 1
             continue
-        stride = "x".join(map(str, r.rf_stride)) if r.rf_stride and not r.rf_global else ""
-        out.append(
-            (
-                r.name,
-                r.type,
-                _shape(r.output_shape),
-                f"{r.params:,}",
-                compact(r.macs),
-                rf_text(r),
-                stride,
-            )
-        )
+        prefix, j = _prefix(r, depth), i
+        while j < len(layers) and folds(layers[j]) and _prefix(layers[j], depth) == prefix:
+            j += 1
+        group, last = layers[i:j], layers[j - 1]
+        seen[prefix] += 1
+        name = (prefix or a.model_name) + (f"#{seen[prefix]}" if seen[prefix] > 1 else "")
+        rf = a.containers.get(prefix) if seen[prefix] == 1 else None
+        rf = rf or last.receptive_field
+        cells = (name, f"{len(group)} rows", _shape(last.output_shape))
+        params, macs = sum(g.params for g in group), sum(g.macs for g in group)
+        out.append((*cells, f"{params:,}", compact(macs), _rf_cell(rf), _stride_cell(rf)))
+        i = j
     return out
 
 

@@ -220,7 +220,9 @@ class Registry:
             for opt in opts.values():
                 opt.validate(opt.default, name)  # a bad default is a bug at import time
             doc = inspect.getdoc(builder) or ""
+            # The docstring's first paragraph, as plain text (no RST literals) for menus.
             desc = description or " ".join(doc.split("\n\n")[0].split()) or name
+            desc = desc.replace("``", "").replace(":class:", "").replace(":func:", "")
             rule = input_size if callable(input_size) else None
             default_size = rule(resolve_options(name, opts, {})) if rule else input_size
             self._entries[name] = ModelInfo(
