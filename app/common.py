@@ -119,6 +119,13 @@ def fmt_rf(rf) -> str:
     return "global" if rf.is_global else fmt_shape(rf.size)
 
 
+def rf_help(rf) -> str:
+    """The tooltip beside :func:`fmt_rf`: why it is unknown, or the full field."""
+    if rf.size is None:
+        return f"Unknown: {rf.reason}."
+    return "Every unit sees the whole input." if rf.is_global else str(rf)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Show a readable message for any error the user's choices cause; the page keeps working."""

@@ -271,8 +271,8 @@ def unit_view(
             f"unit_view needs a 2-D receptive field, input and unit; got size {rf.size}, "
             f"input {tuple(input_spatial)}, unit {tuple(unit)}"
         )
-    if any(s <= 0 for s in rf.stride):
-        raise ValueError(f"axis with stride 0 (reduced away): stride {rf.stride}")
+    # Stride 0 on an axis: every unit along it sees the same window (an adaptive pool that
+    # spreads fewer positions over more units); the view draws it like any other.
     unit = (int(unit[0]), int(unit[1]))
     if min(unit) < 0:
         raise ValueError(f"unit indices must be >= 0, got {unit}")

@@ -304,3 +304,58 @@ def test_zoo_options_from_the_url_are_capped():
     at = page("explorer", model="conv_stack", **{"exp.conv_stack.n": "3000"})
     assert not at.exception
     assert at.number_input(key="exp.conv_stack.n").value <= 32  # INT_CAPS["n"]
+
+
+# --------------------------------------------------------------------------- explorer state
+def _selected_bar(at: AppTest) -> str:
+    import json
+
+    from cnnviz.render.plots import COLORS
+
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    bars = fig["data"][0]
+    return next(
+        n
+        for n, c in zip(bars["x"], bars["marker"]["color"], strict=True)
+        if c == COLORS["selected"]
+    )
+
+
+def test_shared_explorer_link_highlights_its_layer():
+    at = page("explorer", model="vgg16", layer="features.20")
+    assert at.selectbox(key="layer").value == "features.20"
+    assert _selected_bar(at) == "features.20"  # not the default layer's bar
+
+
+def test_switching_model_drops_the_old_layer():
+    at = page("explorer", model="resnet18", layer="layer3.0.conv1")
+    assert at.selectbox(key="layer").value == "layer3.0.conv1"
+    at.selectbox(key="model").set_value("alexnet").run()
+    assert not at.exception
+    layer = at.selectbox(key="layer").value
+    assert layer.startswith(("features", "classifier", "avgpool"))
+    assert "layer3.0.conv1" not in str(at.query_params.get("layer", ""))
+    assert _selected_bar(at) == layer
+
+
+def test_stride_zero_layer_is_drawn_not_an_error():
+    # AlexNet at 64 px: features end at 1x1, so avgpool (6x6) repeats one window (stride 0)
+    at = page("explorer", model="alexnet", size="64", layer="avgpool")
+    assert not at.error, [e.value for e in at.error]
+    assert any("same window" in c.value for c in at.caption)
+    assert len(at.dataframe) >= 1  # the all-layers table is still there
+
+
+def test_unknown_final_rf_says_why():
+    at = page("explorer", model="vgg16", size="64")
+    final = next(m for m in at.metric if m.label == "Final RF")
+    assert final.value == "unknown" and "adaptive_avg_pool2d" in final.help
+
+
+def test_unit_sliders_start_centred_and_recentre_on_a_new_layer():
+    at = page("explorer", model="resnet20", layer="layer1.0.conv1")  # 32x32 output
+    assert (at.slider(key="unit_row").value, at.slider(key="unit_col").value) == (15, 15)
+    at.slider(key="unit_row").set_value(1).run()
+    at.selectbox(key="layer").set_value("layer3.0.conv1").run()  # 8x8 output
+    assert not at.exception
+    assert (at.slider(key="unit_row").value, at.slider(key="unit_col").value) == (3, 3)

@@ -31,31 +31,41 @@ def _select_from_chart() -> None:
         st.session_state["layer"] = data[0] if isinstance(data, list) else data
 
 
+a = None
 with common.user_errors():
     a = common.analysis(name, cfg, shape)
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
-    m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
-    m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
-    m4.metric("Final RF", common.fmt_rf(a.receptive_field()))
+if a is None:
+    st.stop()
 
-    rows = [r.name for r in a.layers]
-    if st.session_state.get("layer") not in rows:
-        st.session_state.pop("layer", None)
-    # Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).
-    spatial = [r for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
-    busy = [r.name for r in spatial if r.macs] or [r.name for r in spatial]
-    default_layer = busy[-1] if busy else rows[-1]
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
+m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
+m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
+final = a.receptive_field()
+m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
 
+rows = [r.name for r in a.layers]
+# Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).
+spatial = [r for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
+busy = [r.name for r in spatial if r.macs] or [r.name for r in spatial]
+default_layer = busy[-1] if busy else rows[-1]
+# A layer chosen for another model (or a stale link) gives way to the default, in the state
+# and so in the URL; a valid one from the URL must reach the chart above the selectbox too.
+if st.session_state.get("layer") not in rows:
+    url_layer = st.query_params.get("layer")
+    if "layer" in st.session_state or (url_layer is not None and url_layer not in rows):
+        st.session_state["layer"] = default_layer
+chosen = st.session_state.get("layer") or st.query_params.get("layer") or default_layer
+
+with common.user_errors():
     left, right = st.columns([3, 2])
     with left:
         metric = st.segmented_control(
             "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
         )
         log = st.checkbox("log scale", key="log", bind="query-params")
-        selected = st.session_state.get("layer", default_layer)
         st.plotly_chart(
-            plots.layer_bars(a, metric or "macs", log=log, selected=selected),
+            plots.layer_bars(a, metric or "macs", log=log, selected=chosen),
             key="bars",
             on_select=_select_from_chart,
             selection_mode="points",
@@ -73,6 +83,9 @@ with common.user_errors():
     layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
     row = next(r for r in a.layers if r.name == layer)
     rf = row.receptive_field
+    seen = st.session_state.get("unit_for")
+    recentre = seen is not None and seen != (name, layer)  # another layer: centre the unit
+    st.session_state["unit_for"] = (name, layer)
     st.markdown(
         f"**`{row.name}`** ({row.type}): output {common.fmt_shape(row.output_shape)}, "
         f"{row.params:,} params, {row.macs:,} MACs, RF {rf}"
@@ -84,13 +97,13 @@ with common.user_errors():
     elif row.output_shape is not None and len(row.output_shape) == 4:
         oh, ow = row.output_shape[2], row.output_shape[3]
         u1, u2 = st.columns(2)
-        ui = (
-            u1.slider("unit row", 0, oh - 1, (oh - 1) // 2, key="unit_row", bind="query-params")
-            if oh > 1
-            else 0
-        )
+        for k, n in (("unit_row", oh), ("unit_col", ow)):
+            fresh = k not in st.session_state and k not in st.query_params
+            if recentre or fresh or st.session_state.get(k, 0) > n - 1:
+                st.session_state[k] = (n - 1) // 2
+        ui = u1.slider("unit row", 0, oh - 1, key="unit_row", bind="query-params") if oh > 1 else 0
         uj = (
-            u2.slider("unit column", 0, ow - 1, (ow - 1) // 2, key="unit_col", bind="query-params")
+            u2.slider("unit column", 0, ow - 1, key="unit_col", bind="query-params")
             if ow > 1
             else 0
         )
@@ -98,13 +111,20 @@ with common.user_errors():
         fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
         st.plotly_chart(fig, key="rf_input")
         view = compare.unit_view(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
+        shifted = (
+            "every unit here sees this same window (stride 0: the layer spreads fewer "
+            "positions over more units)"
+            if 0 in rf.stride
+            else f"its neighbour's window is shifted by the effective stride "
+            f"{common.fmt_shape(rf.stride)}"
+        )
         st.caption(
             f"Unit ({ui}, {uj}) sees input rows {view['window'][0][0]}..{view['window'][0][1]} "
-            f"and columns {view['window'][1][0]}..{view['window'][1][1]}; its neighbour's "
-            f"window is shifted by the effective stride {common.fmt_shape(rf.stride)}. "
+            f"and columns {view['window'][1][0]}..{view['window'][1][1]}; {shifted}. "
             "Pixels outside the image fall on padding."
         )
 
+with common.user_errors():  # an ERF error leaves the rest of the page in place
     st.subheader("Effective receptive field")
     st.caption(
         "The theoretical RF says which pixels *can* influence a unit; the effective RF "
@@ -131,5 +151,5 @@ with common.user_errors():
             f"95 % within {m.radius(0.95):g} px; ERF/RF width ratio (95 %) {m.ratio(0.95):.2f}."
         )
 
-    st.subheader("All layers")
-    st.dataframe(compare.layer_table(a), hide_index=True, key="table")
+st.subheader("All layers")
+st.dataframe(compare.layer_table(a), hide_index=True, key="table")

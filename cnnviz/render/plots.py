@@ -435,8 +435,8 @@ def rf_on_input(
 
     fig = go.Figure()
     # Grid lines every effective stride, where units' windows start: one trace, not shapes.
-    gx = _grid_lines(-px, sx, width)
-    gy = _grid_lines(-py, sy, height)
+    gx = _grid_lines(-px, sx, width) if sx else []  # stride 0: all units share the window
+    gy = _grid_lines(-py, sy, height) if sy else []
     xs: list[float | None] = []
     ys: list[float | None] = []
     for x in gx:
@@ -450,7 +450,7 @@ def rf_on_input(
             x=xs,
             y=ys,
             mode="lines",
-            name=f"unit grid (every {sx} px)",
+            name=f"unit grid (every {sx} px)" if sx and sy else "unit grid",
             hoverinfo="skip",
             line={"color": COLORS["grid"], "width": 0.6},
         )
