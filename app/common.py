@@ -142,6 +142,13 @@ def user_errors() -> Iterator[None]:
         )
 
 
+def _erf_progress(bar):
+    def report(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"effective RF: sample {min(done + 1, total)} of {total}")
+
+    return report
+
+
 @st.cache_data(max_entries=32, show_spinner="Measuring the effective receptive field…")
 def effective_rf(
     name: str,
@@ -151,8 +158,10 @@ def effective_rf(
     n_samples: int,
     weights: bytes | None = None,
     seed: int = 0,
+    _bar=None,
 ):
-    """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes)."""
+    """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes).
+    ``_bar`` (an st.progress, not part of the cache key) follows the samples."""
     from cnnviz import erf
 
     state = None
@@ -167,7 +176,13 @@ def effective_rf(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = erf.effective_receptive_field(
-            model(name, config), layer, input_size, n_samples=n_samples, weights=state, seed=seed
+            model(name, config),
+            layer,
+            input_size,
+            n_samples=n_samples,
+            weights=state,
+            seed=seed,
+            progress=None if _bar is None else _erf_progress(_bar),
         )
     return m, tuple(str(w.message) for w in caught)
 

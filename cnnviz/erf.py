@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from cnnviz import safety
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
+from cnnviz.rules import fmt_shape
 
 #: Largest weights file the app accepts (bytes).
 MAX_WEIGHTS_BYTES = 512 * 1024**2
@@ -202,6 +203,7 @@ def effective_receptive_field(
     weights: str | Path | Mapping[str, torch.Tensor] | None = None,
     seed: int = 0,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EffectiveRF:
     """Measure the ERF of the central unit of ``layer`` over the input.
 
@@ -217,6 +219,7 @@ def effective_receptive_field(
 
     Cost: ``n_samples`` forward and backward passes on the CPU, about 3x the model's
     activation memory plus its parameters, checked against ``cap_bytes`` first.
+    ``progress(done, n_samples)`` is called after each sample.
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
@@ -260,19 +263,37 @@ def effective_receptive_field(
     spatial = input_size[2:]
     if any(r > n for r, n in zip(theoretical.size, spatial, strict=True)):
         warnings.warn(
-            f"the theoretical RF of {layer!r} ({theoretical.size}) is larger than the input "
-            f"({spatial}): the map is clipped and the ratio biased",
+            f"the theoretical RF of {layer!r} ({fmt_shape(theoretical.size)}) is larger than "
+            f"the input ({fmt_shape(spatial)}): the map is clipped and the ratio biased",
             stacklevel=2,
         )
 
     with safety.exclusive():  # one real-compute job at a time (shared with cnnviz.timing)
         return _measure(
-            model, layer, module_name, call_index, input_size, theoretical, n_samples, weights, seed
+            model,
+            layer,
+            module_name,
+            call_index,
+            input_size,
+            theoretical,
+            n_samples,
+            weights,
+            seed,
+            progress,
         )
 
 
 def _measure(
-    model, layer, module_name, call_index, input_size, theoretical, n_samples, weights, seed
+    model,
+    layer,
+    module_name,
+    call_index,
+    input_size,
+    theoretical,
+    n_samples,
+    weights,
+    seed,
+    progress=None,
 ) -> EffectiveRF:
     spatial = input_size[2:]
     m = _copy(model, seed)
@@ -287,7 +308,9 @@ def _measure(
     total = torch.zeros(spatial, dtype=torch.float64)
     unit: tuple[int, ...] = ()
     try:
-        for _ in range(n_samples):
+        for i in range(n_samples):
+            if progress is not None:
+                progress(i, n_samples)
             captured.clear()
             x = torch.randn(input_size, generator=gen, requires_grad=True)
             m(x)
@@ -300,6 +323,8 @@ def _measure(
             y = out[(0, slice(None), *unit)].sum()
             (grad,) = torch.autograd.grad(y, x)
             total += grad[0].abs().sum(0).double()
+        if progress is not None:
+            progress(n_samples, n_samples)
     finally:
         handle.remove()
     center = theoretical.center(unit)

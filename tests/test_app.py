@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
-from cnnviz import spec, zoo
+from cnnviz import labs, spec, zoo
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 
@@ -359,3 +359,22 @@ def test_unit_sliders_start_centred_and_recentre_on_a_new_layer():
     at.selectbox(key="layer").set_value("layer3.0.conv1").run()  # 8x8 output
     assert not at.exception
     assert (at.slider(key="unit_row").value, at.slider(key="unit_col").value) == (3, 3)
+
+
+def test_shortcut_lab_cifar_with_bottleneck_falls_back_to_basic():
+    at = page("shortcut_lab", depth="20", block="bottleneck")
+    assert not at.error, [e.value for e in at.error]
+    assert any("basic blocks" in i.value for i in at.info)
+    table = at.dataframe[0].value
+    oracle = labs.shortcut_stage_table(20, "basic")
+    assert table.equals(oracle)
+
+
+def test_shortcut_lab_erf_of_a_deep_plain_net_is_not_zero():
+    # ResNet-110's plain twin: PyTorch's default init would underflow its gradient to 0
+    at = page("shortcut_lab", erf_depth="110", erf_layer="layer3")
+    at.button(key="erf_go").click().run()
+    assert not at.exception and not at.error
+    radii = {m.label: float(m.value.split()[0]) for m in at.metric if "radius" in m.label}
+    assert radii["plain: 50 % radius"] > 0
+    assert any("larger than the input" in w.value for w in at.warning)  # 501x501 > 64x64

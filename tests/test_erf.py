@@ -173,3 +173,19 @@ def test_later_call_of_a_module():
     assert second.theoretical == a.receptive_field("layer1.0.relu#2")  # 27x27
     # conv1 7 (S 2) -> maxpool 7 + 2*2 = 11 (S 4) -> conv 11 + 2*4 = 19 -> conv 19 + 2*4 = 27
     assert second.theoretical.size == (27, 27) and first.theoretical.size == (19, 19)
+
+
+def test_random_weights_keep_a_deep_plain_nets_gradient():
+    # PyTorch's default init shrinks the signal about 3x per layer: ResNet-110's plain twin
+    # had an all-zero map. He (fan-out) init keeps it; progress reports every sample.
+    seen = []
+    with pytest.warns(UserWarning, match=r"\(217x217\) is larger than the input \(32x32\)"):
+        m = erf.effective_receptive_field(
+            zoo.get_model("resnet_cifar", depth=110, shortcut="none", device="meta"),
+            "layer2",
+            (1, 3, 32, 32),
+            n_samples=2,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert m.map.max() > 0 and m.radius(0.5) > 0
+    assert seen == [(0, 2), (1, 2), (2, 2)]

@@ -142,7 +142,11 @@ with common.user_errors():  # an ERF error leaves the rest of the page in place
     )
     if e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global):
         weights = upload.getvalue() if upload is not None else None
-        m, notes = common.effective_rf(name, cfg, (1, *shape[1:]), module_name, n_samples, weights)
+        bar = st.progress(0.0, text="effective RF: starting…")
+        m, notes = common.effective_rf(
+            name, cfg, (1, *shape[1:]), module_name, n_samples, weights, _bar=bar
+        )
+        bar.empty()
         for note in notes:
             st.warning(note, icon=":material/info:")
         st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")

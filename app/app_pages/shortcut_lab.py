@@ -31,8 +31,16 @@ block = c2.segmented_control(
     ["basic", "bottleneck"],
     key="block",
     bind="query-params",
-    help="Default: basic up to ResNet-34, bottleneck from ResNet-50.",
+    help="Default: basic up to ResNet-34, bottleneck from ResNet-50. The CIFAR nets (20-110) "
+    "are built from basic blocks only.",
 )
+if depth not in labs.IMAGENET_DEPTHS and block == "bottleneck":
+    st.info(
+        f"ResNet-{depth} for CIFAR is built from basic blocks (bottleneck CIFAR nets need a "
+        "depth of 9n + 2, such as 164): showing basic blocks.",
+        icon=":material/info:",
+    )
+    block = "basic"
 shortcut = c3.segmented_control(
     "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
 )
@@ -75,10 +83,17 @@ with common.user_errors():
     )
     residual = shortcut if shortcut in ("A", "B", "C") else "A"
     if k3.button("Measure both", key="erf_go"):
-        maps = {}
+        maps, notes = {}, {}
+        bar = st.progress(0.0, text="effective RF: starting…")
         for sc in ("none", residual):
             cfg = (("depth", erf_depth), ("shortcut", sc))
-            maps[sc], _ = common.effective_rf("resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4)
+            maps[sc], found = common.effective_rf(
+                "resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4, _bar=bar
+            )
+            notes.update(dict.fromkeys(found))
+        bar.empty()
+        for note in notes:  # e.g. a theoretical RF larger than the 64 px input
+            st.warning(note, icon=":material/info:")
         cols = st.columns(2)
         for col, (sc, m) in zip(cols, maps.items(), strict=True):
             label = "plain" if sc == "none" else f"residual ({sc})"

@@ -38,6 +38,8 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=z,
+            zmin=0,  # |gradient| >= 0; a zero map reads 0 everywhere, not -0.4..0.4
+            zmax=1,
             colorscale="Viridis",
             colorbar={"title": "|∂y/∂x|"},
             hovertemplate="row %{y}, col %{x}<br>%{z:.3f}<extra></extra>",
