@@ -56,7 +56,18 @@ SUMMARY_COLUMNS = (
     "other_params",
     "fc_share",
 )
-STAGE_COLUMNS = ("stage", "size", "layers", "params", "macs", "extra_ops", "first", "last", "rf")
+STAGE_COLUMNS = (
+    "stage",
+    "size",
+    "scale",
+    "layers",
+    "params",
+    "macs",
+    "extra_ops",
+    "first",
+    "last",
+    "rf",
+)
 LAYER_COLUMNS = ("name", "type", "kind", "output", "params", "macs", "rf", "stride")
 GROWTH_COLUMNS = ("index", "name", "depth", "rf", "stride")
 
@@ -84,6 +95,16 @@ def _rf_value(rf: ReceptiveField) -> int | str:
 
 def _shape(shape: tuple[int, ...] | None) -> str:
     return "-" if shape is None else "x".join(map(str, shape))
+
+
+def _scale(full: int, size: int) -> str:
+    """``size`` against ``full`` as 1/2^k, k rounded (AlexNet's 55 of 224 is "1/4").
+
+    >>> _scale(224, 55), _scale(224, 224), _scale(32, 64)
+    ('1/4', '1', '2')
+    """
+    k = round(math.log2(full / size))
+    return "1" if k == 0 else (f"1/{2**k}" if k > 0 else str(2**-k))
 
 
 def _spatial_size(a: Analysis, row: LayerRecord) -> tuple[int, ...] | None:
@@ -157,13 +178,16 @@ def compare(analyses: Mapping[str, Analysis]) -> pd.DataFrame:
 def stage_table(a: Analysis) -> pd.DataFrame:
     """Rows grouped by ``stage`` (one spatial size each; ``"head"`` after global pooling).
 
-    ``first``/``last`` name the stage's first and last rows, ``rf`` is the receptive field at
-    its last row; ``params``, ``macs`` and ``extra_ops`` sum to the analysis totals.
+    ``scale`` is the stage's size against the input's, to the nearest power of two
+    (``"1/4"``; ``"1"`` at full size): the same label means the same resolution in any
+    model. ``first``/``last`` name the stage's first and last rows, ``rf`` is the receptive
+    field at its last row; ``params``, ``macs`` and ``extra_ops`` sum to the analysis totals.
 
     >>> import cnnviz
     >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
-    >>> stage_table(a)[["size", "layers", "rf"]].values.tolist()
-    [['32x32', 24, 15], ['16x16', 22, 37], ['8x8', 22, 81], ['head', 3, 'global']]
+    >>> t = stage_table(a)[["size", "scale", "layers", "rf"]].values.tolist()
+    >>> t[:2], t[-1]
+    ([['32x32', '1', 24, 15], ['16x16', '1/2', 22, 37]], ['head', 'head', 3, 'global'])
     """
     groups: dict[int, list[LayerRecord]] = {}
     for row in a.layers:
@@ -176,6 +200,7 @@ def stage_table(a: Analysis) -> pd.DataFrame:
             {
                 "stage": stage,
                 "size": "head" if size is None else "x".join(map(str, size)),
+                "scale": "head" if size is None else _scale(a.input_spatial[0], size[0]),
                 "layers": len(rows),
                 "params": sum(r.params for r in rows),
                 "macs": sum(r.macs for r in rows),

@@ -70,8 +70,14 @@ def test_stage_bars(analyses):
     for t, st in zip(fig.data, tables.values(), strict=True):
         assert t.type == "bar"
         assert list(t.y) == st["macs"].tolist()
-        assert list(t.x) == [f"stage {s}" for s in st["stage"]]
+        assert list(t.x) == list(st["scale"])  # each model's stages, by resolution
+        assert list(t.x)[-1] == "head"
         assert sum(t.y) == analyses[t.name].total_macs
+    # one axis for all: AlexNet's 55x55 and ResNet-50's 56x56 stages are both 1/4 of 224
+    assert fig.layout.xaxis.categoryarray[-1] == "head"
+    alex, res = tables["alexnet"], tables["resnet50"]
+    assert alex.loc[alex["size"] == "55x55", "scale"].item() == "1/4"
+    assert res.loc[res["size"] == "56x56", "scale"].item() == "1/4"
     params = P.stage_bars(tables, "params")
     assert list(params.data[3].y) == tables["resnet50"]["params"].tolist()
     with pytest.raises(ValueError, match="unknown metric"):

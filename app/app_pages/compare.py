@@ -119,6 +119,7 @@ with common.user_errors():
         tables = {label: compare.stage_table(a) for label, a in analyses.items()}
         st.plotly_chart(plots.stage_bars(tables, metric or "macs"), key="stages")
         st.caption(
-            "A stage is a run of layers at one spatial size; 'head' is everything "
-            "after global pooling or flatten."
+            "A stage is a run of layers at one spatial size, labelled by that size against "
+            "the input's (1/4: a quarter of its height and width), so bars side by side work "
+            "at the same resolution; 'head' is everything after global pooling or flatten."
         )

@@ -81,9 +81,10 @@ def _layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
         template=TEMPLATE,
         title={"text": title, "x": 0.01, "xanchor": "left"},
         font=_FONT,
-        margin={"l": 60, "r": 30, "t": 60, "b": 60},
+        margin={"l": 60, "r": 30, "t": 60, "b": 110},
         hoverlabel={"font_size": 12},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+        # below the plot: above it, a few models' names wrap over the title
+        legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"},
         **kw,
     )
     return fig
@@ -141,6 +142,7 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
                 mode="markers+text",
                 text=[str(row["label"])],
                 textposition="top center",
+                cliponaxis=False,  # a label near the edge is drawn whole
                 marker={
                     "size": size,
                     "color": MODEL_COLORS[i % len(MODEL_COLORS)],
@@ -154,9 +156,35 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
         )
     axis: dict[str, Any] = {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
     axis["tickformat"] = "~s"
-    fig.update_xaxes(title_text="Parameters (count)", **axis)
-    fig.update_yaxes(title_text="MACs per forward pass", **axis)
-    return _layout(fig, "Compute vs. size (marker size: final receptive field)")
+    xr, yr = _padded_range(df["params"], log), _padded_range(df["macs"], log)
+    fig.update_xaxes(title_text="Parameters (count)", range=xr, **axis)
+    fig.update_yaxes(title_text="MACs per forward pass", range=yr, **axis)
+    # every point carries its label, so the legend would only repeat them
+    return _layout(fig, "Compute vs. size (marker size: final receptive field)", showlegend=False)
+
+
+def _padded_range(values, log: bool) -> list[float] | None:
+    """An axis range with room for markers and labels at the extremes (log10 units on a log
+    axis, as plotly wants)."""
+    vals = [float(v) for v in values if v and v > 0]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    if log:
+        lo, hi = math.log10(lo), math.log10(hi)
+        pad = max(0.25, 0.12 * (hi - lo))
+        return [lo - pad, hi + pad]
+    pad = max(0.12 * (hi - lo), 0.1 * hi)
+    return [max(0.0, lo - pad), hi + pad]
+
+
+def _scale_key(label: str) -> tuple[int, float, str]:
+    """Sort "2", "1", "1/2", ..., "1/32", then "head"."""
+    base = label.split(" ")[0]
+    if base == "head":
+        return (1, 0.0, label)
+    num, _, den = base.partition("/")
+    return (0, -int(num) / int(den or 1), label)
 
 
 def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.Figure:
@@ -168,13 +196,17 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
     >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
     >>> fig = stage_bars({"resnet20": stage_table(a)})
     >>> list(fig.data[0].x), fig.layout.barmode
-    (['stage 0', 'stage 1', 'stage 2', 'stage 3'], 'group')
+    (['1', '1/2', '1/4', 'head'], 'group')
     """
     _check_metric(metric, ("params", "macs", "extra_ops", "layers"))
     fig = go.Figure()
     order: list[str] = []
     for i, (label, t) in enumerate(tables.items()):
-        xs = [f"stage {s}" for s in t["stage"]]
+        xs, seen = [], set()
+        for scale in t["scale"]:  # two stages of one model at one scale: number the second
+            x = scale if scale not in seen else f"{scale} ({sum(s == scale for s in xs) + 1})"
+            seen.add(scale)
+            xs.append(x)
         order += [x for x in xs if x not in order]
         values = [int(v) for v in t[metric]]
         fig.add_trace(
@@ -192,7 +224,12 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
                 ),
             )
         )
-    fig.update_xaxes(title_text="Stage (one spatial resolution each)", categoryarray=order)
+    order.sort(key=_scale_key)
+    fig.update_xaxes(
+        title_text="Stage resolution against the input",
+        categoryarray=order,
+        categoryorder="array",
+    )
     fig.update_yaxes(title_text=METRICS[metric], tickformat="~s")
     title = f"{METRICS[metric]} per stage"
     return _layout(fig, title, barmode="group")
