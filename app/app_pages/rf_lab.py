@@ -53,7 +53,7 @@ with common.user_errors():
     left, right = st.columns(2)
     with left:
         st.markdown("**Stack**")
-        st.table(lab.table())
+        st.table(lab.table().map(lambda v: f"{v:,}" if isinstance(v, int) else v))
         for line in lab.formulas:
             st.markdown(f"- `{line}`")
     with right:

@@ -55,8 +55,10 @@ with common.user_errors():
 
     st.subheader("Parameters and MACs per stage, for every shortcut type")
     table = labs.shortcut_stage_table(depth, block)
+    # exact counts with thousands separators (Streamlit's "compact" would say 4.1B, where
+    # the rest of the app says 4.1G)
     numbers = {
-        c: st.column_config.NumberColumn(format="compact") for c in table.columns if c != "stage"
+        c: st.column_config.NumberColumn(format="localized") for c in table.columns if c != "stage"
     }
     st.dataframe(table, hide_index=True, column_config=numbers)
     metric = st.segmented_control(

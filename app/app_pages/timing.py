@@ -21,7 +21,7 @@ if gpu:
     st.success(f"GPU found: {timing.device_name(main_dev)}.", icon=":material/memory:")
 else:
     st.info(
-        f"No GPU on this server: timing runs on the CPU ({timing.device_name(main_dev)}).",
+        f"No GPU on this server: timing runs on the {timing.device_name(main_dev)}.",
         icon=":material/memory:",
     )
 
@@ -127,8 +127,10 @@ if results is not None:
             "bound",
             "note",
         ]
+        # columns that no row fills (GPU-only ones on a CPU run) would only show "None"
+        shown = [c for c in cols if c in results and results[c].notna().any()]
         st.dataframe(
-            results[[c for c in cols if c in results]],
+            results[shown],
             hide_index=True,
             column_config={
                 "latency_ms": st.column_config.NumberColumn(format="%.3f"),

@@ -209,8 +209,9 @@ def compare_bars(lab: RFLab) -> go.Figure:
     fig.update_yaxes(dtick=1, row=1, col=3)
     fig.update_layout(
         template="plotly_white",
-        title=f"{lab.stack.label} vs {lab.single.label} "
-        f"(C = {lab.channels}, weight ratio {lab.weight_ratio:.3g})",
+        # two lines: at the largest settings one would run past a half-width chart
+        title=f"{lab.stack.label} vs {lab.single.label}<br>"
+        f"<sup>C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}</sup>",
         height=380,
         margin={"l": 40, "r": 20, "t": 80, "b": 40},
         bargap=0.35,

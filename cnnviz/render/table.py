@@ -12,12 +12,19 @@ if TYPE_CHECKING:
 
 
 def compact(n: float, unit: str = "") -> str:
-    """Compact number: 61100840 -> '61.1M', 15470264320 -> '15.5G'.
+    """Compact number with SI prefixes: 61100840 -> '61.1M', 15470264320 -> '15.5G'.
 
-    >>> compact(61100840), compact(15470264320), compact(999)
-    ('61.1M', '15.5G', '999')
+    >>> compact(61100840), compact(15470264320), compact(999), compact(1.748e20)
+    ('61.1M', '15.5G', '999', '174.8E')
     """
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+    for div, suffix in (
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "K"),
+    ):
         if abs(n) >= div:
             return f"{n / div:.1f}{suffix}{unit}"
     return f"{int(n)}{unit}"

@@ -45,6 +45,9 @@ def latency_plot(df: pd.DataFrame) -> go.Figure:
         yaxis_title="median latency (ms)",
         xaxis_type="log",
         yaxis_type="log",
+        # ticks at the batch sizes timed, and labelled latencies (not bare digits 2..9)
+        xaxis={"tickvals": sorted(_ok(df)["batch_size"].unique().tolist())},
+        yaxis={"tickformat": ".3~g", "dtick": "D2"},
         legend_title="model / device / dtype",
         height=420,
         margin={"t": 60, "b": 40},
