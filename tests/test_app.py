@@ -378,3 +378,17 @@ def test_shortcut_lab_erf_of_a_deep_plain_net_is_not_zero():
     radii = {m.label: float(m.value.split()[0]) for m in at.metric if "radius" in m.label}
     assert radii["plain: 50 % radius"] > 0
     assert any("larger than the input" in w.value for w in at.warning)  # 501x501 > 64x64
+
+
+def test_custom_example_menu_follows_the_spec_in_the_url():
+    ex = spec.examples()
+    name = list(ex)[-1]
+    at = page("custom", spec=spec.to_url(spec.parse(ex[name])))
+    # the editor holds the canonical text of that example; the menu shows it when they match
+    text = at.text_area(key="spec_text").value
+    assert spec.validate(spec.parse(text)) == spec.validate(spec.parse(ex[name]))
+    assert at.selectbox(key="example").value in (name, None)
+    at.text_area(key="spec_text").set_value(ex[name]).run()
+    assert at.selectbox(key="example").value == name
+    at.text_area(key="spec_text").set_value(ex[name] + "\n# mine\n").run()
+    assert at.selectbox(key="example").value is None  # the user's own text

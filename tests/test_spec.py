@@ -768,3 +768,22 @@ def test_random_flat_specs_round_trip_and_build(spec):
     assert out == s.output_shape and numel == s.num_params
     for layer in s.layers:
         assert tuple(shapes[layer.module]) == layer.out_shape
+
+
+def test_3d_pool_larger_than_its_input_is_refused_like_pytorch():
+    text = (
+        "input: [1, 1, 3, 3, 3]\nlayers:\n  - conv: {out: 1, kernel: 2, dilation: 2}\n"
+        "  - avgpool: {kernel: 2, ceil_mode: true}\n"
+    )
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):  # the oracle
+        torch.nn.AvgPool3d(2, ceil_mode=True)(torch.zeros(1, 1, 1, 1, 1))
+    with pytest.raises(SpecError, match=r"larger than its input 1x1x1") as e:
+        S.validate(S.parse(text))
+    assert e.value.path == "layers[1].avgpool"
+
+
+def test_text_that_opens_like_json_gets_the_json_error():
+    with pytest.raises(SpecError, match="invalid JSON at line 1, column 42"):
+        S.parse('{"input": [1, 3, 8, 8], "layers": ["relu"')  # unclosed: both parsers fail
+    with pytest.raises(SpecError, match="invalid YAML"):
+        S.parse("input: [1, 3\nlayers: x\n")

@@ -38,7 +38,8 @@ def _apply_table() -> None:
 
 
 def _load_example() -> None:
-    st.session_state["spec_text"] = examples[st.session_state["example"]]
+    if st.session_state["example"] is not None:
+        st.session_state["spec_text"] = examples[st.session_state["example"]]
 
 
 if "spec_text" not in st.session_state:
@@ -52,9 +53,24 @@ if "spec_text" not in st.session_state:
     st.session_state["spec_text"] = text
 
 c1, c2 = st.columns([1, 1])
-c1.selectbox("Start from an example", list(examples), key="example", on_change=_load_example)
+# The example menu shows the example the editor holds, or nothing once the text is the user's.
+if "example" not in st.session_state or (
+    examples.get(st.session_state["example"]) != st.session_state["spec_text"]
+):
+    match = next((k for k, v in examples.items() if v == st.session_state["spec_text"]), None)
+    st.session_state["example"] = match
+c1.selectbox(
+    "Start from an example",
+    list(examples),
+    key="example",
+    on_change=_load_example,
+    placeholder="choose an example…",
+)
 upload = c2.file_uploader(
-    "…or upload a spec (.yaml / .json)", type=["yaml", "yml", "json"], key="upload"
+    f"…or upload a spec (.yaml / .json, up to {MAX_UPLOAD // 1024} KB)",
+    type=["yaml", "yml", "json"],
+    key="upload",
+    max_upload_size=1,  # MB; the spec limit itself is checked below
 )
 if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     st.session_state["uploaded"] = upload.file_id
@@ -63,7 +79,13 @@ if upload is not None and st.session_state.get("uploaded") != upload.file_id:
             f"{upload.name} is {upload.size:,} bytes; specs are limited to {MAX_UPLOAD:,} bytes."
         )
     else:
-        st.session_state["spec_text"] = upload.getvalue().decode("utf-8", errors="replace")
+        try:
+            st.session_state["spec_text"] = upload.getvalue().decode("utf-8")
+        except UnicodeDecodeError as e:
+            st.error(
+                f"{upload.name} is not a text file (UTF-8 fails at byte {e.start}); a spec is "
+                "YAML or JSON text. The editor keeps its spec."
+            )
 
 if "table_error" in st.session_state:
     st.error(f"**Layer table:** {st.session_state.pop('table_error')}", icon=":material/warning:")
@@ -90,7 +112,9 @@ with common.user_errors():
     try:
         a = _analyze(text)
     except spec.SpecError as e:
-        st.error(f"**Spec error** at `{e.path or 'top level'}`: {e}", icon=":material/warning:")
+        st.error(
+            f"**Spec error** at `{e.path or 'top level'}`: {e.reason}", icon=":material/warning:"
+        )
         st.stop()
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")

@@ -139,6 +139,7 @@ with common.user_errors():  # an ERF error leaves the rest of the page in place
         "Trained weights for this model (.safetensors, matched to its state_dict)",
         type=["safetensors"],
         key="erf_weights",
+        max_upload_size=200,  # MB, as the server allows
     )
     if e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global):
         weights = upload.getvalue() if upload is not None else None

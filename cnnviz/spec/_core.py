@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from cnnviz.rules.conv import out_len
+
 
 class SpecError(ValueError):
     """A spec is invalid; ``path`` names the field at fault (``"layers[3].conv.kernel"``, or
@@ -566,14 +568,14 @@ def _window(kind, params, shape, tp, ctx) -> tuple[int, ...]:
                 f"must be at most half the kernel ({_dims_str(params['kernel'])} // 2), "
                 f"got {_dims_str(pad)}",
             )
-        outs_l = []
-        for i in range(n):
-            span = ins[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1 + (s[i] - 1 if ceil else 0)
-            o = span // s[i] + 1
-            if ceil and o > 0 and (o - 1) * s[i] >= ins[i] + p[i]:
-                o -= 1
-            outs_l.append(o)
-        outs = tuple(outs_l)
+        if kind in ("maxpool", "avgpool") and n == 3 and any(k[i] > ins[i] for i in range(n)):
+            raise SpecError(  # PyTorch's 3-d pools refuse an unpadded input under the kernel
+                tp,
+                f"kernel {_dims_str(params['kernel'])} is larger than its input "
+                f"{fmt_shape(ins)} (input {fmt_shape(ctx.input)} is too small)",
+            )
+        # the one window formula cnnviz.analyze uses too
+        outs = tuple(out_len(ins[i], k[i], s[i], 2 * p[i], d[i], bool(ceil)) for i in range(n))
     if any(o < 1 for o in outs):
         kd = _dims_str(params["kernel"])
         dil = (

@@ -91,20 +91,28 @@ def parse(text: str, fmt: str = "auto") -> dict:
         )
     data: Any = None
     done = False
+    json_error: SpecError | None = None
     if fmt in ("auto", "json"):
         try:
             data, done = json.loads(text), True
         except json.JSONDecodeError as e:
+            json_error = SpecError(
+                "", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+            )
             if fmt == "json":
-                raise SpecError(
-                    "", f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-                ) from None
+                raise json_error from None
         except RecursionError:
             raise SpecError("", "invalid JSON: nested too deeply") from None
         except ValueError as e:
             raise SpecError("", f"invalid JSON: {short(str(e))}") from None
     if not done:
-        data = _yaml_load(text)
+        try:
+            data = _yaml_load(text)
+        except SpecError:
+            # Text that opens like JSON gets JSON's message, not YAML's (YAML reads JSON too).
+            if json_error is not None and text.lstrip()[:1] in ("{", "["):
+                raise json_error from None
+            raise
     if data is None:
         raise SpecError("", "the spec is empty; it needs at least input and layers")
     if not isinstance(data, dict):

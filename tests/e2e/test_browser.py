@@ -279,6 +279,13 @@ def test_custom_spec_upload_and_a_broken_one(page: Page):
     expect(error).to_contain_text("Spec error")
     expect(error).to_contain_text("layers[1]")
     expect(error).to_contain_text("relux")
+    expect(error).not_to_contain_text("layers[1]: layers[1]")  # the path is said once
+    # a binary file is refused and the editor keeps its text
+    upload(page, "upload a spec", "model.yaml", bytes(range(256)))
+    expect(page.locator('[data-testid="stAlertContentError"]').first).to_contain_text(
+        "not a text file"
+    )
+    expect(page.get_by_role("textbox", name="YAML or JSON")).to_have_value(re.compile(r"relux"))
     no_exception(page)
 
 
