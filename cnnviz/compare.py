@@ -48,6 +48,7 @@ SUMMARY_COLUMNS = (
     "weighted_depth",
     "rf",
     "rf_stride",
+    "rf_note",
     "activation_bytes",
     "peak_activation_bytes",
     "param_bytes",
@@ -149,6 +150,7 @@ def summarize(a: Analysis, label: str | None = None) -> dict[str, Any]:
         "weighted_depth": int(a.weighted_depth),
         "rf": _rf_value(rf),
         "rf_stride": _dims(rf.stride) if known else None,
+        "rf_note": rf.reason,  # why the final RF is unknown (None when it is known)
         "activation_bytes": int(a.activation_bytes),
         "peak_activation_bytes": int(a.peak_activation_bytes),
         "param_bytes": int(a.param_bytes),

@@ -392,3 +392,11 @@ def test_custom_example_menu_follows_the_spec_in_the_url():
     assert at.selectbox(key="example").value == name
     at.text_area(key="spec_text").set_value(ex[name] + "\n# mine\n").run()
     assert at.selectbox(key="example").value is None  # the user's own text
+
+
+def test_compare_says_why_a_final_rf_is_unknown():
+    at = page("compare", same_size="true", cmp_size="64")
+    assert not at.exception
+    text = text_of(at)
+    # VGG16 at 64 px: its 2x2 features map onto adaptive_avg_pool2d's 7x7 unevenly
+    assert "vgg16: the final RF is unknown because adaptive_avg_pool2d from 2 to 7" in text

@@ -91,6 +91,9 @@ with common.user_errors():
         "Exact counts: "
         + "; ".join(f"{r.label}: {r.params:,} params, {r.macs:,} MACs" for r in df.itertuples())
     )
+    for r in df.itertuples():
+        if r.rf_note:
+            st.caption(f"{r.label}: the final RF is unknown because {r.rf_note}.")
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download CSV", compare.to_csv(df), "cnnviz_compare.csv", "text/csv", key="dl_csv"
