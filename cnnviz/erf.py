@@ -268,33 +268,32 @@ def effective_receptive_field(
             stacklevel=2,
         )
 
+    job = _Job(layer, module_name, call_index, input_size, theoretical, n_samples, seed)
     with safety.exclusive():  # one real-compute job at a time (shared with cnnviz.timing)
-        return _measure(
-            model,
-            layer,
-            module_name,
-            call_index,
-            input_size,
-            theoretical,
-            n_samples,
-            weights,
-            seed,
-            progress,
-        )
+        return _measure(model, job, weights, progress)
 
 
-def _measure(
-    model,
-    layer,
-    module_name,
-    call_index,
-    input_size,
-    theoretical,
-    n_samples,
-    weights,
-    seed,
-    progress=None,
-) -> EffectiveRF:
+@dataclass(frozen=True)
+class _Job:
+    """What one measurement needs besides the model and its weights."""
+
+    layer: str
+    module_name: str
+    call_index: int
+    input_size: tuple[int, ...]
+    theoretical: ReceptiveField
+    n_samples: int
+    seed: int
+
+
+def _measure(model, job: _Job, weights, progress=None) -> EffectiveRF:
+    layer, module_name, call_index = job.layer, job.module_name, job.call_index
+    input_size, theoretical, n_samples, seed = (
+        job.input_size,
+        job.theoretical,
+        job.n_samples,
+        job.seed,
+    )
     spatial = input_size[2:]
     m = _copy(model, seed)
     _load_weights(m, weights, seed)
