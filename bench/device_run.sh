@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared run for a lent GPU machine (torch 2.11 + torchvision there, no streamlit).
-# First bench/gpu_check.py (what issue #5 still needs, about four minutes); with FULL=1 also
+# First bench/gpu_check.py (what issue #5 still needs, three to four minutes); with FULL=1 also
 # the library's tests on that torch and the torchvision cross-check. Needs the torchinfo and
 # plotly wheels in .whl/ (see bench/README.md). Writes to $OUT.
 set -uo pipefail
@@ -11,7 +11,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$OUT/gpu.txt"
 echo "== gpu check"
-timeout 360 python3 bench/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.txt"
+timeout 420 python3 bench/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.txt"
 [ "${FULL:-0}" = 1 ] || exit 0
 echo "== tests on this torch"
 python3 -m pytest -q -p no:cacheprovider -n 12 -o addopts="" --doctest-modules \
