@@ -130,6 +130,18 @@ class Unknown:
 WindowState = Window | Unknown | None
 
 
+def unknown(w: WindowState, reason: str) -> WindowState:
+    """``w`` made unknown for ``reason``; a window already unknown keeps its first (root)
+    reason, and one that does not depend on the input stays so.
+
+    >>> unknown(Unknown("no rule for `roll`"), "a conv slides over a folded dim").reason
+    'no rule for `roll`'
+    """
+    if w is None or isinstance(w, Unknown):
+        return w
+    return Unknown(reason)
+
+
 def _set(t: tuple[int, ...], i: int, v: int) -> tuple[int, ...]:
     return (*t[:i], v, *t[i + 1 :])
 
@@ -286,7 +298,7 @@ def slide_dims(
     bad = [flow.dims[t] for t in dims if not isinstance(flow.dims[t], int)]
     if any(lab != ONE for lab in bad):
         reason = f"{what} slides over a dim that is not a spatial axis of the input"
-        return _each_group(flow, lambda w: Unknown(reason) if w is not None else None)
+        return _each_group(flow, lambda w: unknown(w, reason))
 
     def fn(w: WindowState) -> WindowState:
         for t, kk, ss, pp, dd in zip(dims, k, s, p, d, strict=True):
@@ -352,19 +364,33 @@ def mix_dim(flow: Flow, dim: int) -> Flow:
     return mix_channels(flow)
 
 
+def _moving_axes(f: Flow, shape: tuple[int, ...]) -> set[int]:
+    """Input axes along which this tensor's units move (a dim of size > 1 runs along them)."""
+    return {lab for lab, n in zip(f.dims, shape, strict=False) if isinstance(lab, int) and n > 1}
+
+
+def _pinned_axes(f: Flow, shape: tuple[int, ...]) -> set[int]:
+    """Input axes this tensor's window is fixed on: no dim moves along them any more (``y[:,
+    :, :1]``, ``y[:, :, 0]``) and they were not reduced away."""
+    w = f.window
+    if not isinstance(w, Window) or -1 in w.global_axes:
+        return set()
+    return set(range(len(w.r))) - _moving_axes(f, shape) - set(w.global_axes)
+
+
 def _layout_clash(flows: list[Flow], shapes: list[tuple[int, ...]]) -> bool:
-    """True when broadcast operands disagree on which input axis a dim runs along (``y +
-    y.transpose(2, 3)``): each unit then sees a window that depends on where it is."""
+    """True when broadcast operands disagree on how their units map to input positions, so
+    each output unit sees a window that depends on where it is: dims that run along
+    different input axes (``y + y.transpose(2, 3)``), or an operand fixed on an axis the
+    result moves along (``y + y[:, :, :1]``: every row also sees row 0)."""
+    live = [(f, s) for f, s in zip(flows, shapes, strict=True) if isinstance(f.window, Window)]
     n = max(len(s) for s in shapes)
     for k in range(1, n + 1):  # dims aligned from the right, as broadcasting does
-        labels = {
-            f.dims[-k]
-            for f, s in zip(flows, shapes, strict=True)
-            if len(s) >= k and s[-k] != 1 and f.window is not None
-        }
+        labels = {f.dims[-k] for f, s in live if len(s) >= k and s[-k] != 1}
         if len(labels) > 1 and any(isinstance(lab, int) or lab == FOLD for lab in labels):
             return True
-    return False
+    moving = set().union(*(_moving_axes(f, s) for f, s in live)) if live else set()
+    return any(_pinned_axes(f, s) & moving for f, s in live)
 
 
 def merge(flows: list[Flow], where: str, tensors: list | None = None) -> Flow:
@@ -383,7 +409,10 @@ def merge(flows: list[Flow], where: str, tensors: list | None = None) -> Flow:
         f = live[0]
         return Flow(f.dims, f.window, f.groups, depth)
     if tensors is not None and _layout_clash(flows, [tuple(t.shape) for t in tensors]):
-        reason = f"operands whose dims run along different input axes meet at {where}"
+        reason = (
+            f"operands that map to input positions differently (swapped axes, or one "
+            f"broadcast along an axis the other runs along) meet at {where}"
+        )
         return Flow(base.dims, Unknown(reason), None, depth)
     window = hull([f.window for f in live], where)
     grouped = [f for f in live if f.groups is not None]

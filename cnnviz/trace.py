@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.flop_counter import flop_registry
 
 from cnnviz.errors import AnalysisError
-from cnnviz.receptive import CHAN, Flow, Unknown, WindowState, const_flow, to_public
+from cnnviz.receptive import CHAN, Flow, Unknown, WindowState, const_flow, hull, to_public
 from cnnviz.result import LayerRecord
 from cnnviz.rules import RULES, Out, RuleError, op_name
 
@@ -274,8 +274,34 @@ class Tracer(TorchFunctionMode):
         value = out.value
         outs = _tensors(value)
         self._attach(outs, out.flow, args)
+        for t in outs:
+            if t._base is not None and any(t is a for a in args):
+                self._write_back(t)  # an in-place op on a view changes its base too
         self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
         return value
+
+    def _write_back(self, view: torch.Tensor) -> None:
+        """``y[:, :2].add_(v)``: the base ``y`` now also sees what ``v`` sees. A view over all
+        of the base's spatial positions gives the base the hull of both windows; one over
+        part of a spatial axis makes the base's window depend on the position (unknown)."""
+        base = view._base
+        if id(base) in self.user_tensors or not base.is_meta:
+            return
+        fb, fv = self.flow(base), self.flow(view)
+        if fv.window is None or fv.window == fb.window:
+            return
+        depth = max(fb.depth, fv.depth)
+
+        def spatial(f: Flow, t: torch.Tensor) -> dict:
+            return {lab: n for lab, n in zip(f.dims, t.shape, strict=False) if isinstance(lab, int)}
+
+        if view.numel() == base.numel():
+            window = fv.window
+        elif spatial(fb, base) == spatial(fv, view):
+            window = hull([fb.window, fv.window], "an in-place op on a view")
+        else:
+            window = Unknown("an in-place op on part of a spatial axis")
+        base._cv_flow = Flow(fb.dims, window, None, depth)
 
     def _note_params(self, args) -> list[nn.Parameter]:
         """Mark parameters as used; return those no row has counted yet. A leaf module's
@@ -407,7 +433,8 @@ class Tracer(TorchFunctionMode):
         flows = [self.flow(t) for t in tensors]
         window: WindowState = None
         if any(f.window is not None for f in flows):
-            window = Unknown(f"no receptive-field rule for `{name}`")
+            first = next((f.window for f in flows if isinstance(f.window, Unknown)), None)
+            window = first or Unknown(f"no receptive-field rule for `{name}`")
         depth = max(f.depth for f in flows) + (1 if macs else 0)
         storages = {t.untyped_storage()._cdata: t for t in metas if isinstance(t, torch.Tensor)}
         for t in outs:
@@ -428,6 +455,8 @@ class Tracer(TorchFunctionMode):
             )
             dims = like.dims if like is not None else (CHAN,) * t.dim()
             t._cv_flow = Flow(dims, window, None, depth)
+            if t._base is not None and src is not None:
+                self._write_back(t)  # an in-place op without a rule, on a view
         entry = self.uncounted.setdefault(name, [0, []])
         entry[0] += 1
         where = self.frames[-1].name if self.frames else ""

@@ -240,3 +240,56 @@ def slim_sequential(seq: nn.Sequential, in_channels: int, width: int = 2) -> nn.
         else:
             layers.append(copy.deepcopy(mod))
     return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------- activation memory
+def memory_oracle(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(total, peak) bytes of the new tensor storages a real CPU forward creates, the input
+    counted once: a dispatch mode sees every op's outputs, a storage counts when it first
+    appears and is freed when its last tensor dies. Parameters and buffers are not counted;
+    a view or an in-place result shares its base's storage and adds nothing."""
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    known = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    start = x.numel() * x.element_size()
+
+    class Mem(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.live = self.peak = self.total = start
+            self.refs: dict[int, list] = {x.untyped_storage().data_ptr(): [start, {id(x)}]}
+
+        def _free(self, key: int, tid: int) -> None:
+            entry = self.refs.get(key)
+            if entry is not None:
+                entry[1].discard(tid)
+                if not entry[1]:
+                    self.live -= entry[0]
+                    del self.refs[key]
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor):
+                    continue
+                st = t.untyped_storage()
+                key = st.data_ptr()
+                if key in known or st.nbytes() == 0:
+                    continue
+                if key not in self.refs:
+                    self.refs[key] = [st.nbytes(), set()]
+                    self.total += st.nbytes()
+                    self.live += st.nbytes()
+                    self.peak = max(self.peak, self.live)
+                if id(t) not in self.refs[key][1]:
+                    self.refs[key][1].add(id(t))
+                    weakref.finalize(t, self._free, key, id(t))
+            return out
+
+    mode = Mem()
+    with torch.no_grad(), mode:
+        model(x)
+    return mode.total, mode.peak

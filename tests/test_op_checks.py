@@ -220,3 +220,38 @@ def test_contiguous_on_a_real_buffer_copies_no_data():
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert a.output_shapes == ((4, 4),)
     assert grew < 32 * 1024  # a real copy would add 64 MiB to the peak
+
+
+class _Copies(nn.Module):
+    """Reshapes that must copy (non-contiguous inputs), and eval-mode dropout (no copy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.drop = nn.Dropout2d(0.3)
+
+    def forward(self, x):
+        y = self.drop(self.c(x))
+        z = y.transpose(1, 2).reshape(y.shape[0], -1)  # a copy in torch
+        w = y.permute(0, 2, 3, 1).flatten(1)  # another
+        return z + w
+
+
+@pytest.mark.parametrize(
+    ("make", "size"),
+    [
+        (_Copies, (1, 3, 16, 16)),
+        (lambda: nn.Sequential(nn.Dropout(0.5), nn.Conv2d(4, 4, 3), nn.Dropout(0.5)), (2, 4, 9, 9)),
+        (lambda: nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+                               nn.Flatten(), nn.Linear(8 * 6 * 6, 5)), (1, 3, 8, 8)),
+    ],
+    ids=["reshape copies", "eval dropout", "conv-bn-relu-linear"],
+)  # fmt: skip
+def test_activation_memory_matches_a_real_forward(make, size):
+    from oracles import memory_oracle
+
+    torch.manual_seed(0)
+    model = make().eval()
+    total, peak = memory_oracle(model, torch.randn(size))
+    a = cnnviz.analyze(model, size)
+    assert (a.activation_bytes, a.peak_activation_bytes) == (total, peak)

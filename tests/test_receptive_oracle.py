@@ -778,7 +778,7 @@ def test_operands_with_swapped_axes_make_the_window_unknown():
 
     shape = (1, 1, 21, 21)
     rf = cnnviz.analyze(AddT(), shape).receptive_field()
-    assert rf.size is None and "different input axes" in rf.reason
+    assert rf.size is None and "map to input positions differently" in rf.reason
     boxes, _ = gradient_boxes(positive_copy(AddT()), oracle_input(shape), [(3, 15), (10, 10)])
     sizes = {tuple(hi - lo + 1 for lo, hi in box) for box in boxes}
     assert len(sizes) == 2  # unit-dependent
@@ -833,3 +833,111 @@ def test_final_rf_is_never_an_earlier_layers():
         or "slides over" in a.receptive_field().reason
     )
     assert "unknown" in str(a).splitlines()[-1] or "?" in str(a)
+
+
+# --------------------------------------------------------------------------- review round 2
+class _Op(nn.Module):
+    """conv 5x5 (padding 2), then ``fn(y, x)``: each op below keeps or reshapes that window."""
+
+    def __init__(self, fn, out=2):
+        super().__init__()
+        self.fn = fn
+        self.c = C(1, out, 5, padding=2)
+        self.side = C(1, 2, 1)
+
+    def forward(self, x):
+        return self.fn(self.c(x), x, self)
+
+
+OPS = {
+    "max(dim)": lambda y, x, m: y * y.max(1, keepdim=True)[0],
+    "std(dim)": lambda y, x, m: y / y.std(1, keepdim=True),
+    "narrow": lambda y, x, m: y.narrow(2, 1, y.shape[2] - 2),
+    "pow": lambda y, x, m: y.pow(2) + y**2,
+    "normalize": lambda y, x, m: F.normalize(y, dim=1),
+    "stack+sum": lambda y, x, m: torch.stack([y, 2 * y]).sum(0),
+    "unbind+stack": lambda y, x, m: torch.stack(y.unbind(1), 1),
+    "addcmul": lambda y, x, m: torch.addcmul(y, y, y, value=0.5),
+    "lp_pool": lambda y, x, m: F.lp_pool2d(y, 2, 3, 2),
+}
+
+
+@pytest.mark.parametrize("fn", list(OPS.values()), ids=list(OPS))
+def test_more_ops_keep_the_window(fn):
+    rf, _ = check(_Op(fn), 1)
+    assert rf.size is not None
+
+
+def _slice_add(y, x, m):
+    y[:, :2].add_(m.c(x))
+    return y
+
+
+def _narrow_add(y, x, m):
+    y.narrow(1, 2, 2).add_(m.c(x))
+    return y
+
+
+def _view_mul(y, x, m):
+    y.view(y.shape[0], 4, -1).mul_(m.c(x).repeat(1, 2, 1, 1).flatten(2))
+    return y
+
+
+# y = 1x1 conv (4 ch); a 5x5 conv's output written into (part of) y in place, through a view
+INPLACE_VIEWS = {"slice add_": _slice_add, "narrow add_": _narrow_add, "view mul_": _view_mul}
+
+
+class _Write(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn, self.a, self.c, self.head = fn, C(1, 4, 1), C(1, 2, 5, padding=2), C(4, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.fn(self.a(x), x, self))
+
+
+@pytest.mark.parametrize("fn", list(INPLACE_VIEWS.values()), ids=list(INPLACE_VIEWS))
+def test_in_place_op_on_a_view_changes_its_base(fn):
+    rf, _ = check(_Write(fn), 1)
+    assert rf_tuple(rf) == ((5, 5), (1, 1), (2, 2))  # the 5x5 conv reaches the head
+
+
+BROADCASTS = {
+    "y + y[:, :, :1]": lambda y, x, m: y + y[:, :, :1],
+    "y * y[:, :, 0] (unsqueezed)": lambda y, x, m: y * y[:, :, 0].unsqueeze(2),
+}
+
+
+@pytest.mark.parametrize("fn", list(BROADCASTS.values()), ids=list(BROADCASTS))
+def test_one_position_broadcast_along_an_axis_is_unknown(fn):
+    # every row also sees row 0's window: the oracle's boxes change with the unit's row
+    shape = (1, 1, 32, 32)
+    rf = cnnviz.analyze(_Op(fn), shape).receptive_field()
+    assert rf.size is None
+    boxes, _ = gradient_boxes(positive_copy(_Op(fn)), oracle_input(shape), [(8, 16), (20, 16)])
+    assert (
+        boxes[0][0][0] <= 1 and boxes[0][0][1] - boxes[0][0][0] != boxes[1][0][1] - boxes[1][0][0]
+    )
+
+
+def test_a_pool_over_a_whole_axis_is_global():
+    # SE-style gate: avg_pool2d(y, y.shape[2:]) covers the whole map, so y * gate sees the
+    # whole input (oracle: every unit's box is the full 32x32)
+    gate = lambda y, x, m: y * torch.sigmoid(F.avg_pool2d(y, y.shape[2:]))  # noqa: E731
+    shape = (1, 1, 32, 32)
+    a = cnnviz.analyze(_Op(gate), shape)
+    assert a.receptive_field("").is_global
+    boxes, _ = gradient_boxes(positive_copy(_Op(gate)), oracle_input(shape), [(5, 5), (20, 9)])
+    assert all(box == ((0, 31), (0, 31)) for box in boxes)
+
+
+def test_expanding_one_row_is_unknown():
+    # every row of the result is row 0: the oracle's box stays put while the unit moves 12
+    # rows, which no (r, S >= 1, P) describes
+    def fn(y, x, m):
+        return y[:, :, :1].expand_as(y) + 0
+
+    shape = (1, 1, 32, 32)
+    assert cnnviz.analyze(_Op(fn), shape).receptive_field().size is None
+    boxes, _ = gradient_boxes(positive_copy(_Op(fn)), oracle_input(shape), [(8, 16), (20, 16)])
+    assert boxes[0][0] == boxes[1][0] == (0, 2)

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 
 from cnnviz.receptive import (
     FOLD,
-    Unknown,
     grouped_channels,
     merge,
     mix_dim,
     mix_folded,
     slide_dims,
+    unknown,
 )
 from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, positive, register
 
@@ -140,7 +140,7 @@ def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, group
     extra = batch * math.prod(out) * c_out if bias is not None else 0
     f = ctx.flow(x)
     reason = "a transposed convolution's window varies from unit to unit (fractional stride)"
-    window = None if f.window is None else Unknown(reason)
+    window = unknown(f.window, reason)
     return Out(ctx.new(shape, x), type(f)(f.dims, window, None, f.depth + 1), macs, extra)
 
 

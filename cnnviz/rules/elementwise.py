@@ -132,15 +132,17 @@ _POINTWISE = [
     torch.ceil,
     torch.round,
     _T.__abs__,
-    _T.pow,
-    torch.pow,
 ]
-_unary(
-    [f for f in _POINTWISE if not (f is torch.pow or f is _T.pow)], "elementwise", 1, {_T.clamp_}
-)
+_unary(_POINTWISE, "elementwise", 1, {_T.clamp_})
 
 _DROP = [F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout]
-_unary(_DROP, "dropout", 0)
+
+
+@register(*_DROP, kind="dropout", name="dropout")
+def dropout_rule(ctx, input, p=0.5, training=True, inplace=False):
+    # In eval mode (or in place) PyTorch hands back the input itself: no new memory.
+    value = input if inplace or not training else ctx.new(tuple(input.shape), input)
+    return Out(value, ctx.flow(input), 0, 0)
 
 
 def _passthrough_dtype(args, kwargs, like):
@@ -362,6 +364,9 @@ def _binary(inplace: bool, out_dtype: torch.dtype | None = None, true_div: bool 
     return rule
 
 
+#: The plain broadcast binary rule (``torch.max(a, b)`` reuses it).
+binary_rule = _binary(False)
+
 for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     _fs = [getattr(torch, _name), getattr(_T, _name)]
     _dunder = {
@@ -378,6 +383,29 @@ for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(
         _binary(True, true_div=_div)
     )
+
+
+register(torch.pow, _T.pow, _T.__pow__, _T.__rpow__, kind="elementwise", name="pow")(_binary(False))
+register(_T.pow_, _T.__ipow__, kind="elementwise", name="pow")(_binary(True))
+
+
+@register(torch.addcmul, _T.addcmul, torch.addcdiv, _T.addcdiv, kind="elementwise", name="addcmul")
+def addcmul_rule(ctx, input, tensor1, tensor2, *, value=1):
+    """input + value * t1 * t2 (or / t2): a broadcast merge of three operands."""
+    operands = [t for t in (input, tensor1, tensor2) if isinstance(t, torch.Tensor)]
+    shape = broadcast(*(tuple(t.shape) for t in operands))
+    flow = merge([ctx.flow(t) for t in operands], "addcmul", operands)
+    dtype = torch.promote_types(result_dtype(input, tensor1), result_dtype(input, tensor2))
+    return Out(ctx.new(shape, input, dtype), flow, 0, 2 * math.prod(shape))
+
+
+@register(F.normalize, kind="norm", name="normalize")
+def normalize_rule(ctx, input, p=2.0, dim=1, eps=1e-12, out=None):
+    """x / ||x||_p along ``dim``: every element along it sees the others."""
+    if out is not None:
+        raise RuleError("normalize(out=...) is not supported during analysis")
+    flow = mix_dim(ctx.flow(input), dim_index(dim, input))
+    return Out(ctx.new(tuple(input.shape), input), flow, 0, 3 * input.numel())
 
 
 for _name in ("eq", "ne", "gt", "ge", "lt", "le"):

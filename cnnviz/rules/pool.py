@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cnnviz.receptive import Unknown, _each_group, reduce_dims, slide_dims
+from cnnviz.receptive import _each_group, reduce_dims, slide_dims, unknown
 from cnnviz.rules import Ctx, Out, RuleError, dim_index, fmt_shape, ntuple, positive, register
 from cnnviz.rules.conv import out_len
 
@@ -48,7 +48,21 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
     numel = math.prod(shape)
     extra = numel * (math.prod(k) if avg else math.prod(k) - 1)
     tdims = tuple(range(x.dim() - n, x.dim()))
-    flow = slide_dims(ctx.flow(x), tdims, k, s, p, d, False, what)
+    # A window that covers a whole (padded) axis in one output position is a global pool of
+    # that axis (an SE block's avg_pool2d(y, y.shape[2:])): every unit sees all of it.
+    whole = tuple(
+        t
+        for t, L, kk, pp, dd, o in zip(tdims, spatial, k, p, d, out, strict=True)
+        if o == 1 and dd * (kk - 1) + 1 >= L + 2 * pp
+    )
+    slid = tuple(i for i, t in enumerate(tdims) if t not in whole)
+    flow = ctx.flow(x)
+    if slid:
+        pick = [tdims[i] for i in slid], [k[i] for i in slid], [s[i] for i in slid]
+        pads, dils = [p[i] for i in slid], [d[i] for i in slid]
+        flow = slide_dims(flow, *map(tuple, (*pick, pads, dils)), False, what)
+    if whole:
+        flow = reduce_dims(flow, whole, keep=True)
     return Out(ctx.new(shape, x), flow, 0, extra)
 
 
@@ -101,6 +115,19 @@ for _n, _mx, _mxi, _av in (
     register(_av, kind="pool", name=f"avg_pool{_n}d")(_avg(_n))
 
 
+def _lp(n):
+    def rule(ctx, input, norm_type, kernel_size, stride=None, ceil_mode=False):
+        # (sum over the window of x^p)^(1/p): an average pool's geometry, no padding
+        return _pool(ctx, n, input, kernel_size, stride, 0, 1, ceil_mode, True, f"lp_pool{n}d")
+
+    return rule
+
+
+for _n, _f in ((1, F.lp_pool1d), (2, F.lp_pool2d), (3, getattr(F, "lp_pool3d", None))):
+    if _f is not None:
+        register(_f, kind="pool", name=f"lp_pool{_n}d")(_lp(_n))
+
+
 def adaptive_window(L: int, o: int) -> tuple[int, int] | None:
     """(kernel, stride) when adaptive pooling from L to o has equal, evenly spaced windows.
 
@@ -149,7 +176,7 @@ def _adaptive(n, avg):
                 if o != 1 and adaptive_window(L, o) is None
             )
             reason = f"{what} from {L} to {o} has windows of varying size"
-            flow = _each_group(flow, lambda w: Unknown(reason) if w is not None else None)
+            flow = _each_group(flow, lambda w: unknown(w, reason))
         else:
             if geometry:
                 ks = tuple(g[0] for _, g in geometry)  # type: ignore[index]
@@ -200,6 +227,13 @@ def _reduce_rule(name):
             (1 if keepdim else None) if i in dims else s for i, s in enumerate(input.shape)
         )
         shape = tuple(s for s in shape if s is not None)
+        if dtype is None and not (input.dtype.is_floating_point or input.dtype.is_complex):
+            if name == "mean":
+                raise RuleError(
+                    f"mean needs a floating-point input, got {input.dtype} (PyTorch refuses it)"
+                )
+            if name == "sum":
+                dtype = torch.int64  # PyTorch sums integers (and bools) in int64
         flow = reduce_dims(ctx.flow(input), dims, bool(keepdim))
         value = ctx.new(shape, input, dtype)
         return Out(value, flow, 0, math.prod(input.shape))
@@ -211,3 +245,41 @@ register(torch.mean, torch.Tensor.mean, kind="pool", name="mean")(_reduce_rule("
 register(torch.sum, torch.Tensor.sum, kind="pool", name="sum")(_reduce_rule("sum"))
 register(torch.amax, torch.Tensor.amax, kind="pool", name="amax")(_reduce_rule("amax"))
 register(torch.amin, torch.Tensor.amin, kind="pool", name="amin")(_reduce_rule("amin"))
+
+
+def _stat_rule(func, name: str):
+    """Reductions with many signatures (``x.max(1, keepdim=True)``, ``x.std(1, True)``,
+    ``torch.var(x, dim=(2, 3), correction=0)``): PyTorch's meta kernel gives the result; the
+    rule reads the reduced dims off the arguments. ``max``/``min`` with a tensor second
+    argument are the elementwise ops."""
+    from cnnviz.rules.elementwise import binary_rule
+
+    def rule(ctx, input, *args, **kwargs):
+        other = args[0] if args else kwargs.get("other")
+        if isinstance(other, torch.Tensor):
+            return binary_rule(ctx, input, other)
+        value = func(input, *args, **kwargs)
+        parts = list(value) if isinstance(value, tuple) else [value]
+        dim = kwargs.get("dim", args[0] if args and not isinstance(args[0], bool) else None)
+        dims = _dims(input, dim)
+        keep = parts[0].dim() == input.dim() and bool(dims) and input.dim() > 0
+        flow = reduce_dims(ctx.flow(input), dims, keep)
+        for t in parts:
+            ctx.adopt(t)
+        flows = [flow] * len(parts) if isinstance(value, tuple) else flow
+        return Out(value, flows, 0, math.prod(input.shape))
+
+    return rule
+
+
+for _f, _name in (
+    (torch.max, "max"),
+    (torch.Tensor.max, "max"),
+    (torch.min, "min"),
+    (torch.Tensor.min, "min"),
+    (torch.std, "std"),
+    (torch.Tensor.std, "std"),
+    (torch.var, "var"),
+    (torch.Tensor.var, "var"),
+):
+    register(_f, kind="pool", name=_name)(_stat_rule(_f, _name))

@@ -19,12 +19,14 @@ from cnnviz.receptive import (
     ONE,
     Flow,
     Unknown,
+    Window,
     concat_channels,
     merge,
     mix_channels,
     pad_channels,
     select_channels,
     shift_dim,
+    unknown,
 )
 from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
 
@@ -73,6 +75,8 @@ def reshape_dims(flow: Flow, a: tuple[int, ...], b: tuple[int, ...]) -> Flow:
 def _view_rule(func):
     def rule(ctx, input, *args, **kwargs):
         value = func(input, *args, **kwargs)
+        if value.untyped_storage()._cdata != input.untyped_storage()._cdata:
+            ctx.adopt(value)  # reshape/flatten of a non-contiguous tensor copies: new memory
         return Out(value, reshape_dims(ctx.flow(input), tuple(input.shape), tuple(value.shape)))
 
     return rule
@@ -100,13 +104,40 @@ def _expand_rule(func):
         value = func(input, *args, **kwargs)
         f = ctx.flow(input)
         extra = value.dim() - input.dim()
-        return Out(value, Flow((ONE,) * extra + f.dims, f.window, f.groups, f.depth))
+        window = f.window
+        grown = [
+            lab
+            for lab, a, b in zip(f.dims, input.shape, value.shape[extra:], strict=True)
+            if isinstance(lab, int) and a == 1 and b > 1
+        ]
+        if isinstance(window, Window) and any(a not in window.global_axes for a in grown):
+            # one position repeated along an axis: its window does not move with the unit
+            window = Unknown("expand repeats one position along a spatial axis")
+        return Out(value, Flow((ONE,) * extra + f.dims, window, f.groups, f.depth))
 
     return rule
 
 
 for _f in (_T.expand, _T.expand_as):
     register(_f, kind="reshape", name="expand")(_expand_rule(_f))
+
+
+@register(_T.repeat, kind="reshape", name="repeat")
+def repeat_rule(ctx, input, *sizes):
+    """Tiling: copies along channels keep the window (the hull over them); along a spatial
+    axis, unit i sees position i mod n, which no (r, S, P) describes."""
+    reps = tuple(sizes[0]) if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
+    value = input.repeat(*reps)
+    ctx.adopt(value)
+    f = ctx.flow(input)
+    extra = len(reps) - input.dim()
+    dims = (ONE,) * extra + f.dims
+    tiled = [lab for lab, r in zip(dims, reps, strict=True) if r > 1]
+    window = f.window
+    if any(isinstance(lab, int) for lab in tiled):
+        window = unknown(window, "repeat tiles a spatial axis")
+    groups = None if tiled else f.groups
+    return Out(value, Flow(dims, window, groups, f.depth))
 
 
 def _permute(order: list[int], flow: Flow) -> Flow:
@@ -140,7 +171,7 @@ def getitem_rule(ctx, input, index):
     if any(not (i is None or i is Ellipsis or isinstance(i, (int, slice))) for i in items):
         # Advanced indexing can gather anything from anywhere.
         reason = "advanced (tensor) indexing"
-        window = None if f.window is None else Unknown(reason)
+        window = unknown(f.window, reason)
         return Out(value, Flow((CHAN,) * value.dim(), window, None, f.depth))
     used = sum(1 for i in items if i is not None and i is not Ellipsis)
     expanded: list = []
@@ -165,6 +196,19 @@ def getitem_rule(ctx, input, index):
         d += 1
     labels.extend(f.dims[d:])
     return Out(value, Flow(tuple(labels), f.window, f.groups, f.depth))
+
+
+@register(torch.narrow, _T.narrow, kind="reshape", name="narrow")
+def narrow_rule(ctx, input, dim, start, length):
+    """``x.narrow(d, start, n)`` is the slice ``start:start + n`` along ``d``."""
+    d = dim_index(dim, input)
+    start = int(start) % input.shape[d] if int(start) < 0 else int(start)
+    index = (*[slice(None)] * d, slice(start, start + int(length)))
+    if start + int(length) > input.shape[d]:
+        raise RuleError(
+            f"narrow({d}, {start}, {length}) runs past the size {input.shape[d]} of dim {d}"
+        )
+    return getitem_rule(ctx, input, index)
 
 
 @register(_T.__setitem__, kind="reshape", name="setitem")
@@ -262,9 +306,40 @@ def cat_rule(ctx, tensors, dim=0, *, axis=None, out=None):
         flow = merge(flows, "a concat")
     else:
         m = merge(flows, "a concat")
-        window = None if m.window is None else Unknown("concat along a spatial dim")
+        window = unknown(m.window, "concat along a spatial dim")
         flow = Flow(m.dims, window, None, m.depth)
     return Out(ctx.new(tuple(shape), ref), flow)
+
+
+@register(torch.stack, kind="merge", name="stack")
+def stack_rule(ctx, tensors, dim=0, *, out=None):
+    """Stacking along a new dim: a merge (the hull of the inputs' windows) with the new dim
+    indexing the inputs, like channels."""
+    if out is not None:
+        raise RuleError("stack(out=...) is not supported during analysis")
+    tensors = list(tensors)
+    if not tensors:
+        raise RuleError("stack of no tensors")
+    ref = tensors[0]
+    if any(tuple(t.shape) != tuple(ref.shape) for t in tensors):
+        raise RuleError(
+            "stack needs tensors of one shape, got "
+            + ", ".join(fmt_shape(t.shape) for t in tensors)
+        )
+    n = ref.dim() + 1
+    d = int(dim) % n if -n <= int(dim) < n else dim_index(dim, ref)
+    m = merge([ctx.flow(t) for t in tensors], "a stack", tensors)
+    flow = Flow((*m.dims[:d], CHAN, *m.dims[d:]), m.window, None, m.depth)
+    shape = (*ref.shape[:d], len(tensors), *ref.shape[d:])
+    return Out(ctx.new(shape, ref), flow)
+
+
+@register(torch.unbind, _T.unbind, kind="reshape", name="unbind")
+def unbind_rule(ctx, input, dim=0):
+    """The slices along ``dim``, each as ``x.select(dim, i)``."""
+    d = dim_index(dim, input)
+    parts = [getitem_rule(ctx, input, (*[slice(None)] * d, i)) for i in range(input.shape[d])]
+    return Out(tuple(p.value for p in parts), [p.flow for p in parts])
 
 
 def _split_rule(func):
@@ -318,5 +393,5 @@ def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *
     if out == spatial:
         return Out(ctx.new(shape, input), f, 0, math.prod(shape))
     reason = f"{mode} upsampling: the window varies from unit to unit"
-    window = None if f.window is None else Unknown(reason)
+    window = unknown(f.window, reason)
     return Out(ctx.new(shape, input), Flow(f.dims, window, None, f.depth), 0, math.prod(shape))
