@@ -118,10 +118,11 @@ def analyze(
 
     ``input_size`` includes the batch dimension (torchinfo's convention); ``inputs`` may be a
     tensor, a tuple of positional arguments or a dict of keyword arguments (only their shapes
-    and dtypes are used). Nothing is computed: the pass runs on meta tensors, so a model of any
-    size costs no activation memory. The model is left exactly as it was (parameters, buffers,
-    train/eval flags, hooks). Receptive fields are measured against the first input with
-    spatial dims (N, C, *spatial).
+    and dtypes are used). ``dtype`` is the dtype of ``input_size``'s tensors; one other than
+    the parameters' analyzes the model as if converted to it. Nothing is computed: the pass
+    runs on meta tensors, so a model of any size costs no activation memory. The model is left
+    exactly as it was (parameters, buffers, train/eval flags, hooks). Receptive fields are
+    measured against the first input with spatial dims (N, C, *spatial).
 
     >>> import torch.nn as nn, cnnviz
     >>> net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
@@ -140,6 +141,10 @@ def analyze(
     ref = next((t for t in tensors if t.dim() >= 3), None)
     spatial = tuple(ref.shape[2:]) if ref is not None else ()
     tracer = Tracer(model, spatial)
+    # input_size with another dtype than the parameters' asks "what if this model ran in
+    # bfloat16": parameters count as converted, so their dtype is not held against the input.
+    param_dtypes = {p.dtype for p in model.parameters() if p.dtype.is_floating_point}
+    tracer.strict_dtypes = input_size is None or param_dtypes <= {dt}
     for t in tensors:
         if t is ref:
             n = len(spatial)
@@ -215,7 +220,14 @@ def analyze(
         uncounted=uncounted,
         unused_params=unused,
         output_shapes=tuple(tuple(t.shape) for t in outs),
+        notes=tuple(_note_line(text, places) for text, places in tracer.notes.values()),
     )
+
+
+def _note_line(text: str, places: list[str]) -> str:
+    shown = ", ".join(f"`{p or '(root)'}`" for p in places[:3])
+    more = f" and {len(places) - 3} more" if len(places) > 3 else ""
+    return f"{text} (at {shown}{more})"
 
 
 def _shapes(shapes) -> str:

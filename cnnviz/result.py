@@ -101,6 +101,9 @@ class Analysis:
     uncounted: tuple[UncountedOp, ...] = ()
     unused_params: tuple[str, ...] = ()
     output_shapes: tuple[tuple[int, ...], ...] = ()
+    #: Conventions that shaped these numbers for this model (normalisation statistics taken
+    #: as constants, ...), one line each.
+    notes: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- views
     def receptive_field(self, name: str | None = None) -> ReceptiveField:

@@ -190,6 +190,8 @@ class Tracer(TorchFunctionMode):
         self.thread = threading.get_ident()
         self.last_row = ""
         self.stages: dict[object, int] = {}  # spatial size (or "head") -> stage number
+        self.notes: dict[str, list] = {}  # topic -> [text, places]
+        self.strict_dtypes = True  # parameters must match their inputs' dtype (see analyze)
 
     # ---------------------------------------------------------------- context for rules
     def flow(self, t: torch.Tensor) -> Flow:
@@ -200,6 +202,13 @@ class Tracer(TorchFunctionMode):
         t = torch.empty(shape, dtype=dtype or like.dtype, device="meta")
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
         return t
+
+    def note(self, topic: str, text: str) -> None:
+        """Record a convention that applies here; one line per topic, listing the places."""
+        where = self.frames[-1].name if self.frames else ""
+        places = self.notes.setdefault(topic, [text, []])[1]
+        if where not in places:
+            places.append(where)
 
     def set_flow(self, t: torch.Tensor, flow: Flow) -> None:
         """New flow for a tensor changed in place (``y[idx] = v``); never on a user's."""

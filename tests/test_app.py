@@ -338,11 +338,12 @@ def test_switching_model_drops_the_old_layer():
     assert _selected_bar(at) == layer
 
 
-def test_stride_zero_layer_is_drawn_not_an_error():
-    # AlexNet at 64 px: features end at 1x1, so avgpool (6x6) repeats one window (stride 0)
+def test_alexnet_at_64_px_explorer_is_clean():
+    # AlexNet at 64 px: features end at 1x1 after a 3x3 max-pool that covers the whole 3x3 map,
+    # a global pool: avgpool then repeats one global value (no drawing to fail)
     at = page("explorer", model="alexnet", size="64", layer="avgpool")
     assert not at.error, [e.value for e in at.error]
-    assert any("same window" in c.value for c in at.caption)
+    assert any("whole input" in i.value for i in at.info)
     assert len(at.dataframe) >= 1  # the all-layers table is still there
 
 

@@ -217,3 +217,22 @@ def test_downloads_round_trip(table):
     nan = pd.DataFrame({"a": [1.5, math.nan], "b": [None, "x"]})
     assert json.loads(C.to_json(nan)) == [{"a": 1.5, "b": None}, {"a": None, "b": "x"}]
     assert json.loads(C.to_json(C.layer_table(cnnviz.analyze(nn.Linear(2, 2), (1, 2)))))
+
+
+def test_unit_view_of_a_stride_zero_field():
+    # conv 3x3 on a 3x3 map -> 1x1, then adaptive_avg_pool2d(6): 36 units, one window (S = 0)
+    import torch.nn as nn
+
+    from cnnviz.render import plots
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(6))
+    rf = cnnviz.analyze(net, (1, 1, 3, 3)).receptive_field("1")
+    assert rf_pair(rf) == ((3, 3), (0, 0))
+    v = C.unit_view(rf, (3, 3), (4, 1), output_spatial=(6, 6))
+    assert v["window"] == v["neighbour_w"] == v["neighbour_h"] == ((0, 2), (0, 2))
+    fig = plots.rf_on_input(rf, (3, 3), (4, 1), output_spatial=(6, 6))
+    assert fig.data[0].name == "unit grid"  # no grid: every unit shares the window
+
+
+def rf_pair(rf):
+    return rf.size, rf.stride

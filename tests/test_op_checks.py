@@ -57,6 +57,14 @@ DTYPE_CASES = [
     ("to(dtype)", lambda x: x.to(torch.float16), (_x,)),
     ("half channels_last", lambda x: x.half(memory_format=torch.channels_last), (_x,)),
     ("uint8 / 255", lambda u: u.float() / 255, (lambda: _i().to(torch.uint8),)),
+    ("sigmoid of int", lambda i: torch.sigmoid(i), (_i,)),
+    ("sqrt of int", lambda i: i.sqrt(), (_i,)),
+    ("relu of int", lambda i: torch.relu(i), (_i,)),
+    ("sum of int32", lambda i: i.to(torch.int32).sum(1), (_i,)),
+    ("max over dim", lambda x: x.max(1)[0] * 1, (_x,)),
+    ("std over dim", lambda x: x.std(1, keepdim=True), (_x,)),
+    ("stack", lambda x: torch.stack([x, x], 2), (_x,)),
+    ("repeat", lambda x: x.repeat(1, 2, 1, 1), (_x,)),
 ]  # fmt: skip
 
 
@@ -255,3 +263,41 @@ def test_activation_memory_matches_a_real_forward(make, size):
     total, peak = memory_oracle(model, torch.randn(size))
     a = cnnviz.analyze(model, size)
     assert (a.activation_bytes, a.peak_activation_bytes) == (total, peak)
+
+
+# (id, model, inputs, words): torch refuses each; the inputs' dtypes are the point here
+REJECTED_INPUTS = [
+    ("long image into conv", nn.Conv2d(3, 4, 3), lambda: _i(), ["floating-point input"]),
+    ("float64 weights", Fn(lambda x: F.conv2d(x, torch.ones(2, 3, 3, 3, dtype=torch.float64))),
+     _x, ["the weight is torch.float64"]),
+    ("half linear weights", Fn(lambda x: F.linear(x, torch.ones(2, 4, dtype=torch.float16))),
+     lambda: torch.randn(3, 4), ["the weight is torch.float16"]),
+    ("relu of bool", Fn(lambda x: F.relu(x > 0)), _x, ["does not take a torch.bool"]),
+    ("gelu of int", Fn(lambda i: F.gelu(i)), _i, ["does not take a torch.int64"]),
+    ("softmax of long", Fn(lambda i: F.softmax(i, 1)), _i, ["floating-point input"]),
+    ("batch_norm of long", nn.BatchNorm2d(3), _i, ["floating-point input"]),
+    ("mean of long", Fn(lambda i: i.mean()), _i, ["floating-point input"]),
+    ("bilinear on 3-d", nn.Upsample(scale_factor=2, mode="bilinear"),
+     lambda: torch.randn(1, 3, 8), ["needs a 4-d input"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "make", "needles"),
+    [c[1:] for c in REJECTED_INPUTS],
+    ids=[c[0] for c in REJECTED_INPUTS],
+)
+def test_inputs_torch_rejects_are_errors_here_too(model, make, needles):
+    x = make()
+    assert _raises(lambda: model(x)) is not None  # the oracle: torch refuses
+    with pytest.raises(cnnviz.AnalysisError) as e:
+        cnnviz.analyze(model, inputs=x)
+    for needle in needles:
+        assert needle in str(e.value)
+
+
+def test_another_dtype_by_input_size_is_a_what_if():
+    # a float32 model analyzed at bfloat16 through input_size: weights count as converted
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    a = cnnviz.analyze(net, (1, 3, 8, 8), dtype="bfloat16")
+    assert a.layers[0].output_bytes == 4 * 6 * 6 * 2  # 2 bytes an element

@@ -941,3 +941,29 @@ def test_expanding_one_row_is_unknown():
     assert cnnviz.analyze(_Op(fn), shape).receptive_field().size is None
     boxes, _ = gradient_boxes(positive_copy(_Op(fn)), oracle_input(shape), [(8, 16), (20, 16)])
     assert boxes[0][0] == boxes[1][0] == (0, 2)
+
+
+@pytest.mark.parametrize(
+    "norm",
+    [nn.GroupNorm(2, 2), nn.InstanceNorm2d(2), nn.LayerNorm([2, 32, 32])],
+    ids=["group", "instance", "layer"],
+)
+def test_norms_with_spatial_statistics_keep_the_geometric_rf_and_say_so(norm):
+    # The convention: statistics are taken as constants (as for BN at inference), so two
+    # 3x3 convs around the norm give 5x5; the oracle shows that strictly every unit sees the
+    # whole map through the statistics, and the analysis says so in its notes.
+    net = seq(C(1, 2, 3, padding=1), norm, C(2, 2, 3, padding=1))
+    a = cnnviz.analyze(net, (1, 1, 32, 32))
+    assert rf_tuple(a.receptive_field()) == ((5, 5), (1, 1), (2, 2))
+    (note,) = a.notes
+    assert "takes them as constants" in note and "`1`" in note
+    assert "note: " in str(a)
+    boxes, _ = gradient_boxes(positive_copy(net), oracle_input((1, 1, 32, 32)), [(16, 16)])
+    assert boxes[0] == ((0, 31), (0, 31))
+
+
+def test_batch_norm_at_inference_has_no_note():
+    net = seq(C(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.LayerNorm(32))  # LN over W only...
+    notes = cnnviz.analyze(net, (1, 1, 32, 32)).notes
+    assert len(notes) == 1 and notes[0].startswith("layer_norm")  # ...which is spatial too
+    assert cnnviz.analyze(seq(C(1, 2, 3), nn.BatchNorm2d(2)), (1, 1, 8, 8)).notes == ()

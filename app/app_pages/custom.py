@@ -122,6 +122,8 @@ with common.user_errors():
     m3.metric("Weighted depth", a.weighted_depth)
     final = a.receptive_field()
     m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
+    for note in a.notes:  # the conventions behind these numbers, for this model
+        st.caption(f"Note: {note}.")
     st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
     st.plotly_chart(plots.rf_growth_plot(a), key="growth")
     st.dataframe(compare.layer_table(a), hide_index=True)

@@ -43,6 +43,8 @@ m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
 m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
 final = a.receptive_field()
 m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
+for note in a.notes:  # the conventions behind these numbers, for this model
+    st.caption(f"Note: {note}.")
 
 rows = [r.name for r in a.layers]
 # Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).

@@ -150,6 +150,7 @@ def render_text(a: Analysis, depth: int | None = None) -> str:
         out.append("uncounted ops: " + ", ".join(f"{u.name} x{u.count}" for u in a.uncounted))
     if any(not r.rf_aligned for r in a.layers):
         out.append("* unaligned: merged paths have different centres")
+    out += [f"note: {n}" for n in a.notes]
     return "\n".join(out)
 
 
@@ -160,4 +161,5 @@ def render_markdown(a: Analysis, depth: int | None = None) -> str:
     out += ["| " + " | ".join(r) + " |" for r in body]
     out.append("")
     out += [f"- **{k}**: {v}" for k, v in totals(a)]
+    out += [f"- note: {n}" for n in a.notes]
     return "\n".join(out)

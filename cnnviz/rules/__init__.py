@@ -54,6 +54,8 @@ class Ctx(Protocol):
 
     def set_flow(self, t: torch.Tensor, flow: Flow) -> None: ...
 
+    def note(self, topic: str, text: str) -> None: ...
+
     def new(
         self, shape: tuple[int, ...], like: torch.Tensor, dtype: torch.dtype | None = None
     ) -> torch.Tensor: ...
@@ -106,6 +108,21 @@ def ntuple(v: Any, n: int, what: str) -> tuple[int, ...]:
     return t
 
 
+def probe_dtype(func: Any, name: str, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.dtype:
+    """The dtype ``func`` gives for ``x``'s dtype, from one real element on the CPU: exactly
+    PyTorch's rules (sigmoid of an int is float32, gelu of an int is refused). Only for the
+    rare non-float inputs; meta kernels do not check dtypes.
+
+    >>> probe_dtype(torch.sigmoid, "sigmoid", torch.zeros(2, dtype=torch.int64))
+    torch.float32
+    """
+    try:
+        return func(torch.ones(1, dtype=x.dtype), *args, **kwargs).dtype
+    except (RuntimeError, TypeError, NotImplementedError) as e:
+        msg = str(e).split("\n")[0]
+        raise RuleError(f"`{name}` does not take a {x.dtype} input ({msg})") from None
+
+
 def positive(values: tuple[int, ...], what: str) -> tuple[int, ...]:
     """``values`` when all are at least 1 (strides, kernels, dilations); else an error.
 
@@ -152,6 +169,7 @@ __all__ = [
     "op_name",
     "pool",
     "positive",
+    "probe_dtype",
     "register",
     "shape",
 ]

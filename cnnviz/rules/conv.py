@@ -43,7 +43,20 @@ def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) ->
     return out
 
 
+def same_dtype(ctx, x, weight, bias=None) -> None:
+    """Conv and linear want one floating dtype for input, weight and bias (PyTorch refuses a
+    long image or float64 weights on a float32 input)."""
+    if not x.dtype.is_floating_point:
+        raise RuleError(f"expects a floating-point input, got {x.dtype} (convert it first)")
+    if not getattr(ctx, "strict_dtypes", True):
+        return
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != x.dtype:
+            raise RuleError(f"input is {x.dtype} but the {name} is {t.dtype}: they must match")
+
+
 def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) -> Out:
+    same_dtype(ctx, x, weight, bias)
     if x.dim() not in (n + 1, n + 2):
         raise RuleError(
             f"conv{n}d expects a {n + 2}-d input (N, C, {'spatial, ' * n}), "
@@ -116,6 +129,7 @@ def conv3d_rule(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, 
 
 
 def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, groups, dilation):
+    same_dtype(ctx, x, weight, bias)
     if x.dim() not in (n + 1, n + 2):
         raise RuleError(f"conv_transpose{n}d expects a {n + 2}-d input, got {fmt_shape(x.shape)}")
     c_in = x.shape[-n - 1]
@@ -167,6 +181,7 @@ def conv_transpose3d_rule(
 
 @register(F.linear, kind="linear", name="linear")
 def linear_rule(ctx, input, weight, bias=None):
+    same_dtype(ctx, input, weight, bias)
     if input.dim() == 0:
         raise RuleError("linear needs at least a 1-d input")
     out_f, in_f = weight.shape if weight.dim() == 2 else (1, weight.shape[0])
@@ -189,6 +204,8 @@ def linear_rule(ctx, input, weight, bias=None):
 def bilinear_rule(ctx, input1, input2, weight, bias=None):
     """y_k = x1ᵀ W_k x2 + b_k: prod(leading) * out * in1 * in2 MACs (FlopCounterMode has no
     formula for it and counts 0)."""
+    same_dtype(ctx, input1, weight, bias)
+    same_dtype(ctx, input2, weight)
     out_f, in1, in2 = weight.shape
     if input1.shape[-1] != in1 or input2.shape[-1] != in2:
         raise RuleError(

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.receptive import merge, mix_dim, nearby_channels
-from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
+from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, probe_dtype, register
 
 
 def _inplace_index(func) -> int | None:
@@ -32,11 +32,17 @@ def _unary(funcs, kind: str, per_elem: int, always_inplace=()):
         pos = _inplace_index(func)
         forced = func in always_inplace
 
-        def rule(ctx, input, *args, _pos=pos, _forced=forced, **kwargs):
+        def rule(ctx, input, *args, _pos=pos, _forced=forced, _func=func, **kwargs):
             inplace = _forced or bool(kwargs.get("inplace", False))
             if _pos is not None and len(args) >= _pos:
                 inplace = inplace or bool(args[_pos - 1])
-            value = input if inplace else ctx.new(tuple(input.shape), input)
+            dtype = input.dtype
+            if not dtype.is_floating_point:  # ints and bools: PyTorch's own verdict
+                kw = {k: v for k, v in kwargs.items() if k != "inplace"}
+                dtype = probe_dtype(
+                    _func, _clean(_func), input, *args[: _pos - 1 if _pos else None], **kw
+                )
+            value = input if inplace else ctx.new(tuple(input.shape), input, dtype)
             return Out(value, ctx.flow(input), 0, per_elem * input.numel())
 
         register(func, kind=kind, name=_clean(func))(rule)
@@ -218,12 +224,16 @@ def batch_norm_rule(
     momentum=0.1,
     eps=1e-5,
 ):
+    if not input.dtype.is_floating_point:
+        raise RuleError(f"batch_norm needs a floating-point input, got {input.dtype}")
     c = input.shape[1] if input.dim() > 1 else None
     stats = next((t for t in (running_mean, weight, running_var, bias) if t is not None), None)
     if stats is not None and c != stats.numel():
         raise RuleError(
             f"expects {stats.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
         )
+    if training:
+        ctx.note("batch statistics", _STATS.format(what="training-mode batch_norm"))
     if training and c and input.numel() // c <= 1:
         raise RuleError(
             f"expected more than 1 value per channel when training, got input "
@@ -232,7 +242,26 @@ def batch_norm_rule(
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
 
 
+#: Normalisation statistics computed from the input make every unit depend, a little, on
+#: every position they average over; the convention (REFERENCE.md section 3 for BN at
+#: inference, extended to these) keeps the geometric field and says so.
+_STATS = (
+    "{what} computes its statistics over spatial positions; cnnviz takes them as constants "
+    "(like BatchNorm's running statistics), so the receptive field is the geometric one; "
+    "strictly, every unit also sees the whole map through them"
+)
+
+
+def _spatial_stats(ctx, input, dims, what: str) -> None:
+    """Note ``what`` when the dims it averages over include a spatial axis of the input."""
+    labels = ctx.flow(input).dims
+    if any(isinstance(labels[d], int) and input.shape[d] > 1 for d in dims):
+        ctx.note(what, _STATS.format(what=what))
+
+
 def _norm_out(ctx, input) -> Out:
+    if not input.dtype.is_floating_point:
+        raise RuleError(f"normalisation needs a floating-point input, got {input.dtype}")
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
 
 
@@ -253,6 +282,7 @@ def layer_norm_rule(ctx, input, normalized_shape, *args, **kwargs):
             f"normalizes over the last dims {fmt_shape(want)}, but the input is "
             f"{fmt_shape(input.shape)}"
         )
+    _spatial_stats(ctx, input, range(input.dim() - len(want), input.dim()), "layer_norm")
     return _norm_out(ctx, input)
 
 
@@ -264,6 +294,7 @@ def group_norm_rule(ctx, input, num_groups, weight=None, bias=None, eps=1e-5):
             f"{num_groups} groups do not divide {c} channels (input {fmt_shape(input.shape)})"
         )
     _per_channel(input, "group_norm", weight, bias)
+    _spatial_stats(ctx, input, range(2, input.dim()), "group_norm")
     return _norm_out(ctx, input)
 
 
@@ -271,6 +302,8 @@ def group_norm_rule(ctx, input, num_groups, weight=None, bias=None, eps=1e-5):
 def instance_norm_rule(ctx, input, running_mean=None, running_var=None, weight=None, bias=None,
                        *args, **kwargs):  # fmt: skip
     _per_channel(input, "instance_norm", running_mean, running_var, weight, bias)
+    if kwargs.get("use_input_stats", args[0] if args else True):
+        _spatial_stats(ctx, input, range(2, input.dim()), "instance_norm")
     return _norm_out(ctx, input)
 
 
@@ -299,6 +332,8 @@ def lrn_rule(ctx, input, size, alpha=1e-4, beta=0.75, k=1.0):
 def softmax_rule(ctx, input, dim=None, *args, **kwargs):
     if dim is None:
         raise RuleError("softmax needs an explicit dim")
+    if not input.dtype.is_floating_point and kwargs.get("dtype") is None:
+        raise RuleError(f"softmax needs a floating-point input, got {input.dtype}")
     return Out(
         ctx.new(tuple(input.shape), input),
         mix_dim(ctx.flow(input), dim_index(dim, input)),

@@ -371,6 +371,11 @@ def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *
     if n < 1:
         raise RuleError(f"interpolate needs a 3-d to 5-d input, got {fmt_shape(input.shape)}")
     spatial = tuple(input.shape[2:])
+    need = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}.get(mode)
+    if need is not None and n != need:
+        raise RuleError(
+            f"interpolate mode={mode!r} needs a {need + 2}-d input, got {fmt_shape(input.shape)}"
+        )
     if size is not None:
         out = (size,) * n if isinstance(size, int) else tuple(size)
         if len(out) != n:
