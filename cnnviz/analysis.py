@@ -217,6 +217,7 @@ def analyze(
         weighted_depth=depth,
         input_spatial=spatial,
         containers=containers,
+        container_shapes=dict(tracer.container_shapes),
         uncounted=uncounted,
         unused_params=unused,
         output_shapes=tuple(tuple(t.shape) for t in outs),

@@ -202,8 +202,13 @@ def _cmd_models(args) -> int:
 def _cmd_summary(args, extra: Sequence[str]) -> int:
     if args.max_depth is not None and args.max_depth < 0:
         raise UsageError(f"--max-depth {args.max_depth}: give 0 (one row) or more")
+    if args.max_depth is not None and args.format in ("csv", "json"):
+        raise UsageError(
+            f"--max-depth folds the table and markdown views; {args.format} has every row"
+        )
     model, default = load_model(args.model, extra)
-    size = parse_input(args.input) if args.input else default
+    sizes = [parse_input(text) for text in args.input or ()]
+    size = (sizes[0] if len(sizes) == 1 else tuple(sizes)) if sizes else default
     if size is None:
         raise UsageError(f"{args.model}: give --input, e.g. --input 1x3x224x224")
     a = analyze(model, size, dtype=args.dtype, mode=args.mode)
@@ -236,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("model")
     s.add_argument(
-        "--input", help="input size with batch, e.g. 1x3x224x224 (default: the model's own)"
+        "--input",
+        action="append",
+        help="input size with batch, e.g. 1x3x224x224 (default: the model's own); repeat it "
+        "for a model with several inputs",
     )
     s.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     s.add_argument(

@@ -98,6 +98,8 @@ class Analysis:
     weighted_depth: int
     input_spatial: tuple[int, ...]
     containers: dict[str, ReceptiveField] = field(default_factory=dict)
+    #: Output shape of each container call (``layer1``, ``blk#2``), its first tensor output.
+    container_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     uncounted: tuple[UncountedOp, ...] = ()
     unused_params: tuple[str, ...] = ()
     output_shapes: tuple[tuple[int, ...], ...] = ()

@@ -183,6 +183,8 @@ class Tracer(TorchFunctionMode):
         self.frames: list[_Frame] = []
         self.rows: list[LayerRecord] = []
         self.containers: dict[str, Any] = {}
+        self.container_shapes: dict[str, tuple[int, ...]] = {}
+        self.container_calls: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
         self.uncounted: dict[str, list] = {}
         self.acct = _Acct()
@@ -262,7 +264,12 @@ class Tracer(TorchFunctionMode):
                 d.name, d.type, kind, parent, True, outs, d.params, d.trainable, d.macs, d.extra
             )
         elif outs:
-            self.containers[frame.name] = to_public(self.flow(outs[0]).window, self.input_spatial)
+            # a container called again is "blk#2", as rows are; "blk" stays its first call
+            self.container_calls[frame.name] += 1
+            n = self.container_calls[frame.name]
+            key = frame.name if n == 1 else f"{frame.name}#{n}"
+            self.containers[key] = to_public(self.flow(outs[0]).window, self.input_spatial)
+            self.container_shapes[key] = tuple(outs[0].shape)
 
     # ---------------------------------------------------------------- ops
     def __torch_function__(self, func, types, args=(), kwargs=None):

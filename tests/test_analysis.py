@@ -417,7 +417,7 @@ def test_matmul_macs_come_from_flopcounter_formulas():
             ["1x3x32x32 is too small", "`features.12`", "MaxPool2d", "0x0 from 1x1"],
         ),
         ("resnet18", (1, 4, 224, 224), ["`conv1`", "Conv2d", "expects 3 input channels, got 4"]),
-        ("resnet18", (1, 3, 224), ["`conv1`", "4-d input", "batch dimension"]),
+        ("resnet18", (1, 3, 224), ["`conv1`", "4-d input", "unbatched", "with 1 channels"]),
         ("resnet18", (1, 3, 0, 224), ["zero size at dim 2"]),
         ("resnet18", (1, 3, -2, 224), ["negative size at dim 2"]),
         ("resnet18", (1, 3, 224.5, 224), ["sequence of ints"]),

@@ -188,3 +188,54 @@ def test_plain_text_help_and_hints(capsys):
     with pytest.raises(SystemExit) as e:
         main(["summary", "resnet20", "--dtype", "int8"])
     assert e.value.code == 2
+
+
+def test_max_depth_keeps_a_containers_own_ops_and_output(capsys):
+    from cnnviz.render.table import rows
+
+    # GoogLeNet: inception3a's output is its concat (256 channels), not its last branch's
+    a = cnnviz.analyze(zoo.get_model("googlenet", device="meta"), (1, 3, 224, 224))
+    table = {r[0]: r for r in rows(a, 1)}
+    assert table["inception3a"][2] == "1x256x28x28" and "inception3a#2" not in table
+    # a residual block's own add folds into it instead of splitting it in two
+    a = cnnviz.analyze(zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+    names = [r[0] for r in rows(a, 2)]
+    assert "layer1.0" in names and "layer1.0#2" not in names and "layer1.0.add" not in names
+    code, _, err = run(capsys, "summary", "resnet18", "--max-depth", "1", "--format", "csv")
+    assert code == 2 and "every row" in err
+
+
+def test_repeated_input_for_a_model_with_two_inputs(capsys, tmp_path):
+    src = tmp_path / "two.py"
+    src.write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+        class Two(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(10, 4)
+            def forward(self, image, meta):
+                return self.conv(image).mean((2, 3)) + self.fc(meta)
+        def build():
+            return Two()
+    """)
+    )
+    argv = ["summary", f"{src}:build", "--input", "1x3x8x8", "--input", "1x10", "--format", "json"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and json.loads(out)["input_shapes"] == [[1, 3, 8, 8], [1, 10]]
+
+
+def test_container_called_twice_keeps_each_call():
+    import torch.nn as nn
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blk = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1))
+
+        def forward(self, x):
+            return self.blk(self.blk(x))
+
+    a = cnnviz.analyze(Twice(), (1, 1, 16, 16))
+    assert a.receptive_field("blk").size == (3, 3)  # the first call, as rows name it
+    assert a.receptive_field("blk#2").size == (5, 5)

@@ -84,7 +84,11 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
     i, seen = 0, Counter()
     layers = a.layers
-    folds = (lambda r: True) if depth == 0 else (lambda r: _level(r) > depth)
+
+    def folds(r: LayerRecord) -> bool:
+        # deeper rows, and a container's own functional ops (blocks.0's residual add)
+        return depth == 0 or _level(r) > depth or (not r.is_module and _level(r) == depth)
+
     while i < len(layers):
         r = layers[i]
         if depth is None or not folds(r):
@@ -98,10 +102,10 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
             j += 1
         group, last = layers[i:j], layers[j - 1]
         seen[prefix] += 1
-        name = (prefix or a.model_name) + (f"#{seen[prefix]}" if seen[prefix] > 1 else "")
-        rf = a.containers.get(prefix) if seen[prefix] == 1 else None
-        rf = rf or last.receptive_field
-        cells = (name, f"{len(group)} rows", _shape(last.output_shape))
+        key = prefix if seen[prefix] == 1 else f"{prefix}#{seen[prefix]}"
+        rf = a.containers.get(key) or last.receptive_field
+        shape = a.container_shapes.get(key, last.output_shape)  # inception3a's concat
+        cells = (key or a.model_name, f"{len(group)} rows", _shape(shape))
         params, macs = sum(g.params for g in group), sum(g.macs for g in group)
         out.append((*cells, f"{params:,}", compact(macs), _rf_cell(rf), _stride_cell(rf)))
         i = j

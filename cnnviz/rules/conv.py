@@ -69,7 +69,8 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
         if not batched:
             raise RuleError(
                 f"expects a {n + 2}-d input (N, C, ...) with {c_per_group * groups} channels, "
-                f"got {n + 1}-d {fmt_shape(x.shape)} (input sizes include the batch dimension)"
+                f"got {n + 1}-d {fmt_shape(x.shape)}, which PyTorch reads as one unbatched "
+                f"(C, {'spatial, ' * n}) sample with {c_in} channels"
             )
         raise RuleError(
             f"expects {c_per_group * groups} input channels, got {c_in} "
