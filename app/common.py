@@ -16,6 +16,7 @@ import streamlit as st
 
 import cnnviz
 from cnnviz import zoo
+from cnnviz.render.table import compact
 from cnnviz.result import Analysis
 
 Config = tuple[tuple[str, Any], ...]  # hashable model config: sorted (option, value) pairs
@@ -113,10 +114,26 @@ def fmt_shape(shape) -> str:
 
 
 def fmt_rf(rf) -> str:
-    """'427x427', 'global' or 'unknown' for a ReceptiveField."""
+    """'427x427', 'global' or 'unknown' for a ReceptiveField (sizes past a million compact:
+    a deep strided stack's field can reach 10^19 pixels)."""
     if rf.size is None:
         return "unknown"
-    return "global" if rf.is_global else fmt_shape(rf.size)
+    if rf.is_global:
+        return "global"
+    return "x".join(str(s) if s < 10**6 else compact(s) for s in rf.size)
+
+
+def parse_unit(text: str | None) -> tuple[int, int] | None:
+    """``"3,0"`` from the URL as (3, 0); anything else as None.
+
+    >>> parse_unit("3,0"), parse_unit("x"), parse_unit(None)
+    ((3, 0), None, None)
+    """
+    try:
+        r, c = (int(v) for v in str(text).split(","))
+    except ValueError:
+        return None
+    return (r, c) if r >= 0 and c >= 0 else None
 
 
 def rf_help(rf) -> str:

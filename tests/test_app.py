@@ -401,3 +401,16 @@ def test_compare_says_why_a_final_rf_is_unknown():
     text = text_of(at)
     # VGG16 at 64 px: its 2x2 features map onto adaptive_avg_pool2d's 7x7 unevenly
     assert "vgg16: the final RF is unknown because adaptive_avg_pool2d from 2 to 7" in text
+
+
+def test_explorer_unit_in_the_url_round_trips_even_at_zero():
+    at = page("explorer", model="vgg16", layer="features.10", unit="55,0")
+    assert (at.slider(key="unit_row").value, at.slider(key="unit_col").value) == (55, 0)
+    at.slider(key="unit_col").set_value(7).run()
+    assert at.query_params["unit"] in ("55,7", ["55,7"])
+
+
+def test_explorer_option_the_model_refuses_is_a_message():
+    at = page("explorer", model="conv_stack", **{"exp.conv_stack.kernel_size": "4"})
+    assert not at.exception
+    assert any("odd" in e.value for e in at.error)

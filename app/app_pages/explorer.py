@@ -19,7 +19,11 @@ c1, c2, c3 = st.columns([2, 3, 1])
 name = c1.selectbox("Model", names, index=names.index("resnet50"), key="model", bind="query-params")
 with c2.expander("Options"):
     cfg = common.option_widgets(name, "exp.")
-default = common.default_input(name, cfg)
+default = None
+with common.user_errors():  # an option the model refuses (an even kernel) is a message
+    default = common.default_input(name, cfg)
+if default is None:
+    st.stop()
 shape = common.input_size_widget(default, "size", c3)
 
 
@@ -99,16 +103,17 @@ with common.user_errors():
     elif row.output_shape is not None and len(row.output_shape) == 4:
         oh, ow = row.output_shape[2], row.output_shape[3]
         u1, u2 = st.columns(2)
-        for k, n in (("unit_row", oh), ("unit_col", ow)):
-            fresh = k not in st.session_state and k not in st.query_params
-            if recentre or fresh or st.session_state.get(k, 0) > n - 1:
-                st.session_state[k] = (n - 1) // 2
-        ui = u1.slider("unit row", 0, oh - 1, key="unit_row", bind="query-params") if oh > 1 else 0
-        uj = (
-            u2.slider("unit column", 0, ow - 1, key="unit_col", bind="query-params")
-            if ow > 1
-            else 0
-        )
+        # The unit lives in the URL as unit=row,col, kept by hand: a bound slider would drop
+        # the value 0 (its default) from the link.
+        shared = common.parse_unit(st.query_params.get("unit"))
+        for i, (k, n) in enumerate((("unit_row", oh), ("unit_col", ow))):
+            fresh = k not in st.session_state
+            if recentre or fresh or st.session_state[k] > n - 1:
+                keep = fresh and shared is not None and shared[i] < n
+                st.session_state[k] = shared[i] if keep else (n - 1) // 2
+        ui = u1.slider("unit row", 0, oh - 1, key="unit_row") if oh > 1 else 0
+        uj = u2.slider("unit column", 0, ow - 1, key="unit_col") if ow > 1 else 0
+        st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
         fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
         st.plotly_chart(fig, key="rf_input")

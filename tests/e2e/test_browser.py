@@ -317,3 +317,12 @@ def test_explorer_erf_with_uploaded_weights(page: Page):
     expect(error).to_contain_text("weights do not fit")
     expect(error).to_contain_text("missing conv1.weight")  # only fc.weight was in the file
     no_exception(page)
+
+
+def test_shared_unit_at_row_or_column_zero(page: Page):
+    open_page(page, "/explorer?model=vgg16&layer=features.10&unit=55,0")
+    caption = page.locator('[data-testid="stCaptionContainer"]', has_text="sees input rows")
+    expect(caption).to_contain_text("Unit (55, 0)")
+    expect(page).to_have_url(
+        url_has("unit", "55%2C0") if "%2C" in page.url else url_has("unit", "55,0")
+    )
