@@ -34,6 +34,12 @@ INT_CAPS = {
 }
 
 
+#: Work one effective-RF request may do on a shared server (MACs, forward and backward over
+#: all samples): about 15 s on 2 CPU cores, which holds the compute lock the Timing page
+#: needs too.
+ERF_MAX_MACS = 300 * 10**9
+
+
 @st.cache_resource(max_entries=32, show_spinner=False)
 def model(name: str, config: Config = ()):
     """A zoo model on the meta device (no memory), shared by all sessions and never mutated."""
@@ -136,6 +142,20 @@ def parse_unit(text: str | None) -> tuple[int, int] | None:
     return (r, c) if r >= 0 and c >= 0 else None
 
 
+def unused_note(a: Analysis, label: str | None = None) -> str | None:
+    """A line about parameters the forward pass never read (GoogLeNet's aux heads in eval
+    mode): they are in the total but in no row."""
+    if not a.unused_param_count:
+        return None
+    tops = sorted({n.split(".")[0] for n in a.unused_params})
+    who = f"{label}: " if label else ""
+    return (
+        f"{who}{a.unused_param_count:,} of the {a.total_params:,} parameters "
+        f"({', '.join(tops[:4])}) are not used by this {a.mode}-mode forward pass; they count "
+        "in the total but in no layer."
+    )
+
+
 def rf_help(rf) -> str:
     """The tooltip beside :func:`fmt_rf`: why it is unknown, or the full field."""
     if rf.size is None:
@@ -144,12 +164,14 @@ def rf_help(rf) -> str:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Show a readable message for any error the user's choices cause; the page keeps working."""
+def user_errors(what: str | None = None) -> Iterator[None]:
+    """Show a readable message for any error the user's choices cause; the page keeps working.
+    ``what`` names the thing at fault (a model on the Compare page)."""
     try:
         yield
     except (cnnviz.AnalysisError, zoo.ZooError, ValueError, KeyError) as e:
-        st.error(f"**Cannot show this:** {e}", icon=":material/warning:")
+        head = f"Cannot show {what}" if what else "Cannot show this"
+        st.error(f"**{head}:** {e}", icon=":material/warning:")
     except Exception as e:  # a bug of ours: say so without a traceback on the page
         traceback.print_exc()
         st.error(

@@ -220,6 +220,7 @@ def analyze(
         container_shapes=dict(tracer.container_shapes),
         uncounted=uncounted,
         unused_params=unused,
+        unused_param_count=sum(named[n].numel() for n in unused),
         output_shapes=tuple(tuple(t.shape) for t in outs),
         notes=tuple(_note_line(text, places) for text, places in tracer.notes.values()),
     )

@@ -101,7 +101,8 @@ class Analysis:
     #: Output shape of each container call (``layer1``, ``blk#2``), its first tensor output.
     container_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     uncounted: tuple[UncountedOp, ...] = ()
-    unused_params: tuple[str, ...] = ()
+    unused_params: tuple[str, ...] = ()  # parameters this forward pass never read
+    unused_param_count: int = 0  # their elements (in total_params, in no row)
     output_shapes: tuple[tuple[int, ...], ...] = ()
     #: Conventions that shaped these numbers for this model (normalisation statistics taken
     #: as constants, ...), one line each.

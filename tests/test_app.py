@@ -414,3 +414,36 @@ def test_explorer_option_the_model_refuses_is_a_message():
     at = page("explorer", model="conv_stack", **{"exp.conv_stack.kernel_size": "4"})
     assert not at.exception
     assert any("odd" in e.value for e in at.error)
+
+
+def test_compare_keeps_the_models_that_fit_when_one_does_not():
+    # alexnet_paper needs 227 px (REFERENCE.md: the paper's 227); at one size of 224 it fails
+    at = page("compare", models=["alexnet", "alexnet_paper", "resnet50"], same_size="true")
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "Cannot show alexnet_paper" in errors[0]
+    df = at.dataframe[0].value
+    assert list(df["label"]) == ["alexnet", "resnet50"]
+
+
+def test_unused_parameters_are_explained():
+    # GoogLeNet with aux heads, in eval mode: the heads' weights are in the total, not in rows
+    oracle = cnnviz.analyze(zoo.get_model("googlenet", aux_logits=True, device="meta"),
+                            (1, 3, 224, 224))  # fmt: skip
+    assert oracle.total_params - sum(r.params for r in oracle.layers) == oracle.unused_param_count
+    at = page("explorer", model="googlenet", **{"exp.googlenet.aux_logits": "true"})
+    assert any(f"{oracle.unused_param_count:,} of the" in c.value for c in at.caption)
+
+
+def test_explorer_erf_refuses_work_over_the_budget():
+    import sys
+
+    sys.path.insert(0, str(Path(APP).parent))
+    import common
+
+    a = cnnviz.analyze(zoo.get_model("vgg19", device="meta"), (1, 3, 512, 512))
+    assert 3 * 16 * a.total_macs > common.ERF_MAX_MACS  # 16 samples of VGG-19 at 512 px
+    at = page("explorer", model="vgg19", size="512", erf_n="16")
+    assert any("one request may use here" in c.value for c in at.caption)
+    at.button(key="erf_go").click().run()
+    assert not at.exception and not at.get("plotly_chart")[3:]  # no ERF map was drawn

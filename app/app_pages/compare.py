@@ -45,15 +45,19 @@ if not names:
     st.info("Pick at least one model.")
     st.stop()
 
-with common.user_errors():
-    analyses = {}
-    for name in names:
-        cfg = configs[name]
+analyses = {}
+for name in names:  # a model that cannot take this input is a message; the others stay
+    cfg = configs[name]
+    label = name + "".join(f" {k}={v}" for k, v in cfg)
+    with common.user_errors(label):
         shape = common.default_input(name, cfg)
         if same:
             shape = (*shape[:-2], int(size), int(size))
-        label = name + "".join(f" {k}={v}" for k, v in cfg)
         analyses[label] = common.analysis(name, cfg, shape)
+if not analyses:
+    st.stop()
+
+with common.user_errors():
     df = compare.compare(analyses)
 
     st.subheader("Totals")
@@ -94,6 +98,10 @@ with common.user_errors():
     for r in df.itertuples():
         if r.rf_note:
             st.caption(f"{r.label}: the final RF is unknown because {r.rf_note}.")
+    for label, a in analyses.items():
+        note = common.unused_note(a, label)
+        if note:
+            st.caption(note)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download CSV", compare.to_csv(df), "cnnviz_compare.csv", "text/csv", key="dl_csv"
@@ -111,8 +119,9 @@ with common.user_errors():
         st.subheader("MACs against parameters")
         st.plotly_chart(plots.macs_vs_params(df), key="scatter")
         st.caption(
-            "Marker size: final receptive field. Up-left: compute-heavy, "
-            "parameter-light (ResNet); down-right: parameter-heavy (AlexNet, VGG)."
+            "Marker size: final receptive field. Right: parameter-heavy (AlexNet and VGG, "
+            "mostly in their fully connected layers); up: compute-heavy (VGG, then ResNet-50). "
+            "GoogLeNet and ResNet buy more compute per parameter."
         )
     with right:
         st.subheader("Per stage")

@@ -67,10 +67,11 @@ c1.selectbox(
     placeholder="choose an example…",
 )
 upload = c2.file_uploader(
-    f"…or upload a spec (.yaml / .json, up to {MAX_UPLOAD // 1024} KB)",
+    "…or upload a spec (.yaml / .json)",
     type=["yaml", "yml", "json"],
     key="upload",
-    max_upload_size=1,  # MB; the spec limit itself is checked below
+    max_upload_size=1,  # MB, the widget's smallest; the spec limit is checked below
+    help=f"Specs are at most {MAX_UPLOAD // 1024} KB of text.",
 )
 if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     st.session_state["uploaded"] = upload.file_id

@@ -49,6 +49,8 @@ final = a.receptive_field()
 m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
 for note in a.notes:  # the conventions behind these numbers, for this model
     st.caption(f"Note: {note}.")
+if common.unused_note(a):
+    st.caption(common.unused_note(a))
 
 rows = [r.name for r in a.layers]
 # Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).
@@ -148,7 +150,17 @@ with common.user_errors():  # an ERF error leaves the rest of the page in place
         key="erf_weights",
         max_upload_size=200,  # MB, as the server allows
     )
-    if e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global):
+    # forward and backward, about 3x the forward's MACs, for each sample (batch 1)
+    work = 3 * n_samples * a.total_macs // max(1, shape[0])
+    too_much = work > common.ERF_MAX_MACS
+    if too_much:
+        st.caption(
+            f"Measuring this takes about {work / 1e9:,.0f} G multiply-accumulates, over the "
+            f"{common.ERF_MAX_MACS / 1e9:,.0f} G one request may use here: lower the samples "
+            "or the input size."
+        )
+    go = e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global)
+    if go and not too_much:
         weights = upload.getvalue() if upload is not None else None
         bar = st.progress(0.0, text="effective RF: starting…")
         m, notes = common.effective_rf(

@@ -56,6 +56,8 @@ with common.user_errors():
         st.table(lab.table().map(lambda v: f"{v:,}" if isinstance(v, int) else v))
         for line in lab.formulas:
             st.markdown(f"- `{line}`")
+        for note in lab.notes:  # gridding of dilated stacks, strides, the input size
+            st.caption(note)
     with right:
         st.plotly_chart(lab_plots.compare_bars(lab), key="bars")
     st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")

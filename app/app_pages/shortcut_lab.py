@@ -47,7 +47,13 @@ shortcut = c3.segmented_control(
 
 with common.user_errors():
     st.subheader("The four cases, with real shapes")
-    cases = labs.block_cases(shortcut or "B")
+    imagenet = depth in labs.IMAGENET_DEPTHS
+    cases = labs.block_cases(shortcut or "B", depth if imagenet else 34)
+    if not imagenet:
+        st.caption(
+            f"Drawn on ImageNet ResNet blocks (224 px): ResNet-{depth} for CIFAR has only the "
+            "first two cases, with 16 to 64 channels at 32x32 to 8x8."
+        )
     for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
         with tab:
             st.caption(case.explanation)

@@ -168,13 +168,19 @@ with st.expander("Per-layer breakdown (one configuration)"):
     one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
     one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
     if p3.button("Time each layer", key="t_layers") and one:
-        with common.user_errors():
+        with common.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
             table = common.layer_breakdown(one, main_dev.type, one_dtype)
             st.dataframe(
                 table,
                 hide_index=True,
                 column_config={
                     "ms": st.column_config.NumberColumn(format="%.3f"),
+                    "macs": st.column_config.NumberColumn("MACs", format="localized"),
                     "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
                 },
+            )
+            st.caption(
+                f"Batch 1, {one_dtype}, median of 5 passes on {timing.device_name(main_dev)}. "
+                "Small layers run far below the device's peak: their time is mostly launch "
+                "and memory traffic, not arithmetic."
             )

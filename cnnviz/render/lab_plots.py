@@ -163,7 +163,8 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(
         template="plotly_white",
-        title=f"Receptive field of one output pixel: {lab.stack.label} vs one {big}x{big} conv",
+        title=f"Receptive field of one output pixel<br><sup>{lab.stack.label} vs one "
+        f"{big}x{big} conv</sup>",
         legend={
             "orientation": "h",
             "x": 0,

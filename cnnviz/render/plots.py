@@ -351,7 +351,11 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
             xref="paper",
             yref="paper",
         )
-    fig.update_xaxes(title_text="Depth (conv/linear layers on the longest path)")
+    fig.update_xaxes(
+        title_text="Depth (conv/linear layers on the longest path)",
+        tickformat="d",
+        dtick=1 if df["depth"].max() <= 20 else None,
+    )
     fig.update_yaxes(title_text="RF size (input px)", rangemode="tozero", secondary_y=False)
     fig.update_yaxes(
         title_text="Effective stride (px, log scale)",
@@ -554,8 +558,8 @@ def rf_on_input(
         constrain="domain",
     )
     (rh, rw) = view["size"]
-    title = (
-        f"Unit {tuple(view['unit'])}: sees {rh}x{rw} px (stride {sy}x{sx}, padding {py}x{px})"
-        + (" - partly on padding" if view["on_padding"] else "")
+    # two lines, so that a phone-width chart keeps the whole title
+    title = f"Unit {tuple(view['unit'])} sees {rh}x{rw} px<br><sup>stride {sy}x{sx}, " + (
+        f"padding {py}x{px}" + (", partly on padding" if view["on_padding"] else "") + "</sup>"
     )
     return _layout(fig, title)
