@@ -19,6 +19,7 @@ state (which tensor dim is which input axis, the window, and per-channel-group w
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, replace
 
 # Labels for tensor dims in a Flow: batch, channel/feature, folded (spatial mixed with
@@ -391,6 +392,29 @@ def _layout_clash(flows: list[Flow], shapes: list[tuple[int, ...]]) -> bool:
             return True
     moving = set().union(*(_moving_axes(f, s) for f, s in live)) if live else set()
     return any(_pinned_axes(f, s) & moving for f, s in live)
+
+
+def written_into(
+    base: Flow, base_shape: tuple[int, ...], part: Flow, part_shape: tuple[int, ...]
+) -> Flow:
+    """``base``'s flow after a view of it (``part``, now with the flow of what was written)
+    changed in place: ``y[:, :2] = v``, ``y[:, :2].add_(v)``. A view over all of the base's
+    spatial positions gives the base the hull of both windows (per-channel groups dropped);
+    one over part of a spatial axis makes the window depend on the position: unknown."""
+    if part.window is None or part.window == base.window:
+        return base
+    depth = max(base.depth, part.depth)
+
+    def spatial(f: Flow, shape: tuple[int, ...]) -> dict:
+        return {lab: n for lab, n in zip(f.dims, shape, strict=False) if isinstance(lab, int)}
+
+    if math.prod(part_shape) == math.prod(base_shape):
+        window = part.window
+    elif spatial(base, base_shape) == spatial(part, part_shape):
+        window = hull([base.window, part.window], "an in-place write into a view")
+    else:
+        window = unknown(base.window, "an in-place write into part of a spatial axis")
+    return Flow(base.dims, window, None, depth)
 
 
 def merge(flows: list[Flow], where: str, tensors: list | None = None) -> Flow:

@@ -23,7 +23,15 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.flop_counter import flop_registry
 
 from cnnviz.errors import AnalysisError
-from cnnviz.receptive import CHAN, Flow, Unknown, WindowState, const_flow, hull, to_public
+from cnnviz.receptive import (
+    CHAN,
+    Flow,
+    Unknown,
+    WindowState,
+    const_flow,
+    to_public,
+    written_into,
+)
 from cnnviz.result import LayerRecord
 from cnnviz.rules import RULES, Out, RuleError, op_name
 
@@ -297,27 +305,10 @@ class Tracer(TorchFunctionMode):
         return value
 
     def _write_back(self, view: torch.Tensor) -> None:
-        """``y[:, :2].add_(v)``: the base ``y`` now also sees what ``v`` sees. A view over all
-        of the base's spatial positions gives the base the hull of both windows; one over
-        part of a spatial axis makes the base's window depend on the position (unknown)."""
+        """An in-place op on a view (``y[:, :2].add_(v)``) changes its base too."""
         base = view._base
-        if id(base) in self.user_tensors or not base.is_meta:
-            return
-        fb, fv = self.flow(base), self.flow(view)
-        if fv.window is None or fv.window == fb.window:
-            return
-        depth = max(fb.depth, fv.depth)
-
-        def spatial(f: Flow, t: torch.Tensor) -> dict:
-            return {lab: n for lab, n in zip(f.dims, t.shape, strict=False) if isinstance(lab, int)}
-
-        if view.numel() == base.numel():
-            window = fv.window
-        elif spatial(fb, base) == spatial(fv, view):
-            window = hull([fb.window, fv.window], "an in-place op on a view")
-        else:
-            window = Unknown("an in-place op on part of a spatial axis")
-        base._cv_flow = Flow(fb.dims, window, None, depth)
+        fb = self.flow(base)
+        self.set_flow(base, written_into(fb, tuple(base.shape), self.flow(view), tuple(view.shape)))
 
     def _note_params(self, args) -> list[nn.Parameter]:
         """Mark parameters as used; return those no row has counted yet. A leaf module's

@@ -27,6 +27,7 @@ from cnnviz.receptive import (
     select_channels,
     shift_dim,
     unknown,
+    written_into,
 )
 from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
 
@@ -213,35 +214,17 @@ def narrow_rule(ctx, input, dim, start, length):
 
 @register(_T.__setitem__, kind="reshape", name="setitem")
 def setitem_rule(ctx, input, index, value):
-    """``y[idx] = v`` writes into ``y``: from here on ``y`` also sees what ``v`` sees (the
-    hull of both). Writing into part of a spatial axis makes the window depend on the
-    position, which we report as unknown."""
-    f, fv = ctx.flow(input), ctx.flow(value) if isinstance(value, torch.Tensor) else None
+    """``y[idx] = v`` writes into ``y``: from here on ``y`` also sees what ``v`` sees, as for
+    any in-place write into a view (:func:`~cnnviz.receptive.written_into`)."""
     if not input.is_meta:
         return Out(None, None)  # a user's real tensor: never write into it
     meta_value = value.to("meta") if isinstance(value, torch.Tensor) else value
     _T.__setitem__(input, index, meta_value)  # raises on a shape mismatch, as PyTorch would
-    if fv is None or fv.window is None:
-        return Out(None, None)
-    items = index if isinstance(index, tuple) else (index,)
-    used = sum(1 for i in items if i is not None and i is not Ellipsis)
-    expanded: list = []
-    for i in items:
-        if i is Ellipsis:
-            expanded.extend([slice(None)] * (input.dim() - used))
-        elif i is not None:
-            expanded.append(i)
-    partial = any(
-        isinstance(f.dims[d], int) and not (isinstance(i, slice) and i == slice(None))
-        for d, i in enumerate(expanded)
-    )
-    if partial:
-        new = Flow(f.dims, Unknown("a slice assignment into part of a spatial axis"), None,
-                   max(f.depth, fv.depth))  # fmt: skip
-    else:
-        new = merge([Flow(f.dims, f.window, None, f.depth), fv], "a slice assignment")
-        new = Flow(f.dims, new.window, None, new.depth)
-    ctx.set_flow(input, new)
+    if isinstance(value, torch.Tensor):
+        region = getitem_rule(ctx, input, index)  # the view written into, and its window
+        part = merge([region.flow, ctx.flow(value)], "a slice assignment")
+        flow = written_into(ctx.flow(input), tuple(input.shape), part, tuple(region.value.shape))
+        ctx.set_flow(input, flow)
     return Out(None, None)
 
 
