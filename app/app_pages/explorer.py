@@ -49,8 +49,9 @@ final = a.receptive_field()
 m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
 for note in a.notes:  # the conventions behind these numbers, for this model
     st.caption(f"Note: {note}.")
-if common.unused_note(a):
-    st.caption(common.unused_note(a))
+unused = common.unused_note(a)
+if unused:
+    st.caption(unused)
 
 rows = [r.name for r in a.layers]
 # Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).

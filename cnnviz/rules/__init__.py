@@ -48,6 +48,8 @@ class Out:
 class Ctx(Protocol):
     """What a rule may ask of the tracer."""
 
+    strict_dtypes: bool  # parameters must match their inputs' dtype (off for what-if dtypes)
+
     def flow(self, t: torch.Tensor) -> Flow: ...
 
     def adopt(self, t: torch.Tensor) -> torch.Tensor: ...

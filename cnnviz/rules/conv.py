@@ -43,12 +43,12 @@ def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) ->
     return out
 
 
-def same_dtype(ctx, x, weight, bias=None) -> None:
+def same_dtype(ctx: Ctx, x, weight, bias=None) -> None:
     """Conv and linear want one floating dtype for input, weight and bias (PyTorch refuses a
     long image or float64 weights on a float32 input)."""
     if not x.dtype.is_floating_point:
         raise RuleError(f"expects a floating-point input, got {x.dtype} (convert it first)")
-    if not getattr(ctx, "strict_dtypes", True):
+    if not ctx.strict_dtypes:
         return
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != x.dtype:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from cnnviz.receptive import _each_group, reduce_dims, slide_dims, unknown
 from cnnviz.rules import Ctx, Out, RuleError, dim_index, fmt_shape, ntuple, positive, register
 from cnnviz.rules.conv import out_len
+from cnnviz.rules.elementwise import binary_rule
 
 
 def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg, what) -> Out:
@@ -55,12 +56,11 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
         for t, L, kk, pp, dd, o in zip(tdims, spatial, k, p, d, out, strict=True)
         if o == 1 and dd * (kk - 1) + 1 >= L + 2 * pp
     )
-    slid = tuple(i for i, t in enumerate(tdims) if t not in whole)
+    slid = [i for i, t in enumerate(tdims) if t not in whole]
     flow = ctx.flow(x)
     if slid:
-        pick = [tdims[i] for i in slid], [k[i] for i in slid], [s[i] for i in slid]
-        pads, dils = [p[i] for i in slid], [d[i] for i in slid]
-        flow = slide_dims(flow, *map(tuple, (*pick, pads, dils)), False, what)
+        dims, ks, ss, ps, ds = (tuple(v[i] for i in slid) for v in (tdims, k, s, p, d))
+        flow = slide_dims(flow, dims, ks, ss, ps, ds, False, what)
     if whole:
         flow = reduce_dims(flow, whole, keep=True)
     return Out(ctx.new(shape, x), flow, 0, extra)
@@ -252,7 +252,6 @@ def _stat_rule(func, name: str):
     ``torch.var(x, dim=(2, 3), correction=0)``): PyTorch's meta kernel gives the result; the
     rule reads the reduced dims off the arguments. ``max``/``min`` with a tensor second
     argument are the elementwise ops."""
-    from cnnviz.rules.elementwise import binary_rule
 
     def rule(ctx, input, *args, **kwargs):
         other = args[0] if args else kwargs.get("other")

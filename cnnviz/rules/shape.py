@@ -309,8 +309,10 @@ def stack_rule(ctx, tensors, dim=0, *, out=None):
             "stack needs tensors of one shape, got "
             + ", ".join(fmt_shape(t.shape) for t in tensors)
         )
-    n = ref.dim() + 1
-    d = int(dim) % n if -n <= int(dim) < n else dim_index(dim, ref)
+    n = ref.dim() + 1  # the result's rank: the new dim may go before or after every old one
+    if not -n <= int(dim) < n:
+        raise RuleError(f"stack dim {dim} is out of range for {n}-d results (-{n} to {n - 1})")
+    d = int(dim) % n
     m = merge([ctx.flow(t) for t in tensors], "a stack", tensors)
     flow = Flow((*m.dims[:d], CHAN, *m.dims[d:]), m.window, None, m.depth)
     shape = (*ref.shape[:d], len(tensors), *ref.shape[d:])
