@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
 
+from cnnviz import fmt
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import BATCH, CHAN, Flow, Window
 from cnnviz.result import Analysis, UncountedOp
-from cnnviz.rules import fmt_shape
 from cnnviz.trace import Tracer
 
 _DTYPES = {
@@ -70,11 +70,11 @@ def _check_size(size: Any) -> tuple[int, ...]:
         if s <= 0:
             what = "zero" if s == 0 else "negative"
             raise AnalysisError(
-                f"input_size {fmt_shape(shape)} has a {what} size at dim {i}; every dim, the "
+                f"input_size {fmt.shape(shape)} has a {what} size at dim {i}; every dim, the "
                 "batch included, must be at least 1"
             )
     if math.prod(shape) * 8 > _MAX_NUMEL:
-        raise AnalysisError(f"input_size {fmt_shape(shape)} is too large to describe a tensor")
+        raise AnalysisError(f"input_size {fmt.shape(shape)} is too large to describe a tensor")
     return shape
 
 
@@ -93,7 +93,7 @@ def _meta_inputs(input_size, inputs, dtype) -> tuple[tuple, dict]:
     def to_meta(x):
         if isinstance(x, torch.Tensor):
             if x.numel() == 0:
-                raise AnalysisError(f"input tensor {fmt_shape(x.shape)} is empty")
+                raise AnalysisError(f"input tensor {fmt.shape(x.shape)} is empty")
             return torch.empty(x.shape, dtype=x.dtype, device="meta")
         return x
 
@@ -233,4 +233,4 @@ def _note_line(text: str, places: list[str]) -> str:
 
 
 def _shapes(shapes) -> str:
-    return ", ".join(fmt_shape(s) for s in shapes)
+    return ", ".join(fmt.shape(s) for s in shapes)

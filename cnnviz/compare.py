@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cnnviz import fmt
 from cnnviz.receptive import ReceptiveField
-from cnnviz.render.table import compact as _compact
-from cnnviz.render.table import rf_text
 
 if TYPE_CHECKING:
     from cnnviz.result import Analysis, LayerRecord
@@ -94,10 +93,6 @@ def _rf_value(rf: ReceptiveField) -> int | str:
     return _dims(rf.size)  # type: ignore[return-value]
 
 
-def _shape(shape: tuple[int, ...] | None) -> str:
-    return "-" if shape is None else "x".join(map(str, shape))
-
-
 def _scale(full: int, size: int) -> str:
     """``size`` against ``full`` as 1/2^k, k rounded (AlexNet's 55 of 224 is "1/4").
 
@@ -141,7 +136,7 @@ def summarize(a: Analysis, label: str | None = None) -> dict[str, Any]:
     known = rf.known and not rf.is_global
     return {
         "label": a.model_name if label is None else label,
-        "input": ", ".join(_shape(s) for s in a.input_shapes),
+        "input": ", ".join(fmt.shape(s) for s in a.input_shapes),
         "params": total,
         "trainable_params": int(a.trainable_params),
         "macs": int(a.total_macs),
@@ -233,15 +228,15 @@ def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
     for r in a.layers:
         has_stride = r.rf_stride is not None and not r.rf_global
         if compact:
-            params: int | str = _compact(r.params)
-            macs: int | str = _compact(r.macs)
-            rf: int | str | None = rf_text(r)
+            params: int | str = fmt.compact(r.params)
+            macs: int | str = fmt.compact(r.macs)
+            rf: int | str | None = fmt.rf(r.receptive_field, mark_unaligned=True)
             stride: int | str | None = "x".join(map(str, r.rf_stride)) if has_stride else ""
         else:
             params, macs = r.params, r.macs
             rf = _rf_value(r.receptive_field)
             stride = _dims(r.rf_stride) if has_stride else None
-        out.append((r.name, r.type, r.kind, _shape(r.output_shape), params, macs, rf, stride))
+        out.append((r.name, r.type, r.kind, fmt.shape(r.output_shape), params, macs, rf, stride))
     return pd.DataFrame(out, columns=list(LAYER_COLUMNS))
 
 

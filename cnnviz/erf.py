@@ -22,11 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnviz import safety
+from cnnviz import fmt, safety
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
-from cnnviz.rules import fmt_shape
 
 #: Largest weights file the app accepts (bytes).
 MAX_WEIGHTS_BYTES = 512 * 1024**2
@@ -263,8 +262,8 @@ def effective_receptive_field(
     spatial = input_size[2:]
     if any(r > n for r, n in zip(theoretical.size, spatial, strict=True)):
         warnings.warn(
-            f"the theoretical RF of {layer!r} ({fmt_shape(theoretical.size)}) is larger than "
-            f"the input ({fmt_shape(spatial)}): the map is clipped and the ratio biased",
+            f"the theoretical RF of {layer!r} ({fmt.shape(theoretical.size)}) is larger than "
+            f"the input ({fmt.shape(spatial)}): the map is clipped and the ratio biased",
             stacklevel=2,
         )
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from cnnviz import fmt
 from cnnviz.analysis import analyze
 from cnnviz.result import Analysis, LayerRecord
 from cnnviz.zoo import SHORTCUTS, PadShortcut, conv_stack, get_model
@@ -247,10 +248,6 @@ def _side(a: Analysis, label: str, k: int, s: int, d: int) -> RFSide:
     )
 
 
-def _fmt(x: int) -> str:
-    return f"{x:,}"
-
-
 def rf_lab(n: int, k: int = 3, channels: int = 64, dilation: int = 1, stride: int = 1) -> RFLab:
     """Analyze ``n`` stacked k x k convs (bias-free, "same" padding, ReLU after each, via
     :func:`cnnviz.zoo.conv_stack`) and the single K x K conv with K = the stack's RF and stride
@@ -313,22 +310,22 @@ def _rf_lab(n: int, k: int, channels: int, dilation: int, stride: int) -> RFLab:
             f" = {stack.rf}"
         )
     w_f = (
-        f"weights: n*k*k*C*C = {n}*{k}*{k}*{c}*{c} = {_fmt(stack.weights)} vs "
-        f"K*K*C*C = {big}*{big}*{c}*{c} = {_fmt(single.weights)}"
+        f"weights: n*k*k*C*C = {n}*{k}*{k}*{c}*{c} = {fmt.count(stack.weights)} vs "
+        f"K*K*C*C = {big}*{big}*{c}*{c} = {fmt.count(single.weights)}"
     )
     conv_rows = [r for r in sa.layers if r.kind == "conv"]
     positions = [r.output_shape[2] * r.output_shape[3] for r in conv_rows]  # type: ignore[index]
     out_pos = positions[-1]
     if stride == 1:
         m_f = (
-            f"MACs: H*W*n*k*k*C*C = {h}*{h}*{n}*{k}*{k}*{c}*{c} = {_fmt(stack.macs)} vs "
-            f"H*W*K*K*C*C = {h}*{h}*{big}*{big}*{c}*{c} = {_fmt(single.macs)}"
+            f"MACs: H*W*n*k*k*C*C = {h}*{h}*{n}*{k}*{k}*{c}*{c} = {fmt.count(stack.macs)} vs "
+            f"H*W*K*K*C*C = {h}*{h}*{big}*{big}*{c}*{c} = {fmt.count(single.macs)}"
         )
     else:
         pos = "+".join(str(p) for p in positions)
         m_f = (
             f"MACs: (sum of output positions)*k*k*C*C = ({pos})*{k}*{k}*{c}*{c} = "
-            f"{_fmt(stack.macs)} vs {out_pos}*{big}*{big}*{c}*{c} = {_fmt(single.macs)}"
+            f"{fmt.count(stack.macs)} vs {out_pos}*{big}*{big}*{c}*{c} = {fmt.count(single.macs)}"
         )
     formulas = (
         rf_f,
@@ -546,12 +543,8 @@ def _shortcut_kind(shortcut: str, model: nn.Module, prefix: str) -> str:
     return "projection 1x1" + (f" stride {s}" if s != 1 else "")
 
 
-def _shape(t: tuple[int, ...] | None) -> str:
-    return "x".join(map(str, t)) if t else "?"
-
-
 def _shortcut_sentence(kind: str, case: BlockCase) -> str:
-    i, o, p = _shape(case.in_shape), _shape(case.out_shape), case.shortcut_params
+    i, o, p = fmt.shape(case.in_shape), fmt.shape(case.out_shape), case.shortcut_params
     if kind == "none":
         return "In the plain net (no shortcut) the block is only out = ReLU(F(x))."
     if kind == "identity":
@@ -663,7 +656,7 @@ def _block_case(
     convs = [n for n in main if n.type == "Conv2d"]
     mid = convs[0].out_shape[1] if convs and convs[0].out_shape else 0
     situation = template.format(
-        i=_shape(before), o=_shape(out_shape), ci=before[1], co=out_shape[1], mid=mid
+        i=fmt.shape(before), o=fmt.shape(out_shape), ci=before[1], co=out_shape[1], mid=mid
     )
     explanation = f"{situation} {_shortcut_sentence(kind, case)}"
     return BlockCase(**{**case.__dict__, "explanation": explanation})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnviz.render.table import nbytes
+from cnnviz.fmt import nbytes
 from cnnviz.result import Analysis
 
 #: Default cap for one request on a shared server (CPU RAM or GPU memory), in bytes.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cnnviz import fmt
 from cnnviz.labs import BlockCase, BlockNode, RFLab
 from cnnviz.zoo import SHORTCUTS
 
@@ -33,10 +34,6 @@ _NODE_FILLS = {
     "PadShortcut": "#ece1f4",
     "add": "#f0f0f0",
 }
-
-
-def _shape(t: tuple[int, ...] | None) -> str:
-    return "x".join(map(str, t)) if t else "?"
 
 
 def _square(cx: float, side: float) -> tuple[list[float], list[float]]:
@@ -253,7 +250,7 @@ def _node_text(n: BlockNode, lines: int = 2) -> str:
     params = f" · {n.params:,} params" if n.params else ""
     detail = "" if n.detail == n.type else n.detail
     sep = "<br>" if lines == 3 and detail else " · " if detail else ""
-    return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {_shape(n.out_shape)}{params}"
+    return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {fmt.shape(n.out_shape)}{params}"
 
 
 def block_diagram(case: BlockCase) -> go.Figure:
@@ -267,7 +264,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
     """
     fig = go.Figure()
     y = 0.0
-    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{_shape(case.in_shape)}")
+    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{fmt.shape(case.in_shape)}")
     top = y
     prev = y
     for node in case.main:
@@ -288,7 +285,8 @@ def block_diagram(case: BlockCase) -> go.Figure:
         )  # fmt: skip
         fig.add_annotation(
             x=-0.35, y=merge_y, xanchor="right", showarrow=False, font={"size": 11},
-            text=f"<b>{case.merge.short}</b>: F(x) + shortcut<br>→ {_shape(case.merge.out_shape)}",
+            text=f"<b>{case.merge.short}</b>: F(x) + shortcut<br>→ "
+            f"{fmt.shape(case.merge.out_shape)}",
         )  # fmt: skip
         prev = merge_y - 0.3 + _BOX_H / 2
     else:
@@ -331,7 +329,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
         prev = y
     y -= 1
     _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{_shape(case.out_shape)}")
+    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{fmt.shape(case.out_shape)}")
     rows = round(top - y) + 1
     fig.update_xaxes(visible=False, range=[-1.7, _SC_X + _SC_W / 2 + 0.6])
     fig.update_yaxes(visible=False, range=[y - 0.6, top + 0.6])

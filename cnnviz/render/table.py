@@ -5,64 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from cnnviz.receptive import NO_INPUT, ReceptiveField
+from cnnviz import fmt
+from cnnviz.fmt import compact, nbytes
 
 if TYPE_CHECKING:
     from cnnviz.result import Analysis, LayerRecord
-
-
-def compact(n: float, unit: str = "") -> str:
-    """Compact number with SI prefixes: 61100840 -> '61.1M', 15470264320 -> '15.5G'.
-
-    >>> compact(61100840), compact(15470264320), compact(999), compact(1.748e20)
-    ('61.1M', '15.5G', '999', '174.8E')
-    """
-    for div, suffix in (
-        (1e18, "E"),
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "K"),
-    ):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{suffix}{unit}"
-    return f"{int(n)}{unit}"
-
-
-def nbytes(n: int) -> str:
-    """Bytes in binary units: 1536 -> '1.5 KiB'.
-
-    >>> nbytes(1536)
-    '1.5 KiB'
-    """
-    x = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(x) < 1024 or unit == "TiB":
-            return f"{int(x)} B" if unit == "B" else f"{x:.1f} {unit}"
-        x /= 1024
-    return f"{n} B"
-
-
-def rf_text(r: LayerRecord) -> str:
-    return _rf_cell(r.receptive_field)
-
-
-def _rf_cell(rf: ReceptiveField) -> str:
-    if rf.size is None:
-        return "-" if rf.reason == NO_INPUT else "?"
-    if rf.is_global:
-        return "global"
-    size = "x".join(map(str, rf.size))
-    return size if rf.aligned else size + "*"
-
-
-def _stride_cell(rf: ReceptiveField) -> str:
-    return "x".join(map(str, rf.stride)) if rf.stride and not rf.is_global else ""
-
-
-def _shape(s) -> str:
-    return "-" if s is None else "x".join(map(str, s))
 
 
 COLUMNS = ("layer", "type", "output", "params", "MACs", "RF", "stride")
@@ -93,8 +40,8 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
         r = layers[i]
         if depth is None or not folds(r):
             rf = r.receptive_field
-            cells = (r.name, r.type, _shape(r.output_shape), f"{r.params:,}", compact(r.macs))
-            out.append((*cells, _rf_cell(rf), _stride_cell(rf)))
+            cells = (r.name, r.type, fmt.shape(r.output_shape), f"{r.params:,}", compact(r.macs))
+            out.append((*cells, fmt.rf(rf, mark_unaligned=True), fmt.stride(rf)))
             i += 1
             continue
         prefix, j = _prefix(r, depth), i
@@ -105,9 +52,11 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
         key = prefix if seen[prefix] == 1 else f"{prefix}#{seen[prefix]}"
         rf = a.containers.get(key) or last.receptive_field
         shape = a.container_shapes.get(key, last.output_shape)  # inception3a's concat
-        cells = (key or a.model_name, f"{len(group)} rows", _shape(shape))
+        cells = (key or a.model_name, f"{len(group)} rows", fmt.shape(shape))
         params, macs = sum(g.params for g in group), sum(g.macs for g in group)
-        out.append((*cells, f"{params:,}", compact(macs), _rf_cell(rf), _stride_cell(rf)))
+        out.append(
+            (*cells, f"{params:,}", compact(macs), fmt.rf(rf, mark_unaligned=True), fmt.stride(rf))
+        )
         i = j
     return out
 
@@ -115,7 +64,7 @@ def rows(a: Analysis, depth: int | None = None) -> list[tuple[str, ...]]:
 def totals(a: Analysis) -> list[tuple[str, str]]:
     rf = a.receptive_field()
     return [
-        ("input", ", ".join(_shape(s) for s in a.input_shapes)),
+        ("input", ", ".join(fmt.shape(s) for s in a.input_shapes)),
         ("params", f"{a.total_params:,} ({compact(a.total_params)})"),
         ("trainable params", f"{a.trainable_params:,}"),
         ("MACs", f"{a.total_macs:,} ({compact(a.total_macs)})"),

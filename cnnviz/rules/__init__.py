@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import torch
 
+from cnnviz import fmt
 from cnnviz.receptive import Flow
 
 
@@ -132,12 +133,8 @@ def positive(values: tuple[int, ...], what: str) -> tuple[int, ...]:
     (2, 1)
     """
     if min(values) < 1:
-        raise RuleError(f"{what} must be at least 1, got {fmt_shape(values)}")
+        raise RuleError(f"{what} must be at least 1, got {fmt.shape(values)}")
     return values
-
-
-def fmt_shape(shape: Any) -> str:
-    return "x".join(str(int(s)) for s in shape)
 
 
 def dim_index(dim: int, t: torch.Tensor) -> int:
@@ -150,7 +147,7 @@ def dim_index(dim: int, t: torch.Tensor) -> int:
     n = max(t.dim(), 1)
     if not -n <= int(dim) < n:
         raise RuleError(
-            f"dim {dim} is out of range for the {t.dim()}-d tensor {fmt_shape(t.shape)} "
+            f"dim {dim} is out of range for the {t.dim()}-d tensor {fmt.shape(t.shape)} "
             f"(valid: {-n} to {n - 1})"
         )
     return int(dim) % n

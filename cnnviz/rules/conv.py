@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnnviz import fmt
 from cnnviz.receptive import (
     FOLD,
     grouped_channels,
@@ -22,7 +23,7 @@ from cnnviz.receptive import (
     slide_dims,
     unknown,
 )
-from cnnviz.rules import Ctx, Out, RuleError, fmt_shape, ntuple, positive, register
+from cnnviz.rules import Ctx, Out, RuleError, ntuple, positive, register
 
 
 def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
@@ -60,7 +61,7 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     if x.dim() not in (n + 1, n + 2):
         raise RuleError(
             f"conv{n}d expects a {n + 2}-d input (N, C, {'spatial, ' * n}), "
-            f"got {x.dim()}-d {fmt_shape(x.shape)}"
+            f"got {x.dim()}-d {fmt.shape(x.shape)}"
         )
     batched = x.dim() == n + 2
     c_in = x.shape[-n - 1]
@@ -69,12 +70,12 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
         if not batched:
             raise RuleError(
                 f"expects a {n + 2}-d input (N, C, ...) with {c_per_group * groups} channels, "
-                f"got {n + 1}-d {fmt_shape(x.shape)}, which PyTorch reads as one unbatched "
+                f"got {n + 1}-d {fmt.shape(x.shape)}, which PyTorch reads as one unbatched "
                 f"(C, {'spatial, ' * n}) sample with {c_in} channels"
             )
         raise RuleError(
             f"expects {c_per_group * groups} input channels, got {c_in} "
-            f"(input {fmt_shape(x.shape)})"
+            f"(input {fmt.shape(x.shape)})"
         )
     s = positive(ntuple(stride, n, "stride"), "stride")
     d = positive(ntuple(dilation, n, "dilation"), "dilation")
@@ -95,8 +96,8 @@ def _conv(ctx: Ctx, n: int, x, weight, bias, stride, padding, dilation, groups) 
     )
     if min(out) <= 0:
         raise RuleError(
-            f"k={fmt_shape(k)} s={fmt_shape(s)} p={fmt_shape(pl)} d={fmt_shape(d)} would output "
-            f"{fmt_shape(out)} from {fmt_shape(spatial)}",
+            f"k={fmt.shape(k)} s={fmt.shape(s)} p={fmt.shape(pl)} d={fmt.shape(d)} would output "
+            f"{fmt.shape(out)} from {fmt.shape(spatial)}",
             too_small=True,
         )
     shape = (*x.shape[: -n - 1], c_out, *out)
@@ -132,11 +133,11 @@ def conv3d_rule(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, 
 def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, groups, dilation):
     same_dtype(ctx, x, weight, bias)
     if x.dim() not in (n + 1, n + 2):
-        raise RuleError(f"conv_transpose{n}d expects a {n + 2}-d input, got {fmt_shape(x.shape)}")
+        raise RuleError(f"conv_transpose{n}d expects a {n + 2}-d input, got {fmt.shape(x.shape)}")
     c_in = x.shape[-n - 1]
     w_in, c_out_per_group, *k = weight.shape
     if c_in != w_in:
-        raise RuleError(f"expects {w_in} input channels, got {c_in} (input {fmt_shape(x.shape)})")
+        raise RuleError(f"expects {w_in} input channels, got {c_in} (input {fmt.shape(x.shape)})")
     s = positive(ntuple(stride, n, "stride"), "stride")
     p = ntuple(padding, n, "padding")
     op = ntuple(output_padding, n, "output_padding")
@@ -147,7 +148,7 @@ def _conv_t(ctx: Ctx, n, x, weight, bias, stride, padding, output_padding, group
         for L, ss, pp, dd, kk, oo in zip(spatial, s, p, d, k, op, strict=True)
     )
     if min(out) <= 0:
-        raise RuleError(f"would output {fmt_shape(out)} from {fmt_shape(spatial)}")
+        raise RuleError(f"would output {fmt.shape(out)} from {fmt.shape(spatial)}")
     c_out = c_out_per_group * groups
     shape = (*x.shape[: -n - 1], c_out, *out)
     batch = x.shape[0] if x.dim() == n + 2 else 1
@@ -188,7 +189,7 @@ def linear_rule(ctx, input, weight, bias=None):
     out_f, in_f = weight.shape if weight.dim() == 2 else (1, weight.shape[0])
     if input.shape[-1] != in_f:
         raise RuleError(
-            f"expects {in_f} input features, got {input.shape[-1]} (input {fmt_shape(input.shape)})"
+            f"expects {in_f} input features, got {input.shape[-1]} (input {fmt.shape(input.shape)})"
         )
     if bias is not None and bias.numel() != out_f:
         raise RuleError(f"bias has {bias.numel()} values for {out_f} output features")
@@ -210,12 +211,12 @@ def bilinear_rule(ctx, input1, input2, weight, bias=None):
     out_f, in1, in2 = weight.shape
     if input1.shape[-1] != in1 or input2.shape[-1] != in2:
         raise RuleError(
-            f"expects inputs with {in1} and {in2} features, got {fmt_shape(input1.shape)} "
-            f"and {fmt_shape(input2.shape)}"
+            f"expects inputs with {in1} and {in2} features, got {fmt.shape(input1.shape)} "
+            f"and {fmt.shape(input2.shape)}"
         )
     if tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]):
         raise RuleError(
-            f"inputs {fmt_shape(input1.shape)} and {fmt_shape(input2.shape)} differ before "
+            f"inputs {fmt.shape(input1.shape)} and {fmt.shape(input2.shape)} differ before "
             "the last dim"
         )
     rows = math.prod(input1.shape[:-1])

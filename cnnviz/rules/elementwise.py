@@ -14,8 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnnviz import fmt
 from cnnviz.receptive import merge, mix_dim, nearby_channels
-from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, probe_dtype, register
+from cnnviz.rules import Out, RuleError, dim_index, probe_dtype, register
 
 
 def _inplace_index(func) -> int | None:
@@ -230,14 +231,14 @@ def batch_norm_rule(
     stats = next((t for t in (running_mean, weight, running_var, bias) if t is not None), None)
     if stats is not None and c != stats.numel():
         raise RuleError(
-            f"expects {stats.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
+            f"expects {stats.numel()} channels, got {c} (input {fmt.shape(input.shape)})"
         )
     if training:
         ctx.note("batch statistics", _STATS.format(what="training-mode batch_norm"))
     if training and c and input.numel() // c <= 1:
         raise RuleError(
             f"expected more than 1 value per channel when training, got input "
-            f"{fmt_shape(input.shape)} (use mode='eval' or a larger input)"
+            f"{fmt.shape(input.shape)} (use mode='eval' or a larger input)"
         )
     return Out(ctx.new(tuple(input.shape), input), ctx.flow(input), 0, 2 * input.numel())
 
@@ -270,7 +271,7 @@ def _per_channel(input, what: str, *stats) -> None:
     for t in stats:
         if t is not None and t.numel() != c:
             raise RuleError(
-                f"{what} expects {t.numel()} channels, got {c} (input {fmt_shape(input.shape)})"
+                f"{what} expects {t.numel()} channels, got {c} (input {fmt.shape(input.shape)})"
             )
 
 
@@ -279,8 +280,8 @@ def layer_norm_rule(ctx, input, normalized_shape, *args, **kwargs):
     want = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.dim() - len(want) :]) != want or len(want) > input.dim():
         raise RuleError(
-            f"normalizes over the last dims {fmt_shape(want)}, but the input is "
-            f"{fmt_shape(input.shape)}"
+            f"normalizes over the last dims {fmt.shape(want)}, but the input is "
+            f"{fmt.shape(input.shape)}"
         )
     _spatial_stats(ctx, input, range(input.dim() - len(want), input.dim()), "layer_norm")
     return _norm_out(ctx, input)
@@ -291,7 +292,7 @@ def group_norm_rule(ctx, input, num_groups, weight=None, bias=None, eps=1e-5):
     c = input.shape[1] if input.dim() > 1 else None
     if c is None or c % num_groups:
         raise RuleError(
-            f"{num_groups} groups do not divide {c} channels (input {fmt_shape(input.shape)})"
+            f"{num_groups} groups do not divide {c} channels (input {fmt.shape(input.shape)})"
         )
     _per_channel(input, "group_norm", weight, bias)
     _spatial_stats(ctx, input, range(2, input.dim()), "group_norm")
@@ -355,7 +356,7 @@ def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
             if d != 1:
                 if out[i] not in (1, d):
                     raise RuleError(
-                        "shapes " + " and ".join(fmt_shape(x) for x in shapes) + " do not broadcast"
+                        "shapes " + " and ".join(fmt.shape(x) for x in shapes) + " do not broadcast"
                     )
                 out[i] = d
     return tuple(out)
@@ -389,7 +390,7 @@ def _binary(inplace: bool, out_dtype: torch.dtype | None = None, true_div: bool 
             dtype = torch.get_default_dtype()
         if inplace:
             if tuple(shape) != tuple(input.shape):
-                raise RuleError(f"in-place result {fmt_shape(shape)} != {fmt_shape(input.shape)}")
+                raise RuleError(f"in-place result {fmt.shape(shape)} != {fmt.shape(input.shape)}")
             if not torch.can_cast(dtype, input.dtype):
                 raise RuleError(f"in-place result {dtype} can't be cast to {input.dtype}")
             return Out(input, flow, 0, n)

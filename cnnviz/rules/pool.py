@@ -11,29 +11,30 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnnviz import fmt
 from cnnviz.receptive import _each_group, reduce_dims, slide_dims, unknown
-from cnnviz.rules import Ctx, Out, RuleError, dim_index, fmt_shape, ntuple, positive, register
+from cnnviz.rules import Ctx, Out, RuleError, dim_index, ntuple, positive, register
 from cnnviz.rules.conv import out_len
 from cnnviz.rules.elementwise import binary_rule
 
 
 def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg, what) -> Out:
     if x.dim() not in (n + 1, n + 2):
-        raise RuleError(f"{what} expects a {n + 1}-d or {n + 2}-d input, got {fmt_shape(x.shape)}")
+        raise RuleError(f"{what} expects a {n + 1}-d or {n + 2}-d input, got {fmt.shape(x.shape)}")
     k = positive(ntuple(kernel_size, n, "kernel_size"), "kernel_size")
     s = ntuple(stride if stride is not None and stride != [] and stride != () else k, n, "stride")
     s = positive(s, "stride")
     p = ntuple(padding, n, "padding")
     d = positive(ntuple(dilation, n, "dilation"), "dilation")
     if min(p) < 0:
-        raise RuleError(f"padding {fmt_shape(p)} must not be negative")
+        raise RuleError(f"padding {fmt.shape(p)} must not be negative")
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
-        raise RuleError(f"padding {fmt_shape(p)} is more than half the kernel {fmt_shape(k)}")
+        raise RuleError(f"padding {fmt.shape(p)} is more than half the kernel {fmt.shape(k)}")
     spatial = tuple(x.shape[-n:])
     if n == 3 and any(kk > L for L, kk in zip(spatial, k, strict=True)):
         # PyTorch's 3-d pools want the unpadded input to be at least the kernel.
         raise RuleError(
-            f"input {fmt_shape(spatial)} is smaller than the kernel {fmt_shape(k)}", too_small=True
+            f"input {fmt.shape(spatial)} is smaller than the kernel {fmt.shape(k)}", too_small=True
         )
     out = tuple(
         out_len(L, kk, ss, 2 * pp, dd, bool(ceil_mode))
@@ -41,8 +42,8 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
     )
     if min(out) <= 0:
         raise RuleError(
-            f"k={fmt_shape(k)} s={fmt_shape(s)} would output {fmt_shape(out)} "
-            f"from {fmt_shape(spatial)}",
+            f"k={fmt.shape(k)} s={fmt.shape(s)} would output {fmt.shape(out)} "
+            f"from {fmt.shape(spatial)}",
             too_small=True,
         )
     shape = (*x.shape[:-n], *out)
@@ -150,7 +151,7 @@ def _adaptive(n, avg):
     def rule(ctx, input, output_size, return_indices=False):
         x = input
         if x.dim() not in (n + 1, n + 2):
-            raise RuleError(f"{what} expects a {n + 2}-d input, got {fmt_shape(x.shape)}")
+            raise RuleError(f"{what} expects a {n + 2}-d input, got {fmt.shape(x.shape)}")
         spatial = tuple(x.shape[-n:])
         req = (output_size,) * n if isinstance(output_size, int) else tuple(output_size)
         if len(req) == 1 and n > 1:
@@ -159,7 +160,7 @@ def _adaptive(n, avg):
             raise RuleError(f"{what}: output_size {req} has {len(req)} values for {n} spatial dims")
         out = tuple(L if o is None else int(o) for L, o in zip(spatial, req, strict=True))
         if min(out) <= 0:
-            raise RuleError(f"{what}: output size {fmt_shape(out)} must be positive")
+            raise RuleError(f"{what}: output size {fmt.shape(out)} must be positive")
         shape = (*x.shape[:-n], *out)
         flow = ctx.flow(x)
         tdims = tuple(range(x.dim() - n, x.dim()))

@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnnviz import fmt
 from cnnviz.receptive import (
     BATCH,
     CHAN,
@@ -29,7 +30,7 @@ from cnnviz.receptive import (
     unknown,
     written_into,
 )
-from cnnviz.rules import Out, RuleError, dim_index, fmt_shape, register
+from cnnviz.rules import Out, RuleError, dim_index, register
 
 _T = torch.Tensor
 
@@ -242,18 +243,18 @@ def pad_rule(ctx, input, pad, mode="constant", value=None):
         if mode == "reflect" and max(left, right) >= size:
             raise RuleError(
                 f"reflect padding {max(left, right)} must be less than the size {size} of dim "
-                f"{d} (input {fmt_shape(input.shape)})",
+                f"{d} (input {fmt.shape(input.shape)})",
                 too_small=True,
             )
         if mode == "circular" and max(left, right) > size:
             raise RuleError(
                 f"circular padding {max(left, right)} is more than the size {size} of dim {d} "
-                f"(input {fmt_shape(input.shape)})",
+                f"(input {fmt.shape(input.shape)})",
                 too_small=True,
             )
         shape[d] += left + right
         if shape[d] <= 0:
-            raise RuleError(f"pad {pad} leaves dim {d} of {fmt_shape(input.shape)} empty")
+            raise RuleError(f"pad {pad} leaves dim {d} of {fmt.shape(input.shape)} empty")
         if f.dims[d] == CHAN:
             f = pad_channels(f, left, right, input.shape[d])
         else:
@@ -276,7 +277,7 @@ def cat_rule(ctx, tensors, dim=0, *, axis=None, out=None):
             a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape, strict=True)) if k != d
         ):
             raise RuleError(
-                f"cannot concatenate {', '.join(fmt_shape(x.shape) for x in tensors)} on dim {d}"
+                f"cannot concatenate {', '.join(fmt.shape(x.shape) for x in tensors)} on dim {d}"
             )
     shape = list(ref.shape)
     shape[d] = sum(t.shape[d] for t in tensors)
@@ -307,7 +308,7 @@ def stack_rule(ctx, tensors, dim=0, *, out=None):
     if any(tuple(t.shape) != tuple(ref.shape) for t in tensors):
         raise RuleError(
             "stack needs tensors of one shape, got "
-            + ", ".join(fmt_shape(t.shape) for t in tensors)
+            + ", ".join(fmt.shape(t.shape) for t in tensors)
         )
     n = ref.dim() + 1  # the result's rank: the new dim may go before or after every old one
     if not -n <= int(dim) < n:
@@ -354,26 +355,26 @@ for _f in (torch.split, _T.split, torch.chunk, _T.chunk, torch.tensor_split):
 def interpolate_rule(ctx, input, size=None, scale_factor=None, mode="nearest", *args, **kwargs):
     n = input.dim() - 2
     if n < 1:
-        raise RuleError(f"interpolate needs a 3-d to 5-d input, got {fmt_shape(input.shape)}")
+        raise RuleError(f"interpolate needs a 3-d to 5-d input, got {fmt.shape(input.shape)}")
     spatial = tuple(input.shape[2:])
     need = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}.get(mode)
     if need is not None and n != need:
         raise RuleError(
-            f"interpolate mode={mode!r} needs a {need + 2}-d input, got {fmt_shape(input.shape)}"
+            f"interpolate mode={mode!r} needs a {need + 2}-d input, got {fmt.shape(input.shape)}"
         )
     if size is not None:
         out = (size,) * n if isinstance(size, int) else tuple(size)
         if len(out) != n:
             raise RuleError(
-                f"interpolate size {fmt_shape(out)} has {len(out)} dims, the input "
-                f"{fmt_shape(input.shape)} has {n} spatial dims"
+                f"interpolate size {fmt.shape(out)} has {len(out)} dims, the input "
+                f"{fmt.shape(input.shape)} has {n} spatial dims"
             )
     elif scale_factor is not None:
         sf = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else scale_factor
         if len(sf) != n:
             raise RuleError(
                 f"interpolate scale_factor {tuple(sf)} has {len(sf)} values, the input "
-                f"{fmt_shape(input.shape)} has {n} spatial dims"
+                f"{fmt.shape(input.shape)} has {n} spatial dims"
             )
         out = tuple(math.floor(L * s) for L, s in zip(spatial, sf, strict=True))
     else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from cnnviz import fmt
 from cnnviz.rules.conv import out_len
 
 
@@ -65,10 +66,6 @@ _repr.maxlist = _repr.maxdict = 6
 def short(value: Any) -> str:
     """A bounded repr of a user value for error messages."""
     return _repr.repr(value)
-
-
-def fmt_shape(shape: Sequence[int]) -> str:
-    return "x".join(str(s) for s in shape)
 
 
 def _kind(value: Any) -> str:
@@ -292,7 +289,7 @@ def per_dim(value: Any, n: int) -> tuple:
 
 
 def _dims_str(value: Any) -> str:
-    return fmt_shape(value) if isinstance(value, tuple) else str(value)
+    return fmt.shape(value) if isinstance(value, tuple) else str(value)
 
 
 # ------------------------------------------------------------------------ validate
@@ -441,7 +438,7 @@ def _layer(
     if kind in SPATIAL and not 3 <= len(shape) <= 5:
         raise SpecError(
             tp,
-            f"needs an input (N, C, *spatial) with 1 to 3 spatial dims, got {fmt_shape(shape)}"
+            f"needs an input (N, C, *spatial) with 1 to 3 spatial dims, got {fmt.shape(shape)}"
             + ("; move it before flatten" if len(shape) == 2 else ""),
         )
     nsp = len(shape) - 2
@@ -463,7 +460,7 @@ def _layer(
     if len(out) > 2 and any(s > LIMITS.spatial for s in out[2:]):
         raise SpecError(
             tp,
-            f"would output {fmt_shape(out[2:])}, more than the limit of {LIMITS.spatial} "
+            f"would output {fmt.shape(out[2:])}, more than the limit of {LIMITS.spatial} "
             "per spatial dim",
         )
     ctx.params += n
@@ -488,13 +485,13 @@ def _residual(raw, tp, module, shape, depth, ctx):
         sc_what = "the shortcut" if sc else "the identity shortcut"
         fix = "change the shortcut" if sc else "add a shortcut (e.g. a 1x1 conv)"
         if len(b) != len(s):
-            got = f"{fmt_shape(b)} but {sc_what} gives {fmt_shape(s)}"
+            got = f"{fmt.shape(b)} but {sc_what} gives {fmt.shape(s)}"
         elif b[2:] == s[2:]:
             got = f"{b[1]} channels but {sc_what} gives {s[1]}"
         else:
             got = (
-                f"{b[1]} channels at {fmt_shape(b[2:])} but {sc_what} gives {s[1]} channels "
-                f"at {fmt_shape(s[2:])}"
+                f"{b[1]} channels at {fmt.shape(b[2:])} but {sc_what} gives {s[1]} channels "
+                f"at {fmt.shape(s[2:])}"
             )
             if not sc:
                 fix = "add a shortcut with the body's stride (e.g. a 1x1 conv with stride 2)"
@@ -519,8 +516,8 @@ def _concat(raw, tp, module, shape, depth, ctx):
     first = outs[0]
     for j, out in enumerate(outs[1:], 1):
         if len(out) != len(first) or out[2:] != first[2:]:
-            a = fmt_shape(out[2:]) or fmt_shape(out)
-            b = fmt_shape(first[2:]) or fmt_shape(first)
+            a = fmt.shape(out[2:]) or fmt.shape(out)
+            b = fmt.shape(first[2:]) or fmt.shape(first)
             raise SpecError(
                 tp,
                 f"branch {j} outputs {a} but branch 0 outputs {b}; concat needs the same size in "
@@ -572,7 +569,7 @@ def _window(kind, params, shape, tp, ctx) -> tuple[int, ...]:
             raise SpecError(  # PyTorch's 3-d pools refuse an unpadded input under the kernel
                 tp,
                 f"kernel {_dims_str(params['kernel'])} is larger than its input "
-                f"{fmt_shape(ins)} (input {fmt_shape(ctx.input)} is too small)",
+                f"{fmt.shape(ins)} (input {fmt.shape(ctx.input)} is too small)",
             )
         # the one window formula cnnviz.analyze uses too
         outs = tuple(out_len(ins[i], k[i], s[i], 2 * p[i], d[i], bool(ceil)) for i in range(n))
@@ -583,8 +580,8 @@ def _window(kind, params, shape, tp, ctx) -> tuple[int, ...]:
         )
         raise SpecError(
             tp,
-            f"kernel {kd}{dil} would output {fmt_shape(max(o, 0) for o in outs)} from "
-            f"{fmt_shape(ins)} (input {fmt_shape(ctx.input)} is too small)",
+            f"kernel {kd}{dil} would output {fmt.shape(max(o, 0) for o in outs)} from "
+            f"{fmt.shape(ins)} (input {fmt.shape(ctx.input)} is too small)",
         )
     return outs
 
@@ -618,14 +615,14 @@ def _infer(kind: str, params: Mapping, shape: tuple[int, ...], tp: str, ctx: _Ct
     if kind == "layernorm":
         return shape, 2 * math.prod(shape[1:]) if params["affine"] else 0
     if kind == "lrn" and len(shape) < 3:
-        raise SpecError(tp, f"needs an input (N, C, *spatial), got {fmt_shape(shape)}")
+        raise SpecError(tp, f"needs an input (N, C, *spatial), got {fmt.shape(shape)}")
     if kind == "flatten":
         return (shape[0], math.prod(shape[1:])), 0
     if kind == "linear":
         if len(shape) != 2:
             raise SpecError(
                 tp,
-                f"needs a flat input (N, features), got {fmt_shape(shape)}; add flatten before it",
+                f"needs a flat input (N, features), got {fmt.shape(shape)}; add flatten before it",
             )
         out = params["out"]
         return (shape[0], out), c * out + (out if params["bias"] else 0)
