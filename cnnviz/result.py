@@ -139,6 +139,21 @@ class Analysis:
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"no layer or module named {name!r}{hint}")
 
+    def default_layer(self) -> str | None:
+        """The row a viewer starts on: the last one whose output is a spatial feature map
+        with a known, non-global RF and that does arithmetic (so it has a bar to show); else
+        the last spatial one; None when no row is spatial. The app's explorer and
+        :func:`cnnviz.erf.default_layer` both start here.
+
+        >>> import torch.nn as nn, cnnviz
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2))
+        >>> cnnviz.analyze(net, (1, 1, 5, 5)).default_layer()
+        '0'
+        """
+        maps = [r for r in self.layers if r.spatial and r.rf_size and not r.rf_global]
+        busy = [r for r in maps if r.macs] or maps
+        return busy[-1].name if busy else None
+
     def by_kind(self) -> pd.DataFrame:
         """Rows, params, MACs and extra ops summed per kind (conv, linear, norm, ...).
 
