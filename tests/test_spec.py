@@ -216,6 +216,17 @@ def test_every_catalog_type_has_a_case():
     assert used == set(S.CATALOG)
 
 
+def test_the_layer_table_is_the_one_source():
+    # CATALOG and the docstring's table are read from TYPES; a type is registered once
+    assert set(S.CATALOG) == set(S.TYPES)
+    assert all(dict(S.CATALOG[n]) == dict(t.params) for n, t in S.TYPES.items())
+    table = S.__doc__.split("Layer types and options")[1].split("Every layer also")[0]
+    assert all(name in table for name in S.TYPES)
+    assert "stride (= kernel)" in table and "padding 0 (or same, valid)" in table
+    with pytest.raises(ValueError, match="registered twice"):
+        S._core.register(S.TYPES["relu"])
+
+
 # --------------------------------------------------------------------- examples
 EXAMPLE_PARAMS = {
     # conv 3->64, 64->64, 64->128, 128->128 (3x3, bias), linear 128->10

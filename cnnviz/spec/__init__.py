@@ -30,31 +30,12 @@ Format::
       - flatten
       - linear: {out: 10}
 
-Layer types and options (``*`` = required; ``dims`` = an int, or a list with one int per
-spatial dim; conv/pool/bn pick their 1-d/2-d/3-d module from the input rank):
+Layer types and options (``*`` = required, else the default; ``dims`` = an int, or a list
+with one int per spatial dim; conv/pool/bn pick their 1-d/2-d/3-d module from the input rank).
+This table is written from :data:`TYPES`, the one entry per type that validation, building and
+the docs all read (``cnnviz/spec/_types.py``):
 
-=================== ============================================================================
-conv                out*, kernel* (1-31), stride 1, padding 0 (dims, ``same`` or ``valid``),
-                    dilation 1, groups 1, bias true
-conv_transpose      out*, kernel*, stride 1, padding 0, output_padding 0, dilation 1, groups 1,
-                    bias true
-maxpool             kernel*, stride (= kernel), padding 0 (<= kernel // 2), dilation 1,
-                    ceil_mode false
-avgpool             kernel*, stride (= kernel), padding 0, ceil_mode false,
-                    count_include_pad true
-adaptive_avgpool    size 1 (dims); also adaptive_maxpool
-bn                  eps 1e-5, momentum 0.1, affine true (BatchNorm1d/2d/3d; 1d after flatten)
-groupnorm           groups*, eps 1e-5, affine true
-layernorm           eps 1e-5, affine true (over all dims but the batch)
-lrn                 size 5, alpha 1e-4, beta 0.75, k 1.0 (local response norm)
-leaky_relu          negative_slope 0.01
-gelu                approximate none (or tanh)
-dropout             p 0.5
-linear              out*, bias true (needs a flat input: put flatten before it)
-relu, relu6, silu, sigmoid, tanh, flatten, identity: no options
-residual            body* (layers), shortcut (layers, default: identity)
-concat              branches* (2 or more lists of layers)
-=================== ============================================================================
+<layer table>
 
 Every layer also takes ``name`` (an identifier, unique among its siblings): its module name,
 instead of its index. :func:`build`'s model names top-level layers ``layers.0``,
@@ -71,7 +52,7 @@ forward, so :func:`cnnviz.analyze` shows a ``<residual>.add`` row); a concat's a
 """
 
 from cnnviz.spec._build import Concat, Residual, SpecModel, build
-from cnnviz.spec._core import CATALOG, LIMITS, Layer, Limits, Spec, SpecError, validate
+from cnnviz.spec._core import LIMITS, TYPES, Layer, LayerType, Limits, Spec, SpecError, validate
 from cnnviz.spec._text import (
     TABLE_COLUMNS,
     canonical,
@@ -83,13 +64,18 @@ from cnnviz.spec._text import (
     to_table,
     to_url,
 )
+from cnnviz.spec._types import CATALOG, doc_table
+
+__doc__ = __doc__.replace("<layer table>", doc_table())  # the table's one source: TYPES
 
 __all__ = [
     "CATALOG",
     "LIMITS",
     "TABLE_COLUMNS",
+    "TYPES",
     "Concat",
     "Layer",
+    "LayerType",
     "Limits",
     "Residual",
     "Spec",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from cnnviz.spec._core import Layer, Spec, validate
+from cnnviz.spec._core import TYPES, Layer, Spec, validate
 
 
 class Residual(nn.Module):
@@ -40,7 +40,7 @@ class SpecModel(nn.Module):
 
     def __init__(self, spec: Spec) -> None:
         super().__init__()
-        self.layers = _seq(spec.layers)
+        self.layers = sequential(spec.layers)
         self.default_input_size: tuple[int, ...] = spec.input
         self.spec_name: str = spec.name
 
@@ -48,87 +48,15 @@ class SpecModel(nn.Module):
         return self.layers(x)
 
 
-def _seq(layers: tuple[Layer, ...]) -> nn.Sequential:
+def sequential(layers: tuple[Layer, ...]) -> nn.Sequential:
+    """The modules of validated layers, each built by its type's entry in the layer table,
+    named by its ``name`` or its index."""
     return nn.Sequential(
         OrderedDict(
-            (layer.name if layer.name is not None else str(i), _module(layer))
+            (layer.name if layer.name is not None else str(i), TYPES[layer.type].build(layer))
             for i, layer in enumerate(layers)
         )
     )
-
-
-def _module(layer: Layer) -> nn.Module:
-    p, t = layer.params, layer.type
-    shape = layer.in_shape
-    n = len(shape) - 2
-    c = shape[1]
-    if t == "residual":
-        body, shortcut = layer.children
-        return Residual(_seq(body), _seq(shortcut) if shortcut else nn.Identity())
-    if t == "concat":
-        return Concat([_seq(b) if b else nn.Identity() for b in layer.children])
-    if t == "conv":
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[n - 1]
-        return cls(
-            c,
-            p["out"],
-            p["kernel"],
-            p["stride"],
-            p["padding"],
-            p["dilation"],
-            p["groups"],
-            p["bias"],
-        )
-    if t == "conv_transpose":
-        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[n - 1]
-        return cls(
-            c,
-            p["out"],
-            p["kernel"],
-            p["stride"],
-            p["padding"],
-            p["output_padding"],
-            p["groups"],
-            p["bias"],
-            p["dilation"],
-        )
-    if t == "maxpool":
-        cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[n - 1]
-        return cls(p["kernel"], p["stride"], p["padding"], p["dilation"], ceil_mode=p["ceil_mode"])
-    if t == "avgpool":
-        cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[n - 1]
-        return cls(p["kernel"], p["stride"], p["padding"], p["ceil_mode"], p["count_include_pad"])
-    if t == "adaptive_avgpool":
-        return (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[n - 1](p["size"])
-    if t == "adaptive_maxpool":
-        return (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[n - 1](p["size"])
-    if t == "bn":
-        cls = nn.BatchNorm3d if n == 3 else nn.BatchNorm2d if n == 2 else nn.BatchNorm1d
-        return cls(c, p["eps"], p["momentum"], p["affine"])
-    if t == "groupnorm":
-        return nn.GroupNorm(p["groups"], c, p["eps"], p["affine"])
-    if t == "layernorm":
-        return nn.LayerNorm(list(shape[1:]), p["eps"], p["affine"])
-    if t == "lrn":
-        return nn.LocalResponseNorm(p["size"], p["alpha"], p["beta"], p["k"])
-    if t == "leaky_relu":
-        return nn.LeakyReLU(p["negative_slope"])
-    if t == "gelu":
-        return nn.GELU(p["approximate"])
-    if t == "dropout":
-        return nn.Dropout(p["p"])
-    if t == "linear":
-        return nn.Linear(c, p["out"], p["bias"])
-    simple = {
-        "relu": nn.ReLU,
-        "relu6": nn.ReLU6,
-        "silu": nn.SiLU,
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "flatten": nn.Flatten,
-        "identity": nn.Identity,
-    }
-    return simple[t]()
 
 
 def build(

@@ -1,15 +1,15 @@
-"""Limits, the layer catalog and :func:`validate`: spec mapping -> frozen, shape-checked Spec."""
+"""Limits, the layer table's core (:class:`LayerType`, :data:`TYPES`) and :func:`validate`:
+spec mapping -> frozen, shape-checked Spec. The table's entries live in ``_types.py``."""
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from cnnviz import fmt
 from cnnviz.rules.conv import out_len
@@ -85,13 +85,15 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-# ------------------------------------------------------------------------ the layer catalog
+# ------------------------------------------------------------------------ the layer table
 REQUIRED = object()
 _KERNEL = "=kernel"  # pool stride default: the kernel
 
 
 @dataclass(frozen=True)
 class Param:
+    """One option of a layer type: its kind, default, range and a few words for the docs."""
+
     kind: str  # int | dims | bool | float | choice | layers | branches
     default: Any = REQUIRED
     lo: float = 1
@@ -103,71 +105,57 @@ class Param:
     def top(self) -> float:
         return getattr(LIMITS, self.hi) if isinstance(self.hi, str) else self.hi
 
-
-def _conv(transpose: bool) -> dict[str, Param]:
-    p = {
-        "out": Param("int", doc="output channels"),
-        "kernel": Param("dims", hi="kernel"),
-        "stride": Param("dims", 1, hi="stride"),
-        "padding": Param("dims", 0, 0, "padding", () if transpose else ("same", "valid")),
-        "output_padding": Param("dims", 0, 0, "stride"),
-        "dilation": Param("dims", 1, hi="dilation"),
-        "groups": Param("int", 1),
-        "bias": Param("bool", True),
-    }
-    if not transpose:
-        del p["output_padding"]
-    return p
+    @property
+    def nested(self) -> bool:
+        """Whether the option holds layers (a residual's body, a concat's branches)."""
+        return self.kind in ("layers", "branches")
 
 
-def _pool(avg: bool) -> dict[str, Param]:
-    p = {
-        "kernel": Param("dims", hi="kernel"),
-        "stride": Param("dims", _KERNEL, hi="stride"),
-        "padding": Param("dims", 0, 0, "padding"),
-        "dilation": Param("dims", 1, hi="dilation"),
-        "ceil_mode": Param("bool", False),
-    }
-    if avg:
-        del p["dilation"]
-        p["count_include_pad"] = Param("bool", True)
-    return p
+@dataclass(frozen=True)
+class Window:
+    """A conv or pool window: how the output's spatial sizes follow from the input's
+    (see :func:`window_out`)."""
+
+    transpose: bool = False  # conv_transpose: out = (in - 1)s - 2p + d(k - 1) + op + 1
+    pool: bool = False  # padding <= kernel // 2; a 3-d pool's kernel must fit its input
 
 
-_EPS = Param("float", 1e-5, 1e-12, 1.0)
-_AFFINE = Param("bool", True)
+class Inferred(NamedTuple):
+    """What a layer type's ``shape`` function finds: the output shape, the parameter count
+    and, for residual/concat, the validated nested layers."""
 
-CATALOG: dict[str, dict[str, Param]] = {
-    "conv": _conv(False),
-    "conv_transpose": _conv(True),
-    "maxpool": _pool(False),
-    "avgpool": _pool(True),
-    "adaptive_avgpool": {"size": Param("dims", 1, hi="spatial")},
-    "adaptive_maxpool": {"size": Param("dims", 1, hi="spatial")},
-    "bn": {"eps": _EPS, "momentum": Param("float", 0.1, 0.0, 1.0), "affine": _AFFINE},
-    "groupnorm": {"groups": Param("int"), "eps": _EPS, "affine": _AFFINE},
-    "layernorm": {"eps": _EPS, "affine": _AFFINE},
-    "lrn": {
-        "size": Param("int", 5),
-        "alpha": Param("float", 1e-4, 0.0, 100.0),
-        "beta": Param("float", 0.75, 0.0, 100.0),
-        "k": Param("float", 1.0, 0.0, 100.0),
-    },
-    "relu": {},
-    "relu6": {},
-    "leaky_relu": {"negative_slope": Param("float", 0.01, 0.0, 1.0)},
-    "gelu": {"approximate": Param("choice", "none", choices=("none", "tanh"))},
-    "silu": {},
-    "sigmoid": {},
-    "tanh": {},
-    "dropout": {"p": Param("float", 0.5, 0.0, 1.0)},
-    "flatten": {},
-    "linear": {"out": Param("int", doc="output features"), "bias": Param("bool", True)},
-    "identity": {},
-    "residual": {"body": Param("layers"), "shortcut": Param("layers", ())},
-    "concat": {"branches": Param("branches")},
-}
-SPATIAL = {"conv", "conv_transpose", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"}
+    shape: tuple[int, ...]
+    params: int = 0
+    children: tuple[tuple[Layer, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """Everything cnnviz.spec knows about one layer type, in one entry of :data:`TYPES`:
+    :func:`validate` reads ``params``, ``spatial`` and ``shape``; :func:`build` calls
+    ``build``; the docs' table is made from ``params`` and ``doc``."""
+
+    name: str
+    params: Mapping[str, Param]  # its options, in the order dumps() writes them
+    shape: Callable[[Site, Mapping[str, Any], tuple[int, ...]], Inferred]  # (site, p, x)
+    build: Callable[[Layer], Any]  # the nn.Module for a validated layer
+    doc: str = ""  # a note for the docs' table (which module, what it needs)
+    window: Window | None = None  # conv/pool: the output size comes from window_out()
+    spatial: bool = False  # needs an input (N, C, *spatial) with 1 to 3 spatial dims
+
+
+#: The layer table: type name -> :class:`LayerType`, filled by ``cnnviz.spec._types``.
+TYPES: dict[str, LayerType] = {}
+
+
+def register(t: LayerType) -> LayerType:
+    """Add ``t`` to :data:`TYPES`; a name registered twice is an error."""
+    if t.name in TYPES:
+        raise ValueError(f"spec layer type {t.name!r} is registered twice")
+    TYPES[t.name] = t
+    return t
+
+
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED: set[str] = set()  # filled lazily: attributes of nn.Sequential
 
@@ -404,6 +392,35 @@ def _split(item: Any, path: str) -> tuple[str, Any]:
     raise SpecError(path, f"a layer is a type name or {{type: {{options}}}}, got {short(item)}")
 
 
+class Site:
+    """Where a layer is being validated: its type, its path for errors (``at.error``), its
+    module name and nesting depth. ``at.layers`` validates a nested list of layers (a
+    residual's body, a concat's branch) at this site."""
+
+    def __init__(
+        self, t: LayerType, raw: Mapping, path: str, module: str, depth: int, ctx: _Ctx
+    ) -> None:
+        self.type, self.raw, self.path, self.module = t, raw, path, module
+        self.depth, self.ctx = depth, ctx
+
+    @property
+    def input(self) -> tuple[int, ...]:
+        """The whole spec's input shape (for "input ... is too small" messages)."""
+        return self.ctx.input
+
+    def error(self, message: str, key: str | None = None) -> SpecError:
+        return SpecError(f"{self.path}.{key}" if key else self.path, message)
+
+    def layers(
+        self, items: Any, key: str, shape: tuple[int, ...], index: int | None = None
+    ) -> tuple[tuple[Layer, ...], tuple[int, ...]]:
+        """Validate ``items`` (the option ``key``, its ``index``-th list for branches) on an
+        input of ``shape``: (layers, output shape)."""
+        path = f"{self.path}.{key}" + ("" if index is None else f"[{index}]")
+        module = f"{self.module}.{key}" + ("" if index is None else f".{index}")
+        return _layers(items, path, module, shape, self.depth + 1, self.ctx)
+
+
 def _layer(
     item: Any, path: str, parent: str, index: int, shape: tuple[int, ...], depth: int, ctx: _Ctx
 ) -> Layer:
@@ -411,18 +428,18 @@ def _layer(
     if ctx.count > LIMITS.layers:
         raise SpecError(path, f"more than {LIMITS.layers} layers (nested ones included)")
     kind, raw = _split(item, path)
-    if kind not in CATALOG:
-        types = list(CATALOG)
+    if kind not in TYPES:
+        types = list(TYPES)
         raise SpecError(
             path,
             f"unknown layer type {short(kind)}; {_suggest(kind, types)}valid types: "
             + ", ".join(types),
         )
+    t = TYPES[kind]
     tp = f"{path}.{kind}"
     if not isinstance(raw, Mapping):
         raise SpecError(tp, f"options must be a mapping, got {short(raw)}")
-    schema = CATALOG[kind]
-    _keys(raw, tp, [*schema, "name"], f" for {kind}")
+    _keys(raw, tp, [*t.params, "name"], f" for {kind}")
     name = raw.get("name")
     if name is not None:
         ok = isinstance(name, str) and len(name) <= LIMITS.name_chars and _NAME_RE.fullmatch(name)
@@ -435,7 +452,7 @@ def _layer(
         if name in _reserved():
             raise SpecError(f"{tp}.name", f"{name!r} is reserved by torch.nn; pick another name")
     module = f"{parent}.{name if name is not None else index}"
-    if kind in SPATIAL and not 3 <= len(shape) <= 5:
+    if t.spatial and not 3 <= len(shape) <= 5:
         raise SpecError(
             tp,
             f"needs an input (N, C, *spatial) with 1 to 3 spatial dims, got {fmt.shape(shape)}"
@@ -443,20 +460,12 @@ def _layer(
         )
     nsp = len(shape) - 2
     params: dict[str, Any] = {}
-    for key, p in schema.items():
-        if p.kind not in ("layers", "branches"):
+    for key, p in t.params.items():
+        if not p.nested:
             params[key] = _param(p, raw.get(key, REQUIRED), f"{tp}.{key}", nsp, params)
-    children: tuple[tuple[Layer, ...], ...] = ()
-    if kind in ("residual", "concat"):
-        if depth + 1 > LIMITS.depth:
-            raise SpecError(tp, f"residual/concat blocks nested more than {LIMITS.depth} deep")
-        if kind == "residual":
-            out, children = _residual(raw, tp, module, shape, depth, ctx)
-        else:
-            out, children = _concat(raw, tp, module, shape, depth, ctx)
-        n = 0
-    else:
-        out, n = _infer(kind, params, shape, tp, ctx)
+    if any(p.nested for p in t.params.values()) and depth + 1 > LIMITS.depth:
+        raise SpecError(tp, f"residual/concat blocks nested more than {LIMITS.depth} deep")
+    out, n, children = t.shape(Site(t, raw, tp, module, depth, ctx), params, shape)
     if len(out) > 2 and any(s > LIMITS.spatial for s in out[2:]):
         raise SpecError(
             tp,
@@ -473,103 +482,55 @@ def _layer(
     return Layer(kind, MappingProxyType(params), name, children, shape, out, n, path, module)
 
 
-def _residual(raw, tp, module, shape, depth, ctx):
-    if "body" not in raw:
-        raise SpecError(f"{tp}.body", "required (the layers of the residual branch)")
-    if not raw["body"]:
-        raise SpecError(f"{tp}.body", "must be a non-empty list of layers")
-    body, b = _layers(raw["body"], f"{tp}.body", f"{module}.body", shape, depth + 1, ctx)
-    short_raw = raw.get("shortcut") or ()
-    sc, s = _layers(short_raw, f"{tp}.shortcut", f"{module}.shortcut", shape, depth + 1, ctx)
-    if b != s:
-        sc_what = "the shortcut" if sc else "the identity shortcut"
-        fix = "change the shortcut" if sc else "add a shortcut (e.g. a 1x1 conv)"
-        if len(b) != len(s):
-            got = f"{fmt.shape(b)} but {sc_what} gives {fmt.shape(s)}"
-        elif b[2:] == s[2:]:
-            got = f"{b[1]} channels but {sc_what} gives {s[1]}"
-        else:
-            got = (
-                f"{b[1]} channels at {fmt.shape(b[2:])} but {sc_what} gives {s[1]} channels "
-                f"at {fmt.shape(s[2:])}"
-            )
-            if not sc:
-                fix = "add a shortcut with the body's stride (e.g. a 1x1 conv with stride 2)"
-        raise SpecError(tp, f"body outputs {got}; {fix} or change the body")
-    return b, (body, sc)
+# ------------------------------------------------------------------------ window geometry
+def window_out(at: Site, params: Mapping[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Output spatial sizes of a conv/pool window (``at.type.window``) on ``shape``, with the
+    error that says which input is too small.
 
-
-def _concat(raw, tp, module, shape, depth, ctx):
-    branches = raw.get("branches")
-    if not isinstance(branches, (list, tuple)) or len(branches) < 2:
-        raise SpecError(
-            f"{tp}.branches",
-            f"must be a list of at least 2 branches (lists of layers), got {short(branches)}",
-        )
-    seqs, outs = [], []
-    for j, branch in enumerate(branches):
-        seq, out = _layers(
-            branch, f"{tp}.branches[{j}]", f"{module}.branches.{j}", shape, depth + 1, ctx
-        )
-        seqs.append(seq)
-        outs.append(out)
-    first = outs[0]
-    for j, out in enumerate(outs[1:], 1):
-        if len(out) != len(first) or out[2:] != first[2:]:
-            a = fmt.shape(out[2:]) or fmt.shape(out)
-            b = fmt.shape(first[2:]) or fmt.shape(first)
-            raise SpecError(
-                tp,
-                f"branch {j} outputs {a} but branch 0 outputs {b}; concat needs the same size in "
-                "every dim but channels (check the branches' padding and stride)",
-            )
-    channels = sum(o[1] for o in outs)
-    if channels > LIMITS.channels:
-        raise SpecError(tp, f"would output {channels} channels, more than {LIMITS.channels}")
-    return (first[0], channels, *first[2:]), tuple(seqs)
-
-
-def _window(kind, params, shape, tp, ctx) -> tuple[int, ...]:
-    """Output spatial sizes of conv/pool windows; the input-too-small message."""
+    Per spatial dim: ``out_len`` (the formula :func:`cnnviz.analyze` uses) for convs and pools,
+    ``(in - 1)s - 2p + d(k - 1) + output_padding + 1`` for transposed convs, ``in`` for
+    ``padding: same``.
+    """
+    w = at.type.window
+    assert w is not None, at.type.name
     n = len(shape) - 2
     k = per_dim(params["kernel"], n)
     s = per_dim(params["stride"], n)
     d = per_dim(params.get("dilation", 1), n)
     pad = params["padding"]
     ins = shape[2:]
-    if kind == "conv_transpose":
+    if w.transpose:
         op = per_dim(params["output_padding"], n)
         p = per_dim(pad, n)
         for i in range(n):
             if op[i] >= max(s[i], d[i]):
-                raise SpecError(
-                    f"{tp}.output_padding",
+                raise at.error(
                     f"must be smaller than the stride or the dilation, got {op[i]} "
                     f"(stride {s[i]}, dilation {d[i]})",
+                    "output_padding",
                 )
         outs = tuple(
             (ins[i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1 for i in range(n)
         )
     elif pad == "same":
         if any(v != 1 for v in s):
-            raise SpecError(
-                f"{tp}.padding", f"'same' needs stride 1, got stride {_dims_str(params['stride'])}"
+            raise at.error(
+                f"'same' needs stride 1, got stride {_dims_str(params['stride'])}", "padding"
             )
         outs = ins
     else:
         p = per_dim(0 if pad == "valid" else pad, n)
         ceil = params.get("ceil_mode", False)
-        if kind in ("maxpool", "avgpool") and any(p[i] > k[i] // 2 for i in range(n)):
-            raise SpecError(
-                f"{tp}.padding",
+        if w.pool and any(p[i] > k[i] // 2 for i in range(n)):
+            raise at.error(
                 f"must be at most half the kernel ({_dims_str(params['kernel'])} // 2), "
                 f"got {_dims_str(pad)}",
+                "padding",
             )
-        if kind in ("maxpool", "avgpool") and n == 3 and any(k[i] > ins[i] for i in range(n)):
-            raise SpecError(  # PyTorch's 3-d pools refuse an unpadded input under the kernel
-                tp,
+        if w.pool and n == 3 and any(k[i] > ins[i] for i in range(n)):
+            raise at.error(  # PyTorch's 3-d pools refuse an unpadded input under the kernel
                 f"kernel {_dims_str(params['kernel'])} is larger than its input "
-                f"{fmt.shape(ins)} (input {fmt.shape(ctx.input)} is too small)",
+                f"{fmt.shape(ins)} (input {fmt.shape(at.input)} is too small)"
             )
         # the one window formula cnnviz.analyze uses too
         outs = tuple(out_len(ins[i], k[i], s[i], 2 * p[i], d[i], bool(ceil)) for i in range(n))
@@ -578,52 +539,8 @@ def _window(kind, params, shape, tp, ctx) -> tuple[int, ...]:
         dil = (
             f" (dilation {_dims_str(params['dilation'])})" if params.get("dilation", 1) != 1 else ""
         )
-        raise SpecError(
-            tp,
+        raise at.error(
             f"kernel {kd}{dil} would output {fmt.shape(max(o, 0) for o in outs)} from "
-            f"{fmt.shape(ins)} (input {fmt.shape(ctx.input)} is too small)",
+            f"{fmt.shape(ins)} (input {fmt.shape(at.input)} is too small)"
         )
     return outs
-
-
-def _infer(kind: str, params: Mapping, shape: tuple[int, ...], tp: str, ctx: _Ctx):
-    """(output shape, parameter count) of a plain layer."""
-    c = shape[1]
-    if kind in ("conv", "conv_transpose"):
-        out, g = params["out"], params["groups"]
-        if c % g or out % g:
-            raise SpecError(
-                f"{tp}.groups",
-                f"{g} must divide the input channels ({c}) and out ({out})",
-            )
-        k = math.prod(per_dim(params["kernel"], len(shape) - 2))
-        n = (out * (c // g) if kind == "conv" else c * (out // g)) * k
-        n += out if params["bias"] else 0
-        return (shape[0], out, *_window(kind, params, shape, tp, ctx)), n
-    if kind in ("maxpool", "avgpool"):
-        return (*shape[:2], *_window(kind, params, shape, tp, ctx)), 0
-    if kind.startswith("adaptive_"):
-        return (*shape[:2], *per_dim(params["size"], len(shape) - 2)), 0
-    if kind == "bn":
-        return shape, 2 * c if params["affine"] else 0
-    if kind == "groupnorm":
-        if c % params["groups"]:
-            raise SpecError(
-                f"{tp}.groups", f"{params['groups']} must divide the {c} input channels"
-            )
-        return shape, 2 * c if params["affine"] else 0
-    if kind == "layernorm":
-        return shape, 2 * math.prod(shape[1:]) if params["affine"] else 0
-    if kind == "lrn" and len(shape) < 3:
-        raise SpecError(tp, f"needs an input (N, C, *spatial), got {fmt.shape(shape)}")
-    if kind == "flatten":
-        return (shape[0], math.prod(shape[1:])), 0
-    if kind == "linear":
-        if len(shape) != 2:
-            raise SpecError(
-                tp,
-                f"needs a flat input (N, features), got {fmt.shape(shape)}; add flatten before it",
-            )
-        out = params["out"]
-        return (shape[0], out), c * out + (out if params["bias"] else 0)
-    return shape, 0  # activations, dropout, identity, lrn

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from cnnviz.spec._core import (
-    CATALOG,
     LIMITS,
+    REQUIRED,
+    TYPES,
     Layer,
     Spec,
     SpecError,
@@ -127,15 +128,15 @@ def _canon_layer(layer: Layer) -> Any:
     opts: dict[str, Any] = {}
     if layer.name is not None:
         opts["name"] = layer.name
-    if layer.type == "residual":
-        body, shortcut = layer.children
-        opts["body"] = [_canon_layer(x) for x in body]
-        if shortcut:
-            opts["shortcut"] = [_canon_layer(x) for x in shortcut]
-    elif layer.type == "concat":
-        opts["branches"] = [[_canon_layer(x) for x in b] for b in layer.children]
-    for key, p in CATALOG[layer.type].items():
-        if key in layer.params and layer.params[key] != default_of(p, layer.params):
+    children = iter(layer.children)  # one list per "layers" option, the rest for "branches"
+    for key, p in TYPES[layer.type].params.items():
+        if p.kind == "layers":
+            seq = [_canon_layer(x) for x in next(children)]
+            if seq or p.default is REQUIRED:
+                opts[key] = seq
+        elif p.kind == "branches":
+            opts[key] = [[_canon_layer(x) for x in b] for b in children]
+        elif key in layer.params and layer.params[key] != default_of(p, layer.params):
             v = layer.params[key]
             opts[key] = list(v) if isinstance(v, tuple) else v
     return {layer.type: opts} if opts else layer.type
