@@ -10,6 +10,7 @@ from cnnviz import zoo
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
+from cnnviz.training import TrainingStep, training_step
 from cnnviz.result import Analysis, LayerRecord, UncountedOp
 
 __version__ = "0.1.0"
@@ -21,5 +22,7 @@ __all__ = [
     "UncountedOp",
     "__version__",
     "analyze",
+    "training_step",
+    "TrainingStep",
     "zoo",
 ]
