@@ -1,8 +1,11 @@
-"""Memory budgets for the few places that allocate real tensors (timing, effective RF).
+"""Memory and work budgets for the few places that compute on real tensors (timing,
+effective RF).
 
 Running out of memory on the CPU kills the process instead of raising, so before allocating
 we check the bytes that :func:`cnnviz.analyze` already knows against what the device has free
-and against a cap.
+and against a cap (:func:`check`). An effective-RF measurement also holds the one compute lock
+for as long as it runs, so its multiply-accumulates are checked against a cap too
+(:func:`check_erf_work`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from dataclasses import dataclass
 
 import torch
 
-from cnnviz.fmt import nbytes
+from cnnviz.fmt import compact, nbytes
 from cnnviz.result import Analysis
 
 #: Default cap for one request on a shared server (CPU RAM or GPU memory), in bytes.
 DEFAULT_CAP_BYTES = 4 * 1024**3
 
+
+#: Work one effective-RF request may do on a shared server (multiply-accumulates, forward and
+#: backward over all samples): about 15 s on 2 CPU cores, while it holds :data:`COMPUTE_LOCK`
+#: that timing needs too.
+ERF_MAX_MACS = 300 * 10**9
 
 #: One real-compute job at a time per process (timing, per-layer timing, effective RF): on a
 #: shared server, two users' jobs would otherwise slow each other and double the memory.
@@ -124,3 +132,39 @@ def check(
         raise BudgetError(
             f"{what} needs {detail}, but {torch.device(device)} has only {nbytes(free)} free"
         )
+
+
+def erf_work(a: Analysis, n_samples: int) -> int:
+    """Multiply-accumulates an effective-RF measurement of ``a``'s model does: a forward and a
+    backward pass (about 3x the forward's MACs) per sample, at batch 1.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> a = cnnviz.analyze(nn.Conv2d(3, 8, 3, bias=False), (2, 3, 10, 10))
+    >>> a.total_macs, erf_work(a, 4)  # 2 * 8*8*8*27 per batch of 2; 3 * 4 * 13,824
+    (27648, 165888)
+    """
+    batch = a.input_shapes[0][0] if a.input_shapes and a.input_shapes[0] else 1
+    return 3 * n_samples * a.total_macs // max(1, batch)
+
+
+def check_erf_work(a: Analysis, n_samples: int, cap_macs: int = ERF_MAX_MACS) -> int:
+    """The work of measuring ``a``'s effective RF with ``n_samples`` (:func:`erf_work`); raise
+    :class:`BudgetError` with both numbers when it is over ``cap_macs``.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> a = cnnviz.analyze(nn.Conv2d(3, 8, 3, bias=False), (1, 3, 10, 10))
+    >>> check_erf_work(a, 1)  # 3 * 13,824
+    41472
+    >>> check_erf_work(a, 16, cap_macs=10**5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cnnviz.safety.BudgetError: measuring this effective RF (16 samples) takes about 663.6K ...
+    """
+    work = erf_work(a, n_samples)
+    if work > cap_macs:
+        raise BudgetError(
+            f"measuring this effective RF ({n_samples} sample{'s' * (n_samples != 1)}) takes "
+            f"about {compact(work)} multiply-accumulates, over the {compact(cap_macs)} one "
+            "request may use: lower the samples or the input size"
+        )
+    return work
