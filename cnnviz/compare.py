@@ -196,7 +196,7 @@ def stage_table(a: Analysis) -> pd.DataFrame:
         out.append(
             {
                 "stage": stage,
-                "size": "head" if size is None else "x".join(map(str, size)),
+                "size": "head" if size is None else fmt.size(size),
                 "scale": "head" if size is None else _scale(a.input_spatial[0], size[0]),
                 "layers": len(rows),
                 "params": sum(r.params for r in rows),
@@ -231,7 +231,7 @@ def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
             params: int | str = fmt.compact(r.params)
             macs: int | str = fmt.compact(r.macs)
             rf: int | str | None = fmt.rf(r.receptive_field, mark_unaligned=True)
-            stride: int | str | None = "x".join(map(str, r.rf_stride)) if has_stride else ""
+            stride: int | str | None = fmt.stride(r.receptive_field)
         else:
             params, macs = r.params, r.macs
             rf = _rf_value(r.receptive_field)
