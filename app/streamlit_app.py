@@ -1,11 +1,10 @@
-"""cnnviz web app: the router and the shared sidebar. Pages live in app_pages/ and stay thin."""
+"""cnnviz web app: the router and the shared sidebar. Pages live in cnnviz_app/pages/ and stay
+thin; their shared code is the package cnnviz_app (``streamlit run`` puts this folder on
+sys.path, so pages import it by name)."""
 
-import sys
 from pathlib import Path
 
 import streamlit as st
-
-sys.path.insert(0, str(Path(__file__).parent))  # so pages can `import common`
 
 st.set_page_config(
     page_title="cnnviz", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide"
@@ -14,14 +13,14 @@ st.set_page_config(
 pages = {
     "Explore": [
         st.Page(
-            "app_pages/compare.py",
+            "cnnviz_app/pages/compare.py",
             title="Compare architectures",
             icon=":material/leaderboard:",
             url_path="compare",
             default=True,
         ),
         st.Page(
-            "app_pages/explorer.py",
+            "cnnviz_app/pages/explorer.py",
             title="Layer explorer",
             icon=":material/layers:",
             url_path="explorer",
@@ -29,13 +28,13 @@ pages = {
     ],
     "Labs": [
         st.Page(
-            "app_pages/rf_lab.py",
+            "cnnviz_app/pages/rf_lab.py",
             title="Receptive-field lab",
             icon=":material/center_focus_strong:",
             url_path="rf-lab",
         ),
         st.Page(
-            "app_pages/shortcut_lab.py",
+            "cnnviz_app/pages/shortcut_lab.py",
             title="ResNet shortcut lab",
             icon=":material/alt_route:",
             url_path="shortcut-lab",
@@ -43,14 +42,16 @@ pages = {
     ],
     "Build": [
         st.Page(
-            "app_pages/custom.py",
+            "cnnviz_app/pages/custom.py",
             title="Custom model",
             icon=":material/construction:",
             url_path="custom",
         ),
     ],
     "Measure": [
-        st.Page("app_pages/timing.py", title="Timing", icon=":material/timer:", url_path="timing"),
+        st.Page(
+            "cnnviz_app/pages/timing.py", title="Timing", icon=":material/timer:", url_path="timing"
+        ),
     ],
 }
 with st.sidebar:

@@ -1,7 +1,9 @@
 """Every app page under Streamlit's AppTest: drive the widgets, check the numbers shown.
 
-Expected numbers come from REFERENCE.md (torchvision metadata, section 2 and 3) or from
-cnnviz.analyze run in the test as the oracle; the app must show exactly those.
+Expected numbers come from torchvision's weights metadata (``num_params``, ``_ops`` GMACs),
+exact MACs from ``torch.utils.flop_counter.FlopCounterMode`` / 2, receptive fields from
+Araujo et al. (Distill 2019) and torchscan's README table, or from cnnviz.analyze run in the
+test as the oracle; the app must show exactly those.
 """
 
 from __future__ import annotations
@@ -13,9 +15,18 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
-from cnnviz import labs, spec, zoo
+from cnnviz import labs, safety, spec, zoo
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _app_on_path():
+    """``streamlit run app/streamlit_app.py`` puts app/ on sys.path, so pages import the
+    cnnviz_app package; AppTest does not, so these tests do it for their duration."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(Path(APP).parent))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +41,7 @@ def page(name: str, **query) -> AppTest:
     for k, v in query.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(f"app_pages/{name}.py")
+    at.switch_page(f"cnnviz_app/pages/{name}.py")
     at.run()
     if query:  # AppTest applies URL-bound values after a page switch on the next run
         at.run()
@@ -52,11 +63,12 @@ def metric(at: AppTest, label: str) -> str:
 def test_compare_defaults_show_reference_counts():
     at = page("compare")
     text = text_of(at)
-    # REFERENCE.md section 2 (torchvision metadata)
+    # torchvision's weights metadata (num_params); vgg16's MACs by FlopCounterMode / 2
     for count in ("61,100,840", "138,357,544", "6,624,904", "25,557,032", "15,470,264,320"):
         assert count in text
     df = at.dataframe[0].value
-    assert list(df["final RF"] if "final RF" in df else df["rf"])[:2] == [195, 212]  # section 3
+    # alexnet and vgg16 `features`: 195 and 212 (torchscan's README; Araujo et al., Distill 2019)
+    assert list(df["final RF"] if "final RF" in df else df["rf"])[:2] == [195, 212]
     assert len(at.get("plotly_chart")) == 2
 
 
@@ -83,10 +95,10 @@ def test_compare_one_input_size_for_all():
 # --------------------------------------------------------------------------- explorer
 def test_explorer_resnet50_rf_and_layer_selection():
     at = page("explorer")
-    assert metric(at, "Final RF") == "427x427"  # REFERENCE.md section 3
+    assert metric(at, "Final RF") == "427x427"  # resnet50 layer4: 427 / 32 / 213 (Distill 2019)
     at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
     assert not at.exception
-    # layer3's output: 267 / 16 / 133 (REFERENCE.md section 3)
+    # layer3's output: 267 / 16 / 133 (Araujo et al.'s formulas on torchvision's resnet50)
     assert "RF 267x267 (stride 16x16, padding 133x133)" in text_of(at)
 
 
@@ -222,7 +234,7 @@ def test_timing_page_explains_host_bound_rows():
     df["host_ms"], df["bound"] = df["latency_ms"] * 0.95, "host"
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
-    at.switch_page("app_pages/timing.py")
+    at.switch_page("cnnviz_app/pages/timing.py")
     at.session_state["t_results"] = df
     at.run()
     assert not at.exception
@@ -259,21 +271,17 @@ def test_rf_lab_shows_erf_growth():
 
 
 def test_uploaded_safetensors_bytes(tmp_path):
-    import sys
-
+    from cnnviz_app import caching
     from safetensors.torch import save
-
-    sys.path.insert(0, str(Path(APP).parent))
-    import common
 
     model = zoo.get_model("resnet_cifar", depth=8)
     blob = save({k: v.contiguous() for k, v in model.state_dict().items()})
-    m, notes = common.effective_rf(
+    m, notes = caching.effective_rf(
         "resnet_cifar", (("depth", 8),), (1, 3, 32, 32), "layer1", 1, blob
     )
     assert m.map.shape == (32, 32) and notes == ()
     with pytest.raises(ValueError, match="not a readable safetensors"):
-        common.effective_rf(
+        caching.effective_rf(
             "resnet_cifar", (("depth", 8),), (1, 3, 32, 32), "layer1", 1, b"garbage"
         )
 
@@ -417,7 +425,7 @@ def test_explorer_option_the_model_refuses_is_a_message():
 
 
 def test_compare_keeps_the_models_that_fit_when_one_does_not():
-    # alexnet_paper needs 227 px (REFERENCE.md: the paper's 227); at one size of 224 it fails
+    # alexnet_paper needs 227 px (the paper's 227x227 input); at one size of 224 it fails
     at = page("compare", models=["alexnet", "alexnet_paper", "resnet50"], same_size="true")
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -436,14 +444,9 @@ def test_unused_parameters_are_explained():
 
 
 def test_explorer_erf_refuses_work_over_the_budget():
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    import common
-
     a = cnnviz.analyze(zoo.get_model("vgg19", device="meta"), (1, 3, 512, 512))
-    assert 3 * 16 * a.total_macs > common.ERF_MAX_MACS  # 16 samples of VGG-19 at 512 px
+    assert 3 * 16 * a.total_macs > safety.ERF_MAX_MACS  # 16 samples of VGG-19 at 512 px
     at = page("explorer", model="vgg19", size="512", erf_n="16")
-    assert any("one request may use here" in c.value for c in at.caption)
-    at.button(key="erf_go").click().run()
+    assert any("one request may use" in c.value for c in at.caption)
+    assert at.button(key="erf_go").disabled  # the measurement cannot start
     assert not at.exception and not at.get("plotly_chart")[3:]  # no ERF map was drawn

@@ -1,11 +1,10 @@
 """Compare architectures: totals, where the parameters sit, MACs against params, per stage."""
 
-import common
 import streamlit as st
+from cnnviz_app import caching, widgets
 
-from cnnviz import compare, zoo
+from cnnviz import compare, fmt, zoo
 from cnnviz.render import plots
-from cnnviz.render.table import compact, nbytes
 
 st.title("Compare architectures")
 st.caption(
@@ -39,7 +38,7 @@ with st.expander("Model options and input size"):
     for i, name in enumerate(names):
         box = cols[i % len(cols)].container(border=True)
         box.markdown(f"**{name}**")
-        configs[name] = common.option_widgets(name, "cmp.", box)
+        configs[name] = widgets.option_widgets(name, "cmp.", box)
 
 if not names:
     st.info("Pick at least one model.")
@@ -49,23 +48,23 @@ analyses = {}
 for name in names:  # a model that cannot take this input is a message; the others stay
     cfg = configs[name]
     label = name + "".join(f" {k}={v}" for k, v in cfg)
-    with common.user_errors(label):
-        shape = common.default_input(name, cfg)
+    with widgets.user_errors(label):
+        shape = caching.default_input(name, cfg)
         if same:
             shape = (*shape[:-2], int(size), int(size))
-        analyses[label] = common.analysis(name, cfg, shape)
+        analyses[label] = caching.analysis(name, cfg, shape)
 if not analyses:
     st.stop()
 
-with common.user_errors():
+with widgets.user_errors():
     df = compare.compare(analyses)
 
     st.subheader("Totals")
     view = df.copy()
     for col in ("params", "conv_params", "fc_params", "macs", "flops"):
-        view[col] = view[col].map(compact)
+        view[col] = view[col].map(fmt.compact)
     for col in ("activation_bytes", "peak_activation_bytes"):
-        view[col] = view[col].map(nbytes)
+        view[col] = view[col].map(fmt.nbytes)
     view["fc_share"] = (df["fc_share"] * 100).round(1).astype(str) + " %"
     cols = [
         "label",
@@ -93,13 +92,16 @@ with common.user_errors():
     )
     st.caption(
         "Exact counts: "
-        + "; ".join(f"{r.label}: {r.params:,} params, {r.macs:,} MACs" for r in df.itertuples())
+        + "; ".join(
+            f"{r.label}: {fmt.count(r.params)} params, {fmt.count(r.macs)} MACs"
+            for r in df.itertuples()
+        )
     )
     for r in df.itertuples():
         if r.rf_note:
             st.caption(f"{r.label}: the final RF is unknown because {r.rf_note}.")
     for label, a in analyses.items():
-        note = common.unused_note(a, label)
+        note = widgets.unused_note(a, label)
         if note:
             st.caption(note)
     c1, c2 = st.columns(2)

@@ -4,13 +4,11 @@ The app never runs user code: specs are parsed with safe loaders and built by cn
 the analysis runs on the meta device, so only the spec's size is limited.
 """
 
-import common
 import streamlit as st
+from cnnviz_app import caching, widgets
 
-import cnnviz
-from cnnviz import compare, spec
+from cnnviz import compare, fmt, spec
 from cnnviz.render import plots
-from cnnviz.render.table import compact
 
 st.title("Custom model")
 st.caption(
@@ -21,12 +19,6 @@ st.caption(
 examples = spec.examples()
 MAX_UPLOAD = spec.LIMITS.text_bytes
 MAX_URL_TOKEN = 4000  # characters; browsers and proxies handle URLs of this size
-
-
-@st.cache_data(max_entries=64, show_spinner="Building and tracing…")
-def _analyze(text: str):
-    model = spec.build(text)
-    return cnnviz.analyze(model, model.default_input_size)
 
 
 def _apply_table() -> None:
@@ -77,7 +69,8 @@ if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     st.session_state["uploaded"] = upload.file_id
     if upload.size > MAX_UPLOAD:
         st.error(
-            f"{upload.name} is {upload.size:,} bytes; specs are limited to {MAX_UPLOAD:,} bytes."
+            f"{upload.name} is {fmt.count(upload.size)} bytes; specs are limited to "
+            f"{fmt.count(MAX_UPLOAD)} bytes."
         )
     else:
         try:
@@ -93,50 +86,52 @@ if "table_error" in st.session_state:
 tab_text, tab_table = st.tabs(["Spec text", "Layer table"])
 with tab_text:
     text = st.text_area("YAML or JSON", key="spec_text", height=360)
-with tab_table, common.user_errors():
-    parsed = spec.parse(text)
-    try:
-        rows = spec.to_table(parsed)
-    except spec.SpecError as e:
-        st.info(str(e))
+checked, spec_error = None, None
+try:  # parsed and validated once per text; the table, downloads and link all read it
+    checked = caching.parsed_spec(text)
+except spec.SpecError as e:
+    spec_error = e
+with tab_table, widgets.user_errors():
+    if checked is None:
+        st.info("The layer table shows a valid spec: fix the error in the spec text first.")
     else:
-        edited = st.data_editor(rows, num_rows="dynamic", key="table", hide_index=True)
-        # The callback runs before the next script run, when spec_text may still change.
-        st.session_state["edited_rows"] = (
-            list(edited),
-            parsed.get("input", [1, 3, 32, 32]),
-            parsed.get("name", "custom"),
-        )
-        st.button("Apply table to the spec", key="apply", on_click=_apply_table)
+        try:
+            rows = spec.to_table(checked)
+        except spec.SpecError as e:
+            st.info(str(e))
+        else:
+            edited = st.data_editor(rows, num_rows="dynamic", key="table", hide_index=True)
+            # The callback runs before the next script run, when spec_text may still change.
+            st.session_state["edited_rows"] = (list(edited), list(checked.input), checked.name)
+            st.button("Apply table to the spec", key="apply", on_click=_apply_table)
 
-with common.user_errors():
-    try:
-        a = _analyze(text)
-    except spec.SpecError as e:
-        st.error(
-            f"**Spec error** at `{e.path or 'top level'}`: {e.reason}", icon=":material/warning:"
-        )
-        st.stop()
+if spec_error is not None:
+    st.error(
+        f"**Spec error** at `{spec_error.path or 'top level'}`: {spec_error.reason}",
+        icon=":material/warning:",
+    )
+    st.stop()
+with widgets.user_errors():
+    a = caching.spec_analysis(text)
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
-    m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
+    m1.metric("Parameters", fmt.compact(a.total_params), help=fmt.count(a.total_params))
+    m2.metric("MACs", fmt.compact(a.total_macs), help=fmt.count(a.total_macs))
     m3.metric("Weighted depth", a.weighted_depth)
     final = a.receptive_field()
-    m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
+    m4.metric("Final RF", fmt.rf(final), help=fmt.rf_help(final))
     for note in a.notes:  # the conventions behind these numbers, for this model
         st.caption(f"Note: {note}.")
     st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
     st.plotly_chart(plots.rf_growth_plot(a), key="growth")
     st.dataframe(compare.layer_table(a), hide_index=True)
 
-    canonical = spec.dumps(spec.parse(text))
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Download YAML", canonical, "cnnviz_spec.yaml", key="dl_yaml")
+    d1.download_button("Download YAML", spec.dumps(checked), "cnnviz_spec.yaml", key="dl_yaml")
     d2.download_button(
-        "Download JSON", spec.dumps(spec.parse(text), "json"), "cnnviz_spec.json", key="dl_json"
+        "Download JSON", spec.dumps(checked, "json"), "cnnviz_spec.json", key="dl_json"
     )
     # Keep the URL in step with the spec, so a reload or a shared link shows this model.
-    token = spec.to_url(spec.parse(text))
+    token = spec.to_url(checked)
     if len(token) <= MAX_URL_TOKEN:
         if st.query_params.get("spec") != token:
             st.query_params["spec"] = token

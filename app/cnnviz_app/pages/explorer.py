@@ -1,11 +1,10 @@
 """Layer explorer: one model layer by layer, its receptive field drawn on the input."""
 
-import common
 import streamlit as st
+from cnnviz_app import caching, widgets
 
-from cnnviz import compare, zoo
+from cnnviz import compare, fmt, safety, zoo
 from cnnviz.render import erf_plots, plots
-from cnnviz.render.table import compact
 
 st.title("Layer explorer")
 st.caption(
@@ -18,13 +17,13 @@ names = zoo.list_models()
 c1, c2, c3 = st.columns([2, 3, 1])
 name = c1.selectbox("Model", names, index=names.index("resnet50"), key="model", bind="query-params")
 with c2.expander("Options"):
-    cfg = common.option_widgets(name, "exp.")
+    cfg = widgets.option_widgets(name, "exp.")
 default = None
-with common.user_errors():  # an option the model refuses (an even kernel) is a message
-    default = common.default_input(name, cfg)
+with widgets.user_errors():  # an option the model refuses (an even kernel) is a message
+    default = caching.default_input(name, cfg)
 if default is None:
     st.stop()
-shape = common.input_size_widget(default, "size", c3)
+shape = widgets.input_size_widget(default, "size", c3)
 
 
 def _select_from_chart() -> None:
@@ -36,28 +35,25 @@ def _select_from_chart() -> None:
 
 
 a = None
-with common.user_errors():
-    a = common.analysis(name, cfg, shape)
+with widgets.user_errors():
+    a = caching.analysis(name, cfg, shape)
 if a is None:
     st.stop()
 
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Parameters", compact(a.total_params), help=f"{a.total_params:,}")
-m2.metric("MACs", compact(a.total_macs), help=f"{a.total_macs:,}")
+m1.metric("Parameters", fmt.compact(a.total_params), help=fmt.count(a.total_params))
+m2.metric("MACs", fmt.compact(a.total_macs), help=fmt.count(a.total_macs))
 m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
 final = a.receptive_field()
-m4.metric("Final RF", common.fmt_rf(final), help=common.rf_help(final))
+m4.metric("Final RF", fmt.rf(final), help=fmt.rf_help(final))
 for note in a.notes:  # the conventions behind these numbers, for this model
     st.caption(f"Note: {note}.")
-unused = common.unused_note(a)
+unused = widgets.unused_note(a)
 if unused:
     st.caption(unused)
 
 rows = [r.name for r in a.layers]
-# Default: the last layer with a spatial RF that does arithmetic (so its bar is visible).
-spatial = [r for r in a.layers if r.spatial and r.rf_size and not r.rf_global]
-busy = [r.name for r in spatial if r.macs] or [r.name for r in spatial]
-default_layer = busy[-1] if busy else rows[-1]
+default_layer = a.default_layer() or rows[-1]
 # A layer chosen for another model (or a stale link) gives way to the default, in the state
 # and so in the URL; a valid one from the URL must reach the chart above the selectbox too.
 if st.session_state.get("layer") not in rows:
@@ -66,7 +62,7 @@ if st.session_state.get("layer") not in rows:
         st.session_state["layer"] = default_layer
 chosen = st.session_state.get("layer") or st.query_params.get("layer") or default_layer
 
-with common.user_errors():
+with widgets.user_errors():
     left, right = st.columns([3, 2])
     with left:
         metric = st.segmented_control(
@@ -96,8 +92,8 @@ with common.user_errors():
     recentre = seen is not None and seen != (name, layer)  # another layer: centre the unit
     st.session_state["unit_for"] = (name, layer)
     st.markdown(
-        f"**`{row.name}`** ({row.type}): output {common.fmt_shape(row.output_shape)}, "
-        f"{row.params:,} params, {row.macs:,} MACs, RF {rf}"
+        f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
+        f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
     )
     if rf.size is None:
         st.info(f"The receptive field is unknown here: {rf.reason}.")
@@ -108,7 +104,7 @@ with common.user_errors():
         u1, u2 = st.columns(2)
         # The unit lives in the URL as unit=row,col, kept by hand: a bound slider would drop
         # the value 0 (its default) from the link.
-        shared = common.parse_unit(st.query_params.get("unit"))
+        shared = widgets.parse_unit(st.query_params.get("unit"))
         for i, (k, n) in enumerate((("unit_row", oh), ("unit_col", ow))):
             fresh = k not in st.session_state
             if recentre or fresh or st.session_state[k] > n - 1:
@@ -125,8 +121,7 @@ with common.user_errors():
             "every unit here sees this same window (stride 0: the layer spreads fewer "
             "positions over more units)"
             if 0 in rf.stride
-            else f"its neighbour's window is shifted by the effective stride "
-            f"{common.fmt_shape(rf.stride)}"
+            else f"its neighbour's window is shifted by the effective stride {fmt.stride(rf)}"
         )
         st.caption(
             f"Unit ({ui}, {uj}) sees input rows {view['window'][0][0]}..{view['window'][0][1]} "
@@ -134,7 +129,7 @@ with common.user_errors():
             "Pixels outside the image fall on padding."
         )
 
-with common.user_errors():  # an ERF error leaves the rest of the page in place
+with widgets.user_errors():  # an ERF error leaves the rest of the page in place
     st.subheader("Effective receptive field")
     st.caption(
         "The theoretical RF says which pixels *can* influence a unit; the effective RF "
@@ -151,20 +146,21 @@ with common.user_errors():  # an ERF error leaves the rest of the page in place
         key="erf_weights",
         max_upload_size=200,  # MB, as the server allows
     )
-    # forward and backward, about 3x the forward's MACs, for each sample (batch 1)
-    work = 3 * n_samples * a.total_macs // max(1, shape[0])
-    too_much = work > common.ERF_MAX_MACS
-    if too_much:
-        st.caption(
-            f"Measuring this takes about {work / 1e9:,.0f} G multiply-accumulates, over the "
-            f"{common.ERF_MAX_MACS / 1e9:,.0f} G one request may use here: lower the samples "
-            "or the input size."
-        )
-    go = e3.button("Measure ERF", key="erf_go", disabled=rf.size is None or rf.is_global)
-    if go and not too_much:
+    too_much = None
+    try:
+        safety.check_erf_work(a, n_samples)
+    except safety.BudgetError as e:
+        too_much = str(e)
+        st.caption(f"{too_much[0].upper()}{too_much[1:]}.")
+    go = e3.button(
+        "Measure ERF",
+        key="erf_go",
+        disabled=rf.size is None or rf.is_global or too_much is not None,
+    )
+    if go and too_much is None:
         weights = upload.getvalue() if upload is not None else None
         bar = st.progress(0.0, text="effective RF: starting…")
-        m, notes = common.effective_rf(
+        m, notes = caching.effective_rf(
             name, cfg, (1, *shape[1:]), module_name, n_samples, weights, _bar=bar
         )
         bar.empty()

@@ -1,9 +1,9 @@
 """Receptive-field lab: n stacked kxk convolutions against one large kernel."""
 
-import common
 import streamlit as st
+from cnnviz_app import caching, widgets
 
-from cnnviz import labs
+from cnnviz import fmt, labs
 from cnnviz.render import erf_plots, lab_plots
 
 st.title("Receptive-field lab")
@@ -18,12 +18,13 @@ opts = labs.valid_rf_lab_options()
 
 def _pair(col, n: int, k: int, channels: int) -> None:
     lab = labs.rf_lab(n, k, channels)
-    col.markdown(f"**{n} x {k}x{k} vs one {lab.single.kernel}x{lab.single.kernel}**")
+    big = lab.single.kernel_size
+    col.markdown(f"**{n} x {k}x{k} vs one {big}x{big}**")
     col.metric("RF", f"{lab.stack.rf} = {lab.single.rf}")
     col.metric(
         "weights",
-        f"{lab.stack.weights:,}",
-        f"{lab.stack.weights - lab.single.weights:,} vs {lab.single.weights:,}",
+        fmt.count(lab.stack.weights),
+        f"{fmt.count(lab.stack.weights - lab.single.weights)} vs {fmt.count(lab.single.weights)}",
         delta_color="inverse",
     )
     col.metric(
@@ -33,7 +34,7 @@ def _pair(col, n: int, k: int, channels: int) -> None:
     )
 
 
-with common.user_errors():
+with widgets.user_errors():
     st.subheader("The two classic cases (C = 64)")
     a, b = st.columns(2)
     _pair(a, 2, 3, 64)
@@ -41,19 +42,17 @@ with common.user_errors():
 
     st.subheader("Try your own stack")
     c = st.columns(5)
-    n = c[0].slider("n (layers)", opts.n_min, opts.n_max, 3, key="n", bind="query-params")
-    k = c[1].select_slider("k (kernel)", opts.kernels, value=3, key="k", bind="query-params")
+    n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
+    k = c[1].select_slider("k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params")
     ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
-    d = c[3].slider(
-        "dilation", opts.dilation_min, opts.dilation_max, 1, key="d", bind="query-params"
-    )
-    s = c[4].slider("stride", opts.stride_min, opts.stride_max, 1, key="s", bind="query-params")
+    d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
+    s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
     lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
 
     left, right = st.columns(2)
     with left:
         st.markdown("**Stack**")
-        st.table(lab.table().map(lambda v: f"{v:,}" if isinstance(v, int) else v))
+        st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
         for line in lab.formulas:
             st.markdown(f"- `{line}`")
         for note in lab.notes:  # gridding of dilated stacks, strides, the input size
@@ -64,7 +63,7 @@ with common.user_errors():
     st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
 
     st.subheader("Theoretical against effective RF as depth grows")
-    growth = common.erf_growth((1, 2, 3, 4, 6, 8, 12, 16))
+    growth = caching.erf_growth((1, 2, 3, 4, 6, 8, 12, 16))
     st.plotly_chart(erf_plots.erf_growth_plot(growth), key="erf_growth")
     st.caption(
         "n stacked 3x3 convs with ReLUs and random weights: the theoretical RF grows by 2 "

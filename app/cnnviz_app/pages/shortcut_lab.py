@@ -1,7 +1,7 @@
 """ResNet shortcut lab: identity, zero-pad, projection and all-projection shortcuts."""
 
-import common
 import streamlit as st
+from cnnviz_app import caching, widgets
 
 from cnnviz import labs
 from cnnviz.render import erf_plots, lab_plots
@@ -45,7 +45,7 @@ shortcut = c3.segmented_control(
     "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
 )
 
-with common.user_errors():
+with widgets.user_errors():
     st.subheader("The four cases, with real shapes")
     imagenet = depth in labs.IMAGENET_DEPTHS
     cases = labs.block_cases(shortcut or "B", depth if imagenet else 34)
@@ -95,7 +95,7 @@ with common.user_errors():
         bar = st.progress(0.0, text="effective RF: starting…")
         for sc in ("none", residual):
             cfg = (("depth", erf_depth), ("shortcut", sc))
-            maps[sc], found = common.effective_rf(
+            maps[sc], found = caching.effective_rf(
                 "resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4, _bar=bar
             )
             notes.update(dict.fromkeys(found))

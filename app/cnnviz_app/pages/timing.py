@@ -1,9 +1,9 @@
 """Timing: what the counted FLOPs cost on this machine's hardware."""
 
-import common
 import pandas as pd
 import streamlit as st
 import torch
+from cnnviz_app import caching, widgets
 
 from cnnviz import timing, zoo
 from cnnviz.render import timing_plots
@@ -87,7 +87,7 @@ if st.button(
     bar = st.progress(0.0, text="starting…")
     done = [0]
     frames = []
-    with common.user_errors():
+    with widgets.user_errors():
         for dev in devices:
             for name in names:
 
@@ -110,7 +110,7 @@ if st.button(
 
 results = st.session_state.get("t_results")
 if results is not None:
-    with common.user_errors():
+    with widgets.user_errors():
         cols = [
             "model",
             "device",
@@ -168,8 +168,8 @@ with st.expander("Per-layer breakdown (one configuration)"):
     one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
     one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
     if p3.button("Time each layer", key="t_layers") and one:
-        with common.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
-            table = common.layer_breakdown(one, main_dev.type, one_dtype)
+        with widgets.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
+            table = caching.layer_breakdown(one, main_dev.type, one_dtype)
             st.dataframe(
                 table,
                 hide_index=True,
