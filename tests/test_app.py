@@ -318,7 +318,7 @@ def test_zoo_options_from_the_url_are_capped():
 def _selected_bar(at: AppTest) -> str:
     import json
 
-    from cnnviz.render.plots import COLORS
+    from cnnviz.render.palette import COLORS
 
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = fig["data"][0]

@@ -11,6 +11,7 @@ import torch.nn as nn
 import cnnviz
 from cnnviz import compare as C
 from cnnviz.receptive import ReceptiveField
+from cnnviz.render import palette
 from cnnviz.render import plots as P
 
 NAMES = ("alexnet", "vgg16", "googlenet", "resnet50")
@@ -29,7 +30,7 @@ def _ok(fig: go.Figure) -> dict:
     assert isinstance(fig, go.Figure)
     assert fig.layout.title.text
     # the template is stored resolved; its name is not kept, so compare its content
-    assert fig.layout.template == go.Figure(layout_template="plotly_white").layout.template
+    assert fig.layout.template == go.Figure(layout_template=palette.TEMPLATE).layout.template
     return json.loads(fig.to_json())
 
 
@@ -94,11 +95,11 @@ def test_layer_bars(analyses):
     assert list(bars.customdata) == names  # click selection maps back to the layer
     assert list(bars.y) == [r.macs for r in a.layers]
     i = names.index("layer3.0.conv2")
-    assert bars.marker.color[i] == P.COLORS["selected"]
-    assert [c for c in bars.marker.color].count(P.COLORS["selected"]) == 1
+    assert bars.marker.color[i] == palette.COLORS["selected"]
+    assert [c for c in bars.marker.color].count(palette.COLORS["selected"]) == 1
     assert fig.layout.xaxis.categoryarray == tuple(names)
     plain = P.layer_bars(a)
-    assert set(plain.data[0].marker.color) == {P.COLORS["bar"]}
+    assert set(plain.data[0].marker.color) == {palette.COLORS["bar"]}
     assert list(plain.data[0].y) == [r.params for r in a.layers]
     assert P.layer_bars(a, log=True).layout.yaxis.type == "log"
     with pytest.raises(ValueError, match="no row named"):
@@ -114,7 +115,8 @@ def test_rf_growth_plot(analyses):
     rf, stride = fig.data
     assert (rf.name, stride.name) == ("RF size", "effective stride")
     assert stride.yaxis == "y2" and rf.yaxis == "y"
-    assert (max(rf.y), max(stride.y)) == (427, 32)  # REFERENCE.md section 3: 427 / 32
+    # resnet50's final RF 427, effective stride 32 (Araujo et al., Distill 2019, formulas)
+    assert (max(rf.y), max(stride.y)) == (427, 32)
     assert list(rf.x) == sorted(set(C.rf_growth(a)["depth"]))
     assert fig.layout.yaxis2.type == "log"
     empty = P.rf_growth_plot(cnnviz.analyze(nn.Linear(8, 2), (1, 8)))
@@ -179,3 +181,16 @@ def test_rf_on_input_rejects_global_and_unknown(analyses):
         P.rf_on_input(last.receptive_field, (224, 224), (0, 0))
     with pytest.raises(ValueError, match="unknown"):
         P.rf_on_input(ReceptiveField(None, reason="x"), (224, 224), (0, 0))
+
+
+def test_one_palette_for_every_figure():
+    # colours are named in cnnviz/render/palette.py only; every figure module uses its template
+    import re
+    from pathlib import Path
+
+    render = Path(P.__file__).parent
+    for name in ("plots", "lab_plots", "erf_plots", "timing_plots"):
+        source = (render / f"{name}.py").read_text()
+        assert not re.findall(r"#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b", source), name
+        assert "plotly_white" not in source and "TEMPLATE" in source, name
+    assert palette.TEMPLATE.layout.colorway == palette.SERIES

@@ -1,1 +1,2 @@
-"""Renderers: text tables now; plotly figures live beside them (no Streamlit import here)."""
+"""Renderers, none of which imports Streamlit: text tables (``table``), plotly figures
+(``plots``, ``lab_plots``, ``erf_plots``, ``timing_plots``) in one palette (``palette``)."""

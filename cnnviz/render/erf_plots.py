@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cnnviz.erf import EffectiveRF, sqrt_trend
+from cnnviz.render.palette import COLORS, TEMPLATE
 
 
 def _square(fig: go.Figure, center, half: float, color: str, dash: str, name: str) -> None:
@@ -52,19 +53,23 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
         x1=c1 + 0.5,
         y0=r0 - 0.5,
         y1=r1 + 0.5,
-        line={"color": "#d62728", "width": 2},
+        line={"color": COLORS["theoretical"], "width": 2},
         name="theoretical RF",
     )
     fig.add_trace(
         go.Scatter(
-            x=[None], y=[None], mode="lines", name="theoretical RF", line={"color": "#d62728"}
+            x=[None],
+            y=[None],
+            mode="lines",
+            name="theoretical RF",
+            line={"color": COLORS["theoretical"]},
         )
     )
     _square(fig, m.center, m.radius(0.95), "white", "dash", f"95 % (r={m.radius(0.95):g})")
     _square(fig, m.center, m.radius(0.5), "white", "dot", f"50 % (r={m.radius(0.5):g})")
     h, w = m.map.shape
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         height=460,
         title=title or f"Effective RF of {m.layer} (unit {m.unit}, {m.n_samples} samples)",
         xaxis={
@@ -114,7 +119,7 @@ def erf_growth_plot(df: pd.DataFrame) -> go.Figure:
         ]
     )
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         height=420,
         title="Theoretical RF grows like n, the effective RF like √n",
         xaxis_title="n (stacked 3x3 convs)",

@@ -15,25 +15,13 @@ from plotly.subplots import make_subplots
 
 from cnnviz import fmt
 from cnnviz.labs import BlockCase, BlockNode, RFLab
+from cnnviz.render.palette import BLUES, COLORS, NODE_FILLS, SHORTCUT_COLORS, TEMPLATE, rgba
 from cnnviz.zoo import SHORTCUTS
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["block_diagram", "compare_bars", "rf_steps_figure", "shortcut_bars"]
-
-STACK_COLOR = "#1f77b4"
-SINGLE_COLOR = "#ff7f0e"
-SHORTCUT_COLORS = {"none": "#7f7f7f", "A": "#2ca02c", "B": "#1f77b4", "C": "#d62728"}
-# light fills for the nested RF squares, largest (outermost) first
-_STEP_FILLS = ("#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c")
-_NODE_FILLS = {
-    "Conv2d": "#dbe9f6",
-    "BatchNorm2d": "#e3f2d9",
-    "ReLU": "#fde6cf",
-    "PadShortcut": "#ece1f4",
-    "add": "#f0f0f0",
-}
 
 
 def _square(cx: float, side: float) -> tuple[list[float], list[float]]:
@@ -69,7 +57,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
     steps = sorted(lab.steps, key=lambda s: -s.rf)
     for i, st in enumerate(steps):
         depth = len(steps) - 1 - i  # 0 for the output pixel
-        fill = _STEP_FILLS[min(depth, len(_STEP_FILLS) - 1)] if st.layer else "#08306b"
+        fill = BLUES[min(depth, len(BLUES) - 1)] if st.layer else COLORS["ink"]
         xs, ys = _square(0.0, st.rf)
         name = (
             f"{st.label}: RF {st.rf}x{st.rf}, stride {st.stride}"
@@ -83,7 +71,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
                 mode="lines",
                 fill="toself",
                 fillcolor=fill,
-                line={"color": STACK_COLOR if st.layer else "#08306b", "width": 1.5},
+                line={"color": COLORS["stack"] if st.layer else COLORS["ink"], "width": 1.5},
                 name=name,
                 hoverinfo="name",
                 legendgroup="stack",
@@ -97,8 +85,8 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
             y=ys,
             mode="lines",
             fill="toself",
-            fillcolor="rgba(255,127,14,0.18)",
-            line={"color": SINGLE_COLOR, "width": 2},
+            fillcolor=rgba(COLORS["single"], 0.18),
+            line={"color": COLORS["single"], "width": 2},
             name=f"one {big}x{big} conv, stride {lab.single.conv_stride}",
             hoverinfo="name",
             legendgroup="single",
@@ -108,8 +96,8 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
     cx, cy = _square(right, 1)
     fig.add_trace(
         go.Scatter(
-            x=cx, y=cy, mode="lines", fill="toself", fillcolor="#08306b",
-            line={"color": "#08306b", "width": 1}, hoverinfo="skip", showlegend=False,
+            x=cx, y=cy, mode="lines", fill="toself", fillcolor=COLORS["ink"],
+            line={"color": COLORS["ink"], "width": 1}, hoverinfo="skip", showlegend=False,
         )
     )  # fmt: skip
     if big <= 41:
@@ -133,7 +121,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
                 x=[x for x in taps for _ in taps],
                 y=[y for _ in taps for y in taps],
                 mode="markers",
-                marker={"size": 4, "color": "#08306b"},
+                marker={"size": 4, "color": COLORS["ink"]},
                 name=f"pixels the stack reads (1 in {lab.dilation} per axis)",
                 hoverinfo="name",
             )
@@ -159,7 +147,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-big / 2 - pad, right + big / 2 + pad])
     fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title=f"Receptive field of one output pixel<br><sup>{lab.stack.label} vs one "
         f"{big}x{big} conv</sup>",
         legend={
@@ -192,7 +180,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
             go.Bar(
                 x=names,
                 y=vals,
-                marker_color=[STACK_COLOR, SINGLE_COLOR],
+                marker_color=[COLORS["stack"], COLORS["single"]],
                 text=[f"{v:,}" for v in vals],
                 textposition="outside",
                 cliponaxis=False,
@@ -206,7 +194,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
         fig.update_yaxes(range=[0, max(vals) * 1.18], row=1, col=col)
     fig.update_yaxes(dtick=1, row=1, col=3)
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         # two lines: at the largest settings one would run past a half-width chart
         title=f"{lab.stack.label} vs {lab.single.label}<br>"
         f"<sup>C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}</sup>",
@@ -220,7 +208,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
 # ------------------------------------------------------------------ block diagram
 
 _MAIN_X, _MAIN_W = 0.0, 3.0
-_ADD_LINE = {"color": "#333", "width": 1.5}
+_ADD_LINE = {"color": COLORS["edge"], "width": 1.5}
 _SC_X, _SC_W = 3.3, 2.6
 _BOX_H = 0.72
 
@@ -232,7 +220,7 @@ def _box(fig: go.Figure, x: float, y: float, w: float, fill: str, text: str, das
         x1=x + w / 2,
         y0=y - _BOX_H / 2,
         y1=y + _BOX_H / 2,
-        line={"color": "#555", "width": 1, "dash": dash},
+        line={"color": COLORS["edge"], "width": 1, "dash": dash},
         fillcolor=fill,
         layer="below",
     )
@@ -242,8 +230,12 @@ def _box(fig: go.Figure, x: float, y: float, w: float, fill: str, text: str, das
 def _arrow(fig: go.Figure, x0: float, y0: float, x1: float, y1: float) -> None:
     fig.add_annotation(
         x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
-        showarrow=True, arrowhead=2, arrowsize=1.1, arrowwidth=1.3, arrowcolor="#444",
+        showarrow=True, arrowhead=2, arrowsize=1.1, arrowwidth=1.3, arrowcolor=COLORS["edge"],
     )  # fmt: skip
+
+
+def _fill(n: BlockNode) -> str:
+    return NODE_FILLS.get(n.type, NODE_FILLS["other"])
 
 
 def _node_text(n: BlockNode, lines: int = 2) -> str:
@@ -270,7 +262,14 @@ def block_diagram(case: BlockCase) -> go.Figure:
     for node in case.main:
         y -= 1
         _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        _box(fig, _MAIN_X, y, _MAIN_W, _NODE_FILLS.get(node.type, "#f7f7f7"), _node_text(node))
+        _box(
+            fig,
+            _MAIN_X,
+            y,
+            _MAIN_W,
+            _fill(node),
+            _node_text(node),
+        )
         prev = y
     y -= 1
     merge_y = y
@@ -280,7 +279,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
             go.Scatter(
                 x=[_MAIN_X], y=[merge_y], mode="markers+text", text=["<b>+</b>"],
                 textfont={"size": 18}, hoverinfo="skip",
-                marker={"size": 30, "color": _NODE_FILLS["add"], "line": _ADD_LINE},
+                marker={"size": 30, "color": NODE_FILLS["add"], "line": _ADD_LINE},
             )
         )  # fmt: skip
         fig.add_annotation(
@@ -295,13 +294,14 @@ def block_diagram(case: BlockCase) -> go.Figure:
     sc_top = top
     if case.shortcut_kind == "none":
         fig.add_annotation(
-            x=_SC_X, y=(top + merge_y) / 2, showarrow=False, font={"size": 12, "color": "#777"},
+            x=_SC_X, y=(top + merge_y) / 2, showarrow=False,
+            font={"size": 12, "color": COLORS["reference"]},
             text="no shortcut<br>(plain net: out = ReLU(F(x)))",
         )  # fmt: skip
     else:
         fig.add_shape(
             type="line", x0=_MAIN_X + _MAIN_W / 2, x1=_SC_X, y0=sc_top, y1=sc_top,
-            line={"color": "#444", "width": 1.3},
+            line={"color": COLORS["edge"], "width": 1.3},
         )  # fmt: skip
         k = len(case.shortcut)
         cur = sc_top
@@ -309,12 +309,12 @@ def block_diagram(case: BlockCase) -> go.Figure:
         for j, node in enumerate(case.shortcut):
             ny = top - span * (j + 1) / (k + 1)
             _arrow(fig, _SC_X, cur, _SC_X, ny + _BOX_H / 2)
-            fill = _NODE_FILLS.get(node.type, "#f7f7f7")
+            fill = _fill(node)
             _box(fig, _SC_X, ny, _SC_W, fill, _node_text(node, lines=3))
             cur = ny - _BOX_H / 2
         fig.add_shape(
             type="line", x0=_SC_X, x1=_SC_X, y0=cur, y1=merge_y,
-            line={"color": "#444", "width": 1.3},
+            line={"color": COLORS["edge"], "width": 1.3},
         )  # fmt: skip
         _arrow(fig, _SC_X, merge_y, 0.3, merge_y)
         if not case.shortcut:
@@ -325,7 +325,14 @@ def block_diagram(case: BlockCase) -> go.Figure:
     for node in case.post:
         y -= 1
         _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        _box(fig, _MAIN_X, y, _MAIN_W, _NODE_FILLS.get(node.type, "#f7f7f7"), _node_text(node))
+        _box(
+            fig,
+            _MAIN_X,
+            y,
+            _MAIN_W,
+            _fill(node),
+            _node_text(node),
+        )
         prev = y
     y -= 1
     _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
@@ -338,7 +345,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
         f"block {case.params:,} params, shortcut {case.shortcut_params:,}"
     )
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title={"text": f"{case.title}<br><sup>{sub}</sup>", "x": 0.02},
         height=90 + 66 * rows,
         margin={"l": 10, "r": 10, "t": 70, "b": 10},
@@ -373,7 +380,7 @@ def shortcut_bars(df: pd.DataFrame, metric: str = "params") -> go.Figure:
         )
     label = "Parameters" if metric == "params" else "MACs"
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         barmode="group",
         title=f"{label} per stage by shortcut type",
         yaxis_title=label,

@@ -1,8 +1,9 @@
 """Plotly figures of analyses and comparisons: each function returns a ``go.Figure`` and never
 shows it, so a page (Streamlit, a notebook) only draws what the library computed.
 
-Colors are fixed per role (:data:`COLORS`) and per model (:data:`MODEL_COLORS`, in the order
-the models are given), so the same model keeps its color from figure to figure.
+Colors come from :mod:`cnnviz.render.palette`: fixed per role (``COLORS``) and per model
+(``series(i)``, in the order the models are given), so the same model keeps its color from
+figure to figure.
 
 >>> import cnnviz
 >>> from cnnviz.render import plots
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cnnviz import fmt
 from cnnviz.compare import rf_growth, unit_view
 from cnnviz.receptive import ReceptiveField
-from cnnviz.render.table import compact
+from cnnviz.render.palette import COLORS, TEMPLATE, rgba, series
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,8 +32,6 @@ if TYPE_CHECKING:
     from cnnviz.result import Analysis
 
 __all__ = [
-    "COLORS",
-    "MODEL_COLORS",
     "layer_bars",
     "macs_vs_params",
     "rf_growth_plot",
@@ -39,31 +39,6 @@ __all__ = [
     "stage_bars",
 ]
 
-TEMPLATE = "plotly_white"
-COLORS = {
-    "bar": "#4C78A8",  # default bars, RF size
-    "muted": "#A9BCD6",  # bars beside a selected one
-    "selected": "#E45756",  # the selected row
-    "stride": "#F58518",  # effective stride
-    "rf": "#4C78A8",  # the receptive-field window
-    "neighbour": "#54A24B",  # the neighbouring unit's window
-    "padding": "#F58518",  # the part of a window that falls on padding
-    "input": "#F2F2F2",  # the input image
-    "grid": "#D0D0D0",  # unit grid lines on the input
-    "reference": "#888888",  # reference lines (input size)
-}
-MODEL_COLORS = (
-    "#4C78A8",
-    "#F58518",
-    "#54A24B",
-    "#E45756",
-    "#72B7B2",
-    "#B279A2",
-    "#EECA3B",
-    "#9D755D",
-    "#FF9DA6",
-    "#BAB0AC",
-)
 METRICS = {
     "params": "Parameters",
     "trainable_params": "Trainable parameters",
@@ -129,8 +104,8 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
         size = lo if rf is None or top <= 0 else min(hi, max(lo, hi * rf / top))
         rf_label = row["rf"] if rf is None else f"{row['rf']} px"
         hover = (
-            f"<b>{row['label']}</b><br>params {compact(row['params'])}"
-            f"<br>MACs {compact(row['macs'])}<br>final RF {rf_label}"
+            f"<b>{row['label']}</b><br>params {fmt.compact(row['params'])}"
+            f"<br>MACs {fmt.compact(row['macs'])}<br>final RF {rf_label}"
         )
         if "fc_share" in row:
             hover += f"<br>FC share of params {row['fc_share']:.0%}"
@@ -145,7 +120,7 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
                 cliponaxis=False,  # a label near the edge is drawn whole
                 marker={
                     "size": size,
-                    "color": MODEL_COLORS[i % len(MODEL_COLORS)],
+                    "color": series(i),
                     "opacity": 0.85,
                     "line": {"width": 1, "color": "white"},
                 },
@@ -214,8 +189,8 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
                 x=xs,
                 y=values,
                 name=str(label),
-                marker_color=MODEL_COLORS[i % len(MODEL_COLORS)],
-                text=[compact(v) for v in values],
+                marker_color=series(i),
+                text=[fmt.compact(v) for v in values],
                 textposition="none",
                 customdata=list(zip(t["size"], t["first"], t["last"], strict=True)),
                 hovertemplate=(
@@ -266,7 +241,7 @@ def layer_bars(
     else:
         colors = [COLORS["selected"] if n == selected else COLORS["muted"] for n in names]
     hover = [
-        f"<b>{r.name}</b> ({r.type})<br>{METRICS[metric]}: {compact(v)} ({v:,})"
+        f"<b>{r.name}</b> ({r.type})<br>{METRICS[metric]}: {fmt.compact(v)} ({fmt.count(v)})"
         for r, v in zip(a.layers, values, strict=True)
     ]
     fig = go.Figure(
@@ -424,7 +399,7 @@ def rf_on_input(
             name="input",
             layer="below",
             fillcolor=COLORS["input"],
-            line={"color": "#999999", "width": 1},
+            line={"color": COLORS["reference"], "width": 1},
         ),
     ]
     windows = [(r0, r1, c0, c1)]
@@ -468,7 +443,7 @@ def rf_on_input(
             (r0, r1),
             (c0, c1),
             name="receptive field",
-            fillcolor="rgba(76,120,168,0.12)",
+            fillcolor=rgba(COLORS["rf"], 0.12),
             line={"color": COLORS["rf"], "width": 2.5},
             showlegend=True,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from cnnviz.render.palette import TEMPLATE
+
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"] if "status" in df else df
@@ -39,7 +41,7 @@ def latency_plot(df: pd.DataFrame) -> go.Figure:
             )
         )
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         title="Latency against batch size",
         xaxis_title="batch size",
         yaxis_title="median latency (ms)",
@@ -89,7 +91,7 @@ def tflops_plot(df: pd.DataFrame) -> go.Figure:
                 )
             )
     fig.update_layout(
-        template="plotly_white",
+        template=TEMPLATE,
         barmode="group",
         height=420,
         title="Achieved TFLOP/s (counted FLOPs / measured latency)",
