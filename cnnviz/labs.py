@@ -72,35 +72,6 @@ class RFLabOptions:
         ("stride", 1),
     )
 
-    # flat aliases for UI code
-    @property
-    def n_min(self) -> int:
-        return self.n[0]
-
-    @property
-    def n_max(self) -> int:
-        return self.n[1]
-
-    @property
-    def kernels(self) -> tuple[int, ...]:
-        return self.kernel_sizes
-
-    @property
-    def dilation_min(self) -> int:
-        return self.dilation[0]
-
-    @property
-    def dilation_max(self) -> int:
-        return self.dilation[1]
-
-    @property
-    def stride_min(self) -> int:
-        return self.stride[0]
-
-    @property
-    def stride_max(self) -> int:
-        return self.stride[1]
-
 
 _OPTIONS = RFLabOptions()
 
@@ -155,11 +126,6 @@ class RFSide:
     nonlinearities: int  # ReLU rows in the analysis
     output_shape: tuple[int, ...]
 
-    @property
-    def kernel(self) -> int:
-        """Alias of ``kernel_size``."""
-        return self.kernel_size
-
 
 @dataclass(frozen=True)
 class RFLab:
@@ -181,10 +147,6 @@ class RFLab:
     def weight_ratio(self) -> float:
         """stack / single weights, e.g. 18/25 = 0.72 for two 3x3 vs one 5x5."""
         return self.stack.weights / self.single.weights
-
-    @property
-    def mac_ratio(self) -> float:
-        return self.stack.macs / self.single.macs
 
     def table(self) -> pd.DataFrame:
         """Stack vs single, one row per quantity (all from the analyses).
