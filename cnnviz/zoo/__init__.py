@@ -21,7 +21,7 @@ from .registry import (
     register_model,
 )
 from .resnet import SHORTCUTS, BasicBlock, Bottleneck, PadShortcut, ResNet, make_layer
-from .stacks import ConvStack, StackComparison, compare_stack, conv_stack
+from .stacks import ConvStack, conv_stack
 from .vgg import VGG
 
 __all__ = [
@@ -42,11 +42,9 @@ __all__ = [
     "PadShortcut",
     "Registry",
     "ResNet",
-    "StackComparison",
     "ZooError",
     "alexnet",
     "alexnet_paper",
-    "compare_stack",
     "conv_stack",
     "get_model",
     "list_models",

@@ -6,13 +6,11 @@ K = n(k - 1) + 1 window as one K x K conv, with n k^2 C^2 instead of K^2 C^2 wei
 ReLUs instead of one. Two 3x3 vs one 5x5: 18 C^2 vs 25 C^2; three 3x3 vs one 7x7: 27 C^2 vs
 49 C^2.
 
-``conv_stack`` builds the real modules; ``compare_stack`` is the same comparison as plain
-integer arithmetic, so the two can check each other.
+``conv_stack`` builds the real modules; :func:`cnnviz.labs.rf_lab` analyzes a stack beside
+its single big kernel.
 """
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 from torch import nn
 
@@ -119,47 +117,3 @@ register_model(
     options=STACK_OPTIONS,
     paper=PAPER,
 )(conv_stack)
-
-
-@dataclass(frozen=True)
-class StackComparison:
-    """n stacked k x k convs vs the single K x K conv with the same receptive field (stride 1,
-    C channels in and out, no bias). Plain ints, so it is cheap to cache and print."""
-
-    n: int
-    kernel_size: int  # k
-    channels: int  # C
-    single_kernel_size: int  # K = n(k - 1) + 1
-    stack_weights: int  # n * k * k * C * C
-    single_weights: int  # K * K * C * C
-    stack_receptive_field: int  # n(k - 1) + 1
-    single_receptive_field: int  # K
-    stack_nonlinearities: int  # n (a ReLU after each conv)
-    single_nonlinearities: int  # 1
-
-    @property
-    def weight_ratio(self) -> float:
-        """stack_weights / single_weights, e.g. 27/49 = 0.55 for three 3x3 vs one 7x7."""
-        return self.stack_weights / self.single_weights
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-def compare_stack(n: int, k: int = 3, channels: int = 64) -> StackComparison:
-    """The VGG comparison as arithmetic: ``compare_stack(2)`` is two 3x3 vs one 5x5,
-    ``compare_stack(3)`` is three 3x3 vs one 7x7 (Simonyan & Zisserman 2015, Sec. 2.3)."""
-    resolve_options("conv_stack", STACK_OPTIONS, {"n": n, "kernel_size": k, "channels": channels})
-    big = n * (k - 1) + 1
-    return StackComparison(
-        n=n,
-        kernel_size=k,
-        channels=channels,
-        single_kernel_size=big,
-        stack_weights=n * k * k * channels * channels,
-        single_weights=big * big * channels * channels,
-        stack_receptive_field=n * (k - 1) + 1,
-        single_receptive_field=big,
-        stack_nonlinearities=n,
-        single_nonlinearities=1,
-    )
