@@ -1,8 +1,10 @@
 """cnnviz.compare: comparison tables checked against published numbers and hand arithmetic.
 
-Sources: /work/shared/REFERENCE.md section 2 (torchvision params, FlopCounterMode / 2 MACs at
-1x3x224x224) and section 3 (torchvision receptive fields: alexnet 195/32, vgg16 212/32,
-resnet50 layer4 427/32); unit windows from the Distill definition -P + i*S .. -P + i*S + r - 1.
+Sources: torchvision's weights metadata (``num_params``) and exact MACs from
+``torch.utils.flop_counter.FlopCounterMode`` / 2 at 1x3x224x224; receptive fields of the
+torchvision models from torchscan's README table (alexnet 195/32, vgg16 212/32) and Araujo et
+al.'s formulas (Distill 2019; resnet50 layer4 427/32); unit windows from the Distill definition
+-P + i*S .. -P + i*S + r - 1.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def test_vgg16_fc_params_and_small_fc_share_of_modern_nets(table):
 
 
 def test_summarize_label_and_non_square_rf():
-    # REFERENCE.md section 3 golden graph: k=(3,5) s=2 then k=(3,1) s=2 -> r 7x5, S 4, P 0
+    # google-research/receptive_field's test graph: k=(3,5) s=2 then k=(3,1) s=2 -> r 7x5, S 4
     net = nn.Sequential(nn.Conv2d(1, 1, (3, 5), 2), nn.Conv2d(1, 1, (3, 1), 2))
     a = cnnviz.analyze(net, (1, 1, 33, 33))
     row = C.summarize(a)
@@ -132,7 +134,7 @@ def test_layer_table_compact_and_raw(analyses):
     assert list(t.reset_index().columns) == list(C.LAYER_COLUMNS)
     fc1 = t.loc["classifier.1"]
     assert (fc1["output"], fc1["params"], fc1["rf"]) == ("1x4096", "37.8M", "global")
-    assert fc1["params"] == cnnviz.render.table.compact(9216 * 4096 + 4096)
+    assert fc1["params"] == cnnviz.fmt.compact(9216 * 4096 + 4096)
     conv1 = t.loc["features.0"]
     assert (conv1["output"], conv1["params"], conv1["macs"]) == ("1x64x55x55", "23.3K", "70.3M")
     assert (conv1["rf"], conv1["stride"]) == ("11x11", "4x4")
@@ -187,7 +189,7 @@ def test_unit_view_bottom_right_and_output_grid():
 
 
 def test_unit_view_alexnet_final_unit(analyses):
-    rf = analyses["alexnet"].receptive_field()  # 195 / 32 / 66 (REFERENCE.md section 3)
+    rf = analyses["alexnet"].receptive_field()  # 195 / 32 / 66 (torchscan's README table)
     v = C.unit_view(rf, (224, 224), (5, 5), output_spatial=(6, 6))
     first = -66 + 5 * 32  # -P + i*S
     assert v["window"] == ((first, first + 194), (94, 288))

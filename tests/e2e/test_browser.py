@@ -1,6 +1,6 @@
 """The app in a real browser (Chromium through Playwright): every page, the widgets a visitor
-uses, shared URLs and a user error. Numbers come from REFERENCE.md / torchvision metadata or
-are written out as arithmetic.
+uses, shared URLs and a user error. Numbers come from torchvision's weights metadata
+(``num_params``) or are written out as arithmetic.
 
 Run with ``python -m pytest tests/e2e``; fixtures are in tests/e2e/conftest.py.
 """
@@ -100,7 +100,7 @@ def test_every_page_through_the_sidebar(page: Page):
 def test_compare_shows_exact_counts_and_charts(page: Page):
     open_page(page, "/")
     exact = page.locator('[data-testid="stCaptionContainer"]', has_text="Exact counts:")
-    # torchvision's metadata (REFERENCE.md, section 2): VGG16 138,357,544, ResNet-50 25,557,032.
+    # torchvision's weights metadata (num_params): VGG16 138,357,544, ResNet-50 25,557,032.
     expect(exact).to_contain_text("vgg16: 138,357,544 params")
     expect(exact).to_contain_text("resnet50: 25,557,032 params")
     expect(exact).to_contain_text("alexnet: 61,100,840 params")
