@@ -521,7 +521,7 @@ def _shortcut_sentence(kind: str, case: BlockCase) -> str:
     extra = " even though the shapes already match" if case.in_shape == case.out_shape else ""
     return (
         f"A projection ({kind.replace('projection ', '')} conv + BN) maps x from {i} to {o}{extra} "
-        f"({p:,} parameters, {case.shortcut_macs:,} MACs)."
+        f"({fmt.count(p)} parameters, {fmt.count(case.shortcut_macs)} MACs)."
     )
 
 

@@ -140,7 +140,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
             y=bottom,
             yanchor="top",
             showarrow=False,
-            text=f"{side.weights:,} weights · {side.nonlinearities} ReLU"
+            text=f"{fmt.count(side.weights)} weights · {side.nonlinearities} ReLU"
             + ("s" if side.nonlinearities != 1 else ""),
         )
     pad = max(1.0, 0.08 * big)
@@ -181,7 +181,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
                 x=names,
                 y=vals,
                 marker_color=[COLORS["stack"], COLORS["single"]],
-                text=[f"{v:,}" for v in vals],
+                text=[fmt.count(v) for v in vals],
                 textposition="outside",
                 cliponaxis=False,
                 name=title,
@@ -239,7 +239,7 @@ def _fill(n: BlockNode) -> str:
 
 
 def _node_text(n: BlockNode, lines: int = 2) -> str:
-    params = f" · {n.params:,} params" if n.params else ""
+    params = f" · {fmt.count(n.params)} params" if n.params else ""
     detail = "" if n.detail == n.type else n.detail
     sep = "<br>" if lines == 3 and detail else " · " if detail else ""
     return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {fmt.shape(n.out_shape)}{params}"
@@ -342,7 +342,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
     fig.update_yaxes(visible=False, range=[y - 0.6, top + 0.6])
     sub = (
         f"{case.model} {case.block}, shortcut {case.shortcut_type}: {case.shortcut_kind} · "
-        f"block {case.params:,} params, shortcut {case.shortcut_params:,}"
+        f"block {fmt.count(case.params)} params, shortcut {fmt.count(case.shortcut_params)}"
     )
     fig.update_layout(
         template=TEMPLATE,
