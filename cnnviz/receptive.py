@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 # Labels for tensor dims in a Flow: batch, channel/feature, folded (spatial mixed with
@@ -266,8 +267,16 @@ def const_flow(ndim: int) -> Flow:
 # Each returns a new Flow; rules call them with the geometry they read off the op's arguments.
 
 
-def _each_group(flow: Flow, fn) -> Flow:
-    """Apply ``fn`` to the hull window and to each channel group's window."""
+def each_group(flow: Flow, fn: Callable[[WindowState], WindowState]) -> Flow:
+    """Apply ``fn`` to the hull window and to each channel group's window: how a rule changes
+    every unit's window alike (``each_group(flow, lambda w: unknown(w, reason))``).
+
+    >>> w = Window((3,), (1,), (0,))
+    >>> f = Flow(("b", "c", 0), w, ((0, 2, None), (2, 4, w)))
+    >>> g = each_group(f, lambda w: unknown(w, "why"))
+    >>> g.window, g.groups[1][2]
+    (Unknown(reason='why'), Unknown(reason='why'))
+    """
     groups = None
     if flow.groups is not None:
         groups = tuple((a, b, fn(w)) for a, b, w in flow.groups)
@@ -299,7 +308,7 @@ def slide_dims(
     bad = [flow.dims[t] for t in dims if not isinstance(flow.dims[t], int)]
     if any(lab != ONE for lab in bad):
         reason = f"{what} slides over a dim that is not a spatial axis of the input"
-        return _each_group(flow, lambda w: unknown(w, reason))
+        return each_group(flow, lambda w: unknown(w, reason))
 
     def fn(w: WindowState) -> WindowState:
         for t, kk, ss, pp, dd in zip(dims, k, s, p, d, strict=True):
@@ -307,7 +316,7 @@ def slide_dims(
                 w = slide(w, flow.dims[t], kk, ss, pp, dd)
         return w
 
-    return _each_group(flow, fn)
+    return each_group(flow, fn)
 
 
 def shift_dim(flow: Flow, dim: int, start: int, step: int) -> Flow:
@@ -315,7 +324,7 @@ def shift_dim(flow: Flow, dim: int, start: int, step: int) -> Flow:
     label = flow.dims[dim]
     if not isinstance(label, int):
         return flow
-    return _each_group(flow, lambda w: shift(w, label, start, step))
+    return each_group(flow, lambda w: shift(w, label, start, step))
 
 
 def reduce_dims(flow: Flow, dims: tuple[int, ...], keep: bool) -> Flow:

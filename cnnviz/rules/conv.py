@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz import fmt
+from cnnviz.geometry import out_len
 from cnnviz.receptive import (
     FOLD,
     grouped_channels,
@@ -23,25 +24,7 @@ from cnnviz.receptive import (
     slide_dims,
     unknown,
 )
-from cnnviz.rules import Ctx, Out, RuleError, ntuple, positive, register
-
-
-def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
-    """Output length of a sliding window (PyTorch's formula, ceil mode included).
-
-    >>> out_len(2, 3, 2, 0, 1, ceil=True), out_len(2, 3, 2, 0, 1), out_len(7, 3, 2, 2, 1, True)
-    (1, 0, 4)
-    """
-    span = n + p_total - d * (k - 1) - 1
-    if ceil:
-        span += s - 1  # PyTorch rounds up: a partial last window still counts
-    if span < 0:
-        return 0
-    out = span // s + 1
-    # PyTorch: the last window must start inside the input or the left padding.
-    if ceil and (out - 1) * s >= n + p_total // 2:
-        out -= 1
-    return out
+from cnnviz.rules.registry import Ctx, Out, RuleError, ntuple, positive, register
 
 
 def same_dtype(ctx: Ctx, x, weight, bias=None) -> None:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from cnnviz import fmt
 from cnnviz.receptive import merge, mix_dim, nearby_channels
-from cnnviz.rules import Out, RuleError, dim_index, probe_dtype, register
+from cnnviz.rules.binary import binary, broadcast, result_dtype
+from cnnviz.rules.registry import Kind, Out, RuleError, dim_index, probe_dtype, register
 
 
 def _inplace_index(func) -> int | None:
@@ -27,7 +28,7 @@ def _inplace_index(func) -> int | None:
     return params.index("inplace") if "inplace" in params else None
 
 
-def _unary(funcs, kind: str, per_elem: int, always_inplace=()):
+def _unary(funcs, kind: Kind, per_elem: int, always_inplace=()):
     """Register a same-shape unary rule for ``funcs``; ``inplace`` is found per function."""
     for func in dict.fromkeys(f for f in funcs if f is not None):  # F.relu_ is torch.relu_
         pos = _inplace_index(func)
@@ -152,67 +153,6 @@ def dropout_rule(ctx, input, p=0.5, training=True, inplace=False):
     return Out(value, ctx.flow(input), 0, 0)
 
 
-def _passthrough_dtype(args, kwargs, like):
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.dtype):
-            return a
-        if isinstance(a, torch.Tensor):
-            return a.dtype
-    return like.dtype
-
-
-def _same(alloc: bool):
-    def rule(ctx, input, *args, **kwargs):
-        if any(isinstance(a, torch.memory_format) for a in (*args, *kwargs.values())):
-            return _layout_rule(ctx, input, *args, **kwargs)
-        dtype = _passthrough_dtype(args, kwargs, input)
-        if not alloc and dtype == input.dtype:
-            return Out(input, ctx.flow(input))
-        return Out(ctx.new(tuple(input.shape), input, dtype), ctx.flow(input))
-
-    return rule
-
-
-def _layout_rule(ctx, input, *args, **kwargs):
-    """Memory-layout changes keep real strides (a later .view() depends on them); the meta
-    kernels for these copies are cheap C++."""
-    func = _T.contiguous if not args or isinstance(args[0], torch.memory_format) else _T.to
-    if not input.is_meta:  # a user's real tensor: copy its layout, never its data
-        input = torch.empty_strided(input.shape, input.stride(), dtype=input.dtype, device="meta")
-    value = func(input, *args, **kwargs)
-    if value is not input:
-        ctx.adopt(value)
-    return Out(value, ctx.flow(input))
-
-
-register(_T.contiguous, kind="reshape", name="contiguous")(_layout_rule)
-register(_T.detach, _T.to, _T.requires_grad_, kind="reshape", name="to")(_same(False))
-register(_T.type_as, kind="reshape", name="cast")(_same(False))
-
-
-def _cast(dtype: torch.dtype):
-    """``x.float()`` and kin: a fixed dtype, and ``x`` itself when it already has it."""
-
-    def rule(ctx, input, *args, **kwargs):
-        if any(isinstance(a, torch.memory_format) for a in (*args, *kwargs.values())):
-            return _layout_rule(ctx, input, dtype, *args, **kwargs)
-        if input.dtype == dtype:
-            return Out(input, ctx.flow(input))
-        return Out(ctx.new(tuple(input.shape), input, dtype), ctx.flow(input))
-
-    return rule
-
-
-for _f, _dt in (
-    (_T.float, torch.float32),
-    (_T.half, torch.float16),
-    (_T.double, torch.float64),
-    (_T.bfloat16, torch.bfloat16),
-):
-    register(_f, kind="reshape", name="cast")(_cast(_dt))
-register(_T.clone, torch.clone, kind="reshape", name="clone")(_same(True))
-
-
 @register(F.batch_norm, kind="norm", name="batch_norm")
 def batch_norm_rule(
     ctx,
@@ -244,8 +184,8 @@ def batch_norm_rule(
 
 
 #: Normalisation statistics computed from the input make every unit depend, a little, on
-#: every position they average over; the convention (REFERENCE.md section 3 for BN at
-#: inference, extended to these) keeps the geometric field and says so.
+#: every position they average over; the convention (BN at inference is per-position, as in
+#: Araujo et al., Distill 2019, extended to these) keeps the geometric field and says so.
 _STATS = (
     "{what} computes its statistics over spatial positions; cnnviz takes them as constants "
     "(like BatchNorm's running statistics), so the receptive field is the geometric one; "
@@ -343,66 +283,6 @@ def softmax_rule(ctx, input, dim=None, *args, **kwargs):
     )
 
 
-def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    """NumPy broadcasting of shapes (torch.broadcast_shapes imports sympy on first use).
-
-    >>> broadcast((2, 1, 4), (3, 1))
-    (2, 3, 4)
-    """
-    n = max(len(s) for s in shapes)
-    out = [1] * n
-    for s in shapes:
-        for i, d in enumerate(s, start=n - len(s)):
-            if d != 1:
-                if out[i] not in (1, d):
-                    raise RuleError(
-                        "shapes " + " and ".join(fmt.shape(x) for x in shapes) + " do not broadcast"
-                    )
-                out[i] = d
-    return tuple(out)
-
-
-def result_dtype(a, b=None) -> torch.dtype:
-    """PyTorch's type promotion of two operands, tensors or Python scalars.
-
-    >>> result_dtype(torch.zeros(2, dtype=torch.int64), 0.5), result_dtype(1, 2.0)
-    (torch.float32, torch.float32)
-    """
-    if b is None:
-        return a.dtype if isinstance(a, torch.Tensor) else torch.tensor(a).dtype
-    if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
-        return torch.result_type(torch.tensor(a), b)
-    return torch.result_type(a, b)
-
-
-def _binary(inplace: bool, out_dtype: torch.dtype | None = None, true_div: bool = False):
-    """Broadcast binary op. ``out_dtype`` fixes the result (bool for comparisons);
-    ``true_div`` makes integer operands give the default float dtype, as ``/`` does."""
-
-    def rule(ctx, input, other=None, *args, **kwargs):
-        operands = [a for a in (input, other) if isinstance(a, torch.Tensor)]
-        shape = broadcast(*(tuple(t.shape) for t in operands))
-        flow = merge([ctx.flow(t) for t in operands], "an elementwise op", operands)
-        n = math.prod(shape)
-        dtype = out_dtype or result_dtype(input, other)
-        rounding = kwargs.get("rounding_mode", args[0] if args else None)
-        if true_div and rounding is None and not (dtype.is_floating_point or dtype.is_complex):
-            dtype = torch.get_default_dtype()
-        if inplace:
-            if tuple(shape) != tuple(input.shape):
-                raise RuleError(f"in-place result {fmt.shape(shape)} != {fmt.shape(input.shape)}")
-            if not torch.can_cast(dtype, input.dtype):
-                raise RuleError(f"in-place result {dtype} can't be cast to {input.dtype}")
-            return Out(input, flow, 0, n)
-        like = input if isinstance(input, torch.Tensor) else other
-        return Out(ctx.new(tuple(shape), like, dtype), flow, 0, n)
-
-    return rule
-
-
-#: The plain broadcast binary rule (``torch.max(a, b)`` reuses it).
-binary_rule = _binary(False)
-
 for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     _fs = [getattr(torch, _name), getattr(_T, _name)]
     _dunder = {
@@ -413,16 +293,16 @@ for _name in ("add", "sub", "mul", "div", "maximum", "minimum"):
     }
     _fs += [getattr(_T, d) for d in _dunder.get(_name, [])]
     _div = _name == "div"
-    register(*_fs, kind="elementwise", name=_name)(_binary(False, true_div=_div))
+    register(*_fs, kind="elementwise", name=_name)(binary(False, true_div=_div))
     _ip = [getattr(_T, _name + "_", None)]
     _ip += [getattr(_T, "__i" + d[2:], None) for d in _dunder.get(_name, [])[:1]]
     register(*[f for f in _ip if f is not None], kind="elementwise", name=_name)(
-        _binary(True, true_div=_div)
+        binary(True, true_div=_div)
     )
 
 
-register(torch.pow, _T.pow, _T.__pow__, _T.__rpow__, kind="elementwise", name="pow")(_binary(False))
-register(_T.pow_, _T.__ipow__, kind="elementwise", name="pow")(_binary(True))
+register(torch.pow, _T.pow, _T.__pow__, _T.__rpow__, kind="elementwise", name="pow")(binary(False))
+register(_T.pow_, _T.__ipow__, kind="elementwise", name="pow")(binary(True))
 
 
 @register(torch.addcmul, _T.addcmul, torch.addcdiv, _T.addcdiv, kind="elementwise", name="addcmul")
@@ -446,7 +326,7 @@ def normalize_rule(ctx, input, p=2.0, dim=1, eps=1e-12, out=None):
 
 for _name in ("eq", "ne", "gt", "ge", "lt", "le"):
     _fs = [getattr(torch, _name), getattr(_T, _name), getattr(_T, f"__{_name}__")]
-    register(*_fs, kind="elementwise", name=_name)(_binary(False, out_dtype=torch.bool))
+    register(*_fs, kind="elementwise", name=_name)(binary(False, out_dtype=torch.bool))
 
 
 @register(torch.where, _T.where, kind="elementwise", name="where")

@@ -5,17 +5,16 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 import torch.nn.functional as F
 
 from cnnviz import fmt
-from cnnviz.receptive import _each_group, reduce_dims, slide_dims, unknown
-from cnnviz.rules import Ctx, Out, RuleError, dim_index, ntuple, positive, register
-from cnnviz.rules.conv import out_len
-from cnnviz.rules.elementwise import binary_rule
+from cnnviz.geometry import adaptive_window, out_len
+from cnnviz.receptive import each_group, reduce_dims, slide_dims, unknown
+from cnnviz.rules.binary import binary_rule
+from cnnviz.rules.registry import Ctx, Out, RuleError, dim_index, ntuple, positive, register
 
 
 def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg, what) -> Out:
@@ -129,22 +128,6 @@ for _n, _f in ((1, F.lp_pool1d), (2, F.lp_pool2d), (3, getattr(F, "lp_pool3d", N
         register(_f, kind="pool", name=f"lp_pool{_n}d")(_lp(_n))
 
 
-def adaptive_window(L: int, o: int) -> tuple[int, int] | None:
-    """(kernel, stride) when adaptive pooling from L to o has equal, evenly spaced windows.
-
-    PyTorch's window i spans floor(i*L/o) to ceil((i+1)*L/o).
-
-    >>> adaptive_window(8, 4), adaptive_window(7, 3), adaptive_window(8, 3)
-    ((2, 2), (3, 2), None)
-    """
-    starts = [i * L // o for i in range(o)]
-    sizes = {-(-(i + 1) * L // o) - st for i, st in enumerate(starts)}
-    steps = {b - a for a, b in itertools.pairwise(starts)} or {1}
-    if len(sizes) != 1 or len(steps) != 1:
-        return None
-    return sizes.pop(), steps.pop()
-
-
 def _adaptive(n, avg):
     what = f"adaptive_{'avg' if avg else 'max'}_pool{n}d"
 
@@ -177,7 +160,7 @@ def _adaptive(n, avg):
                 if o != 1 and adaptive_window(L, o) is None
             )
             reason = f"{what} from {L} to {o} has windows of varying size"
-            flow = _each_group(flow, lambda w: unknown(w, reason))
+            flow = each_group(flow, lambda w: unknown(w, reason))
         else:
             if geometry:
                 ks = tuple(g[0] for _, g in geometry)  # type: ignore[index]

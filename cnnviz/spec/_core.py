@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cnnviz import fmt
-from cnnviz.rules.conv import out_len
+from cnnviz.geometry import out_len
 
 
 class SpecError(ValueError):

@@ -1,0 +1,63 @@
+"""Sliding-window arithmetic shared by the op rules and the spec validator.
+
+Pure functions of sizes, no tensors: how long a conv or pool output is, and when an adaptive
+pool's windows are all alike. Each one follows PyTorch's own formula (the ``nn.Conv2d`` /
+``nn.MaxPool2d`` docs and ``aten/src/ATen/native``), so :func:`cnnviz.analyze` and
+:mod:`cnnviz.spec` agree with PyTorch and with each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+
+def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) -> int:
+    """Output length of a sliding window over ``n`` positions: kernel ``k``, stride ``s``,
+    padding ``p_total`` (both sides together), dilation ``d``; ``ceil`` is a pool's
+    ``ceil_mode``. Zero or less means PyTorch refuses the input as too small.
+
+    ``floor((n + p_total - d(k-1) - 1) / s) + 1``; in ceil mode the division rounds up, but the
+    last window must still start inside the input or the left padding.
+
+    >>> out_len(7, 3, 2, 2, 1), out_len(7, 3, 2, 2, 1, ceil=True)
+    (4, 4)
+    >>> out_len(2, 3, 2, 0, 1, ceil=True), out_len(2, 3, 2, 0, 1)
+    (1, 0)
+    >>> out_len(2, 3, 1, 2, 1)  # padding counts: a 3-wide window fits 2 + 1 + 1
+    2
+    """
+    span = n + p_total - d * (k - 1) - 1
+    if ceil:
+        span += s - 1  # PyTorch rounds up: a partial last window still counts
+    if span < 0:
+        return 0
+    out = span // s + 1
+    if ceil and (out - 1) * s >= n + p_total // 2:
+        out -= 1
+    return out
+
+
+def adaptive_bounds(n: int, o: int, i: int) -> tuple[int, int]:
+    """Window ``i`` of an adaptive pool from ``n`` to ``o`` positions: ``[start, stop)`` with
+    ``start = floor(i n / o)`` and ``stop = ceil((i + 1) n / o)`` (PyTorch's
+    ``start_index``/``end_index``).
+
+    >>> [adaptive_bounds(7, 3, i) for i in range(3)]
+    [(0, 3), (2, 5), (4, 7)]
+    """
+    return i * n // o, -(-(i + 1) * n // o)
+
+
+def adaptive_window(n: int, o: int) -> tuple[int, int] | None:
+    """``(kernel, stride)`` when adaptive pooling from ``n`` to ``o`` positions has windows
+    of one size, evenly spaced (so it is an ordinary pool); None when they vary.
+
+    >>> adaptive_window(8, 4), adaptive_window(7, 3), adaptive_window(8, 3)
+    ((2, 2), (3, 2), None)
+    """
+    bounds = [adaptive_bounds(n, o, i) for i in range(o)]
+    sizes = {stop - start for start, stop in bounds}
+    steps = {b[0] - a[0] for a, b in itertools.pairwise(bounds)} or {1}
+    if len(sizes) != 1 or len(steps) != 1:
+        return None
+    return sizes.pop(), steps.pop()
