@@ -12,6 +12,7 @@ from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
 from cnnviz.training import TrainingStep, training_step
 from cnnviz.result import Analysis, LayerRecord, UncountedOp
+from cnnviz.rules.registry import register_rule
 
 __version__ = "0.1.0"
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "UncountedOp",
     "__version__",
     "analyze",
+    "register_rule",
     "training_step",
     "TrainingStep",
     "zoo",

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from oracles import oracle_rf_grow
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 import cnnviz
 from cnnviz import geometry, receptive
-from cnnviz.rules import Out, registry
+from cnnviz.rules import Out, registry, unregister_rule
 from cnnviz.rules import conv as rules_conv
 from cnnviz.rules import pool as rules_pool
 
@@ -72,10 +74,12 @@ def test_families_import_the_registry_core_never_the_package_or_each_other(famil
 
 
 def test_the_package_hands_the_core_on():
-    from cnnviz.rules import RULES, RuleError, op_name  # what the tracer imports
+    from cnnviz.rules import RULES, Out, RuleError, op_name  # what the tracer imports
 
     assert RULES is registry.RULES and Out is registry.Out and RuleError is registry.RuleError
     assert op_name is registry.op_name
+    assert cnnviz.register_rule is registry.register_rule
+    assert "register_rule" in cnnviz.__all__
 
 
 def test_shared_geometry_has_one_home():
@@ -100,3 +104,139 @@ def test_kinds_are_a_closed_set():
     with pytest.raises(ValueError, match="unknown rule kind 'activations'"):
         registry.register(torch.roll, kind="activations")  # type: ignore[arg-type]
     assert torch.roll not in registry.RULES
+    with pytest.raises(ValueError, match="unknown rule kind"):
+        cnnviz.register_rule(torch.roll, _scale_rule, kind="matmul")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- register_rule
+
+
+@torch.library.custom_op("cnnviz_test::scale", mutates_args=())
+def my_scale(x: torch.Tensor, s: float) -> torch.Tensor:
+    """A custom elementwise op, unknown to cnnviz: ``x * s``."""
+    return x * s
+
+
+@my_scale.register_fake
+def _(x, s):
+    return torch.empty_like(x)
+
+
+def _scale_backward(ctx, grad):
+    return grad * ctx.s, None
+
+
+def _scale_setup(ctx, inputs, output):
+    ctx.s = inputs[1]
+
+
+my_scale.register_autograd(_scale_backward, setup_context=_scale_setup)
+
+
+def _scale_rule(ctx, x, s):
+    # every unit keeps its window; one multiply per element, reported as MACs here so that
+    # the test sees a rule's MACs reach its row
+    return Out(ctx.new(tuple(x.shape), x), ctx.flow(x), macs=x.numel(), extra=0)
+
+
+def _scaled_net(call=None) -> nn.Module:
+    call = call or (lambda x: my_scale(x, 2.0))
+    return nn.Sequential(nn.Conv2d(1, 2, 3), Fn(call), nn.ReLU(), nn.Conv2d(2, 2, 3, 2))
+
+
+def test_an_op_without_a_rule_is_a_fallback_op_with_an_unknown_field():
+    a = cnnviz.analyze(_scaled_net(), (1, 1, 12, 12))
+    assert fallback_names(a) == ["scale"]
+    row = next(r for r in a.layers if r.name == "1.scale")
+    assert (row.kind, row.macs, row.rf_size) == ("other", 0, None)
+    assert row.rf_reason == "no receptive-field rule for `scale`"
+    assert a.receptive_field().size is None
+
+
+@pytest.mark.parametrize(
+    "call",
+    [lambda x: my_scale(x, 2.0), lambda x: torch.ops.cnnviz_test.scale(x, 2.0)],
+    ids=["custom_op", "torch.ops packet"],
+)
+def test_a_registered_rule_gives_the_row_its_name_kind_macs_and_window(call):
+    net = _scaled_net(call)
+    with cnnviz.register_rule(my_scale, _scale_rule, kind="elementwise", name="my_scale"):
+        a = cnnviz.analyze(net, (1, 1, 12, 12))
+        rf = matches_oracle(net, 1)  # the gradient oracle runs the real op
+    assert fallback_names(a) == []
+    row = next(r for r in a.layers if r.name == "1.my_scale")
+    assert (row.type, row.kind, row.macs) == ("my_scale", "elementwise", 2 * 10 * 10)
+    assert row.rf_size == (3, 3)  # the first conv's window passes through
+    # conv3, scale, relu, conv3 s2: r 3 + 2 = 5, S 2, P 0 (and the oracle agrees)
+    assert rf_tuple(rf) == ((5, 5), (2, 2), (0, 0))
+    assert torch.ops.cnnviz_test.scale.default not in registry.RULES  # gone after the block
+
+
+def test_registering_twice_needs_replace_and_removing_restores():
+    handle = cnnviz.register_rule(my_scale, _scale_rule, kind="elementwise")
+    try:
+        with pytest.raises(ValueError, match=r"already registered.*replace=True"):
+            cnnviz.register_rule(my_scale, _scale_rule)
+        second = cnnviz.register_rule(my_scale, _scale_rule, kind="other", replace=True)
+        assert registry.RULES[torch.ops.cnnviz_test.scale.default].kind == "other"
+        second.remove()
+        assert registry.RULES[torch.ops.cnnviz_test.scale.default].kind == "elementwise"
+        second.remove()  # twice is harmless
+    finally:
+        handle.remove()
+    assert torch.ops.cnnviz_test.scale not in registry.RULES
+    with pytest.raises(KeyError, match="no rule was registered"):
+        unregister_rule(my_scale)
+    cnnviz.register_rule(my_scale, _scale_rule)
+    unregister_rule(my_scale)
+    assert torch.ops.cnnviz_test.scale.default not in registry.RULES
+
+
+def test_replacing_a_built_in_rule_and_bringing_it_back():
+    built_in = registry.RULES[F.relu]
+
+    def relu_rule(ctx, x, inplace=False):
+        return _scale_rule(ctx, x, 1.0)
+
+    with cnnviz.register_rule(F.relu, relu_rule, kind="activation", replace=True) as h:
+        assert registry.RULES[F.relu] is h.rule
+        row = cnnviz.analyze(nn.Sequential(nn.ReLU()), (1, 1, 4, 4)).layers[0]
+        assert row.macs == 16
+    assert registry.RULES[F.relu] is built_in
+
+
+class MyScale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 2
+
+
+def test_autograd_function_apply_never_reaches_the_tracer():
+    # What a TorchFunctionMode receives for MyScale.apply: the ops of its forward, not apply.
+    seen = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(func)
+            return func(*args, **(kwargs or {}))
+
+    x = torch.ones(2)
+    with Record():
+        MyScale.apply(x)
+    assert seen == [torch.Tensor.mul]
+    with pytest.raises(TypeError, match=r"never reaches __torch_function__.*custom_op"):
+        cnnviz.register_rule(MyScale.apply, _scale_rule)
+    # so it is traced through: its forward's mul has a rule, and the field is known
+    a = cnnviz.analyze(_scaled_net(MyScale.apply), (1, 1, 12, 12))
+    assert fallback_names(a) == [] and a.receptive_field().size == (5, 5)
+
+
+def test_rules_are_keyed_by_function_objects_not_names():
+    with pytest.raises(TypeError, match="not by its name"):
+        cnnviz.register_rule("cnnviz_test::scale", _scale_rule)
+    with pytest.raises(TypeError, match="must be a function"):
+        cnnviz.register_rule(my_scale, "rule")

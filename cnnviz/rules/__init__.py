@@ -1,6 +1,6 @@
 """Per-op rules: one small function per op family, keyed by the torch function object.
 
-The registry's core (:class:`Rule`, :data:`RULES`, :func:`register`, the helpers) is in
+The registry's core (:class:`Rule`, :data:`RULES`, :func:`register_rule`, the helpers) is in
 :mod:`cnnviz.rules.registry`; each family module registers its rules there on import:
 
 - :mod:`~cnnviz.rules.conv`: convolutions, transposed convolutions, linear layers;
@@ -20,12 +20,15 @@ from cnnviz.rules.registry import (
     Out,
     Rule,
     RuleError,
+    RuleHandle,
     dim_index,
     ntuple,
     op_name,
     positive,
     probe_dtype,
     register,
+    register_rule,
+    unregister_rule,
 )
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "Out",
     "Rule",
     "RuleError",
+    "RuleHandle",
     "casts",
     "conv",
     "dim_index",
@@ -46,6 +50,8 @@ __all__ = [
     "positive",
     "probe_dtype",
     "register",
+    "register_rule",
     "resample",
     "shape",
+    "unregister_rule",
 ]
