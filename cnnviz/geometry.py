@@ -1,9 +1,9 @@
 """Sliding-window arithmetic shared by the op rules and the spec validator.
 
-Pure functions of sizes, no tensors: how long a conv or pool output is, and when an adaptive
-pool's windows are all alike. Each one follows PyTorch's own formula (the ``nn.Conv2d`` /
-``nn.MaxPool2d`` docs and ``aten/src/ATen/native``), so :func:`cnnviz.analyze` and
-:mod:`cnnviz.spec` agree with PyTorch and with each other.
+Pure functions of sizes, no tensors: how long a conv or pool output is, which inputs
+PyTorch's pools refuse, and when an adaptive pool's windows are all alike. Each one follows
+PyTorch's own formula (the ``nn.Conv2d`` / ``nn.MaxPool2d`` docs and ``aten/src/ATen/native``),
+so :func:`cnnviz.analyze` and :mod:`cnnviz.spec` agree with PyTorch and with each other.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ def out_len(n: int, k: int, s: int, p_total: int, d: int, ceil: bool = False) ->
     if ceil and (out - 1) * s >= n + p_total // 2:
         out -= 1
     return out
+
+
+def pool_fits(spatial: tuple[int, ...], kernel: tuple[int, ...], avg: bool) -> bool:
+    """False when PyTorch refuses a pool's input for being under the kernel *before padding*.
+
+    Only ``avg_pool3d`` (and ``lp_pool3d``, which calls it) checks this ("input image smaller
+    than kernel size"); ``max_pool3d`` and the 1-d and 2-d pools only need a positive output
+    length (:func:`out_len`), so padding counts there.
+
+    >>> pool_fits((2, 7, 7), (3, 3, 3), avg=False), pool_fits((2, 7, 7), (3, 3, 3), avg=True)
+    (True, False)
+    >>> pool_fits((2, 7), (3, 3), avg=True)  # 2-d pools: only the output length matters
+    True
+    """
+    if not avg or len(spatial) != 3:
+        return True
+    return all(k <= n for n, k in zip(spatial, kernel, strict=True))
 
 
 def adaptive_bounds(n: int, o: int, i: int) -> tuple[int, int]:

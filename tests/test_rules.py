@@ -240,3 +240,29 @@ def test_rules_are_keyed_by_function_objects_not_names():
         cnnviz.register_rule("cnnviz_test::scale", _scale_rule)
     with pytest.raises(TypeError, match="must be a function"):
         cnnviz.register_rule(my_scale, "rule")
+
+
+# --------------------------------------------------------------------------- defects (issue #10)
+
+# (pool, input shape): PyTorch on the CPU decides; padding counts for max_pool3d, while
+# avg_pool3d refuses an unpadded input under the kernel ("input image smaller than kernel").
+POOL3D_CASES = [
+    (nn.MaxPool3d(3, 1, 1), (1, 4, 2, 7, 7)),  # torchvision S3D's pool at 16x224x224
+    (nn.MaxPool3d(3, 2, 1), (1, 1, 1, 7, 7)),
+    (nn.MaxPool3d((3, 3, 3), 1, (1, 1, 1), ceil_mode=True), (1, 1, 2, 5, 5)),
+    (nn.MaxPool3d(3, 1, 0), (1, 1, 2, 7, 7)),  # no padding: output 0, refused
+    (nn.AvgPool3d(3, 1, 1), (1, 1, 2, 7, 7)),  # refused although padded output is 2
+    (nn.AvgPool3d(2, 1, 1), (1, 1, 2, 7, 7)),
+    (nn.LPPool3d(2, 3, 1), (1, 1, 2, 7, 7)),
+]
+
+
+@pytest.mark.parametrize(("pool", "shape"), POOL3D_CASES, ids=lambda v: str(v))
+def test_3d_pools_accept_what_pytorch_accepts(pool, shape):
+    try:
+        want = tuple(pool(torch.randn(shape)).shape)
+    except RuntimeError:
+        with pytest.raises(cnnviz.AnalysisError, match=r"too small|smaller than"):
+            cnnviz.analyze(pool, shape)
+        return
+    assert cnnviz.analyze(pool, shape).output_shapes == (want,)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz import fmt
-from cnnviz.geometry import adaptive_window, out_len
+from cnnviz.geometry import adaptive_window, out_len, pool_fits
 from cnnviz.receptive import each_group, reduce_dims, slide_dims, unknown
 from cnnviz.rules.binary import binary_rule
 from cnnviz.rules.registry import Ctx, Out, RuleError, dim_index, ntuple, positive, register
@@ -30,10 +30,11 @@ def _pool(ctx: Ctx, n, x, kernel_size, stride, padding, dilation, ceil_mode, avg
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
         raise RuleError(f"padding {fmt.shape(p)} is more than half the kernel {fmt.shape(k)}")
     spatial = tuple(x.shape[-n:])
-    if n == 3 and any(kk > L for L, kk in zip(spatial, k, strict=True)):
-        # PyTorch's 3-d pools want the unpadded input to be at least the kernel.
+    if not pool_fits(spatial, k, avg):
         raise RuleError(
-            f"input {fmt.shape(spatial)} is smaller than the kernel {fmt.shape(k)}", too_small=True
+            f"input {fmt.shape(spatial)} is smaller than the kernel {fmt.shape(k)} (PyTorch's "
+            f"{what} does not count padding here)",
+            too_small=True,
         )
     out = tuple(
         out_len(L, kk, ss, 2 * pp, dd, bool(ceil_mode))
