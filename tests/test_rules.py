@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from oracles import oracle_rf_grow
+from oracles import gradient_boxes, oracle_input, oracle_rf_grow, positive_copy
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -266,3 +266,38 @@ def test_3d_pools_accept_what_pytorch_accepts(pool, shape):
             cnnviz.analyze(pool, shape)
         return
     assert cnnviz.analyze(pool, shape).output_shapes == (want,)
+
+
+def test_circular_padding_wraps_so_the_window_is_unknown():
+    # Gradient oracle: unit (0, 4) of a circularly padded 3x3 conv also reads row 8 (the last
+    # row): its support wraps, so no zero-padding window [-1, 1] describes it.
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular"))
+    shape = (1, 1, 9, 9)
+    (box,), _ = gradient_boxes(positive_copy(net), oracle_input(shape), [(0, 4)])
+    assert box == ((0, 8), (3, 5))
+    rf = cnnviz.analyze(net, shape).receptive_field("")
+    assert rf.size is None
+    assert "circular" in rf.reason and "wraps" in rf.reason
+
+
+def test_circular_padding_along_one_axis_only_is_unknown_too():
+    # F.pad pads the last axis only: border columns wrap, rows do not; the window of a unit
+    # is no longer one (r, S, P) per axis
+    net = nn.Sequential(Fn(lambda x: F.pad(x, (1, 1, 0, 0), mode="circular")), nn.Conv2d(1, 1, 3))
+    shape = (1, 1, 9, 9)
+    (box,), _ = gradient_boxes(positive_copy(net), oracle_input(shape), [(4, 0)])
+    assert box == ((4, 6), (0, 8))
+    assert "circular" in cnnviz.analyze(net, shape).receptive_field("").reason
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_reflect_and_replicate_keep_the_interior_window_with_a_note(mode):
+    # Interior units: the gradient oracle's window is the geometric one (k3 p1, then k3 s2:
+    # r 1 + 2 + 2 = 5, S 2, P 1); border units read mirrored pixels instead of zeros: a note.
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1, padding_mode=mode), nn.ReLU(), nn.Conv2d(2, 2, 3, 2)
+    )
+    rf = matches_oracle(net, 1)
+    assert rf_tuple(rf) == ((5, 5), (2, 2), (1, 1))
+    notes = cnnviz.analyze(net, (1, 1, 16, 16)).notes
+    assert any(mode in n and "border" in n for n in notes), notes

@@ -20,6 +20,7 @@ from cnnviz.receptive import (
     Unknown,
     Window,
     concat_channels,
+    each_group,
     merge,
     mix_channels,
     pad_channels,
@@ -255,9 +256,38 @@ def pad_rule(ctx, input, pad, mode="constant", value=None):
             raise RuleError(f"pad {pad} leaves dim {d} of {fmt.shape(input.shape)} empty")
         if f.dims[d] == CHAN:
             f = pad_channels(f, left, right, input.shape[d])
-        else:
-            f = shift_dim(f, d, -left, 1)
+            continue
+        f = shift_dim(f, d, -left, 1)
+        spatial = isinstance(f.dims[d], int) or f.dims[d] == FOLD
+        if spatial and max(left, right) > 0 and mode != "constant":
+            f = _border(ctx, f, mode)
     return Out(ctx.new(tuple(shape), input), f)
+
+
+#: What a border unit reads instead of zeros, per padding mode (PyTorch's ``F.pad`` docs).
+_BORDER_READS = {"reflect": "mirrored pixels", "replicate": "copies of the edge pixel"}
+
+
+def _border(ctx, f: Flow, mode: str) -> Flow:
+    """A padding mode other than zeros, along a spatial dim. Circular padding wraps around: a
+    border unit also sees the far side of the image, so its field is no window [lo, hi] and
+    no (r, S, P) describes every unit. Reflect and replicate read pixels inside the input
+    instead of zeros, so the geometric window stays exact for every unit whose window lies
+    inside the input; a note says what a border unit reads."""
+    if mode == "circular":
+        reason = (
+            "circular padding wraps around: a border unit also sees the far side of the "
+            "input, which no window describes"
+        )
+        return each_group(f, lambda w: unknown(w, reason))
+    reads = _BORDER_READS.get(mode, f"{mode}-padded pixels")
+    ctx.note(
+        f"{mode} padding",
+        f"{mode} padding: a unit whose window reaches past the border reads {reads} inside "
+        "the input where zero padding reads zeros; the window shown is the geometric one, "
+        "exact for every unit away from the border",
+    )
+    return f
 
 
 @register(torch.cat, torch.concat, torch.concatenate, kind="merge", name="cat")
