@@ -1,9 +1,10 @@
 """Sliding-window arithmetic shared by the op rules and the spec validator.
 
 Pure functions of sizes, no tensors: how long a conv or pool output is, which inputs
-PyTorch's pools refuse, and when an adaptive pool's windows are all alike. Each one follows
-PyTorch's own formula (the ``nn.Conv2d`` / ``nn.MaxPool2d`` docs and ``aten/src/ATen/native``),
-so :func:`cnnviz.analyze` and :mod:`cnnviz.spec` agree with PyTorch and with each other.
+PyTorch's pools refuse, when an adaptive pool's windows are all alike, and which pixels
+nearest-neighbour downsampling picks. Each one follows PyTorch's own formula (the
+``nn.Conv2d`` / ``nn.MaxPool2d`` / ``F.interpolate`` docs and ``aten/src/ATen/native``), so
+:func:`cnnviz.analyze` and :mod:`cnnviz.spec` agree with PyTorch and with each other.
 """
 
 from __future__ import annotations
@@ -78,3 +79,33 @@ def adaptive_window(n: int, o: int) -> tuple[int, int] | None:
     if len(sizes) != 1 or len(steps) != 1:
         return None
     return sizes.pop(), steps.pop()
+
+
+def nearest_pick(
+    n: int, o: int, scale_factor: float | None, exact: bool = False
+) -> tuple[int, int] | None:
+    """``(start, step)`` when nearest-neighbour resampling from ``n`` to ``o`` positions picks
+    input ``start + i * step`` for output ``i``, on every device; None otherwise.
+
+    PyTorch's source index is ``floor(i * scale)`` (mode ``nearest``) or
+    ``floor((i + 0.5) * scale)`` (``nearest-exact``), where ``scale`` is ``1 / scale_factor``
+    when a scale factor is used and ``n / o`` when a size is. That is a fixed step only when
+    ``scale`` is a whole number k (integer downsampling: ``scale_factor=1/k``, or
+    ``size = n/k``), or 1 with no scale factor (the identity); CPU and CUDA kernels round other
+    scales differently (CPU keeps ``o == n`` as the identity whatever the factor).
+
+    >>> nearest_pick(8, 4, 0.5), nearest_pick(9, 3, None, exact=True), nearest_pick(8, 8, None)
+    ((0, 2), (1, 3), (0, 1))
+    >>> nearest_pick(7, 3, None), nearest_pick(4, 8, 2.0), nearest_pick(5, 5, 1.1)
+    (None, None, None)
+    """
+    if scale_factor is not None:
+        scale = 1.0 / scale_factor
+        k = round(scale)
+        if scale != k or k < 1:
+            return None
+    elif n % o:
+        return None
+    else:
+        k = n // o
+    return (k // 2 if exact else 0), k

@@ -301,3 +301,81 @@ def test_reflect_and_replicate_keep_the_interior_window_with_a_note(mode):
     assert rf_tuple(rf) == ((5, 5), (2, 2), (1, 1))
     notes = cnnviz.analyze(net, (1, 1, 16, 16)).notes
     assert any(mode in n and "border" in n for n in notes), notes
+
+
+DOWNSAMPLING = [
+    # (id, resample, input side for n, hand-worked r/S/P of conv3 -> resample -> conv3)
+    # conv3 r3 S1 P0; nearest 1/2 picks 2i: r3 S2 P0; conv3: r 3 + 2*2 = 7, S2, P0
+    ("scale 0.5", lambda x: F.interpolate(x, scale_factor=0.5), lambda n: n, (7, 2, 0)),
+    # size = in/3 exactly (the conv's output a multiple of 3): picks 3i: r3 S3; conv3: 3 + 2*3
+    ("size in/3", lambda x: F.interpolate(x, size=x.shape[2] // 3), lambda n: 3 * n + 2, (9, 3, 0)),
+    # nearest-exact 1/2 picks floor((i + 0.5) * 2) = 2i + 1: P = 0 - 1*1 = -1, then conv3
+    (
+        "nearest-exact 0.5",
+        lambda x: F.interpolate(x, scale_factor=0.5, mode="nearest-exact"),
+        lambda n: n,
+        (7, 2, -1),
+    ),
+    # area is an adaptive average pool; from an even size by 1/2 it is k2 s2: r 3 + 1 = 4, S2;
+    # conv3: 4 + 2*2 = 8 (from an odd size the windows are 3 wide: the oracle sees that too)
+    (
+        "area 0.5",
+        lambda x: F.interpolate(x, scale_factor=0.5, mode="area"),
+        lambda n: 2 * n + 2,
+        (8, 2, 0),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "resample", "side", "want"), DOWNSAMPLING, ids=[c[0] for c in DOWNSAMPLING]
+)
+def test_integer_downsampling_is_an_exact_subsampling(name, resample, side, want):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), Fn(resample), nn.Conv2d(2, 2, 3))
+    o, shape = oracle_rf_grow(net, lambda n: (1, 1, side(n), side(n)), 6)
+    rf = cnnviz.analyze(net, shape).receptive_field("")
+    assert rf_tuple(rf) == (o.size, o.stride, o.padding), (shape, o)
+    assert rf.window(o.unit) == o.boxes[0]
+    r, s, p = want
+    assert rf_tuple(rf) == ((r, r), (s, s), (p, p))
+
+
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("how", ["scale_factor", "size", "recompute"])
+def test_nearest_pick_is_what_pytorch_picks(mode, how):
+    # Real CPU resampling of an arange along the last axis reads off the picked index; where
+    # nearest_pick claims a fixed step, PyTorch picks exactly start + i * step.
+    claimed = 0
+    for n in range(1, 25):
+        for f in (1 / 2, 1 / 3, 1 / 4, 1 / 5, 0.3, 0.4, 0.7, 1.0, 1.1):
+            o = int(n * f)
+            if o < 1:
+                continue
+            x = torch.arange(n, dtype=torch.float32).expand(1, 1, 2, n)
+            kw = {"size": (2, o)} if how == "size" else {"scale_factor": (1.0, f)}
+            if how == "recompute":
+                kw["recompute_scale_factor"] = True
+            picked = F.interpolate(x, mode=mode, **kw)[0, 0, 0].long().tolist()
+            assert len(picked) == o
+            scale = f if how == "scale_factor" else None
+            pick = geometry.nearest_pick(n, o, scale, "exact" in mode)
+            if pick is not None:
+                start, step = pick
+                assert picked == [start + i * step for i in range(o)], (n, f, picked)
+                claimed += 1
+    assert claimed > 30
+
+
+@pytest.mark.parametrize(
+    ("resample", "words"),
+    [
+        (lambda x: F.interpolate(x, scale_factor=2), "nearest upsampling"),
+        (lambda x: F.interpolate(x, scale_factor=2, mode="bilinear"), "bilinear upsampling"),
+        (lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear"), "bilinear resampling"),
+        (lambda x: F.interpolate(x, size=(12, 4)), "nearest resampling"),  # up and down
+    ],
+)
+def test_other_resampling_stays_unknown_and_says_which(resample, words):
+    rf = cnnviz.analyze(nn.Sequential(Fn(resample)), (1, 1, 8, 8)).receptive_field("")
+    assert rf.size is None
+    assert words in rf.reason
