@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from oracles import gradient_boxes, oracle_input, oracle_rf_grow, positive_copy
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode
 
 import cnnviz
 from cnnviz import geometry, receptive
@@ -61,7 +62,7 @@ def matches_oracle(model: nn.Module, channels: int, start: int = 12):
 
 # --------------------------------------------------------------------------- structure
 
-FAMILIES = ["casts", "conv", "elementwise", "pool", "resample", "shape"]
+FAMILIES = ["casts", "conv", "einsum", "elementwise", "pool", "resample", "shape"]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -379,3 +380,91 @@ def test_other_resampling_stays_unknown_and_says_which(resample, words):
     rf = cnnviz.analyze(nn.Sequential(Fn(resample)), (1, 1, 8, 8)).receptive_field("")
     assert rf.size is None
     assert words in rf.reason
+
+
+class ChannelEinsum(nn.Module):
+    """A 1x1 conv written as an einsum, after a 3x3 conv."""
+
+    def __init__(self, eq: str = "nchw,cd->ndhw"):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.w = nn.Parameter(torch.rand(3, 4))
+        self.eq = eq
+
+    def forward(self, x):
+        return torch.einsum(self.eq, self.conv(x), self.w)
+
+
+def _flop_counter_macs(fn, *args) -> int:
+    with FlopCounterMode(display=False) as fc:
+        fn(*args)
+    return fc.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("eq", ["nchw,cd->ndhw", "nchw,cd->nhwd", "bchw,cd->bdwh"])
+def test_channel_mixing_einsum_has_a_rule(eq):
+    net = nn.Sequential(Fn(lambda x: x), ChannelEinsum(eq))
+    shape = (2, 2, 9, 9)
+    x = torch.randn(shape)
+    a = cnnviz.analyze(net, shape)
+    row = next(r for r in a.layers if r.name == "1.einsum")
+    assert row.output_shape == tuple(net(x).shape)
+    m = net[1]
+    assert row.macs == _flop_counter_macs(torch.einsum, eq, m.conv(x), m.w)  # 2*7*7*3*4
+    assert row.macs == 2 * 7 * 7 * 3 * 4
+    assert "einsum" not in fallback_names(a)
+    if eq.endswith("hw") or eq.endswith("hwd"):
+        # spatial letters pass through: the conv's window (gradient oracle for the first)
+        assert rf_tuple(a.receptive_field("1.einsum")) == ((3, 3), (1, 1), (0, 0))
+    else:  # h and w swapped: the window is the conv's, its axes swapped in the output
+        assert a.receptive_field("1.einsum").size == (3, 3)
+
+
+def test_channel_mixing_einsum_window_matches_the_oracle():
+    matches_oracle(ChannelEinsum(), 2)
+
+
+@pytest.mark.parametrize(
+    "eq",
+    [
+        "nchw,nchw->nc",  # sums the spatial letters away
+        "nchw,hw->nc",  # a spatial letter in the other operand
+        "nchw,cd->ndh",  # w summed
+        "nchw,cd->ndhh",  # not valid einsum: torch refuses, and so do we
+    ],
+)
+def test_other_einsums_stay_on_the_fallback(eq):
+    class E(nn.Module):
+        def forward(self, x):
+            other = {"nchw": x, "hw": torch.ones(x.shape[2:]), "cd": torch.ones(x.shape[1], 2)}
+            return torch.einsum(eq, x, other[eq.split(",")[1].split("-")[0]])
+
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), E())
+    shape = (1, 1, 8, 8)
+    try:
+        net(torch.randn(shape))
+    except RuntimeError:
+        with pytest.raises(cnnviz.AnalysisError):
+            cnnviz.analyze(net, shape)
+        return
+    a = cnnviz.analyze(net, shape)
+    assert a.layers[-1].rf_size is None
+    assert "einsum" in a.layers[-1].rf_reason
+
+
+def test_einsum_takes_its_operands_as_a_list_and_implicit_output():
+    class E(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.w = nn.Parameter(torch.ones(2, 4))
+
+        def forward(self, x):
+            y = self.conv(x)
+            listed = torch.einsum("bchw,cd->bdhw", [y, self.w])
+            implicit = torch.einsum("chw,cd", y[0], self.w)  # output "dhw" (alphabetical)
+            return listed + implicit
+
+    a = cnnviz.analyze(E(), (1, 1, 8, 8))
+    assert a.output_shapes == ((1, 4, 6, 6),)
+    assert rf_tuple(a.receptive_field("")) == ((3, 3), (1, 1), (0, 0))

@@ -4,6 +4,7 @@ The registry's core (:class:`Rule`, :data:`RULES`, :func:`register_rule`, the he
 :mod:`cnnviz.rules.registry`; each family module registers its rules there on import:
 
 - :mod:`~cnnviz.rules.conv`: convolutions, transposed convolutions, linear layers;
+- :mod:`~cnnviz.rules.einsum`: einsums that mix channels and leave space alone;
 - :mod:`~cnnviz.rules.elementwise`: activations, dropout, normalisation, binary arithmetic;
 - :mod:`~cnnviz.rules.casts`: dtype casts, copies and memory-layout changes;
 - :mod:`~cnnviz.rules.pool`: pooling and reductions;
@@ -11,7 +12,7 @@ The registry's core (:class:`Rule`, :data:`RULES`, :func:`register_rule`, the he
 - :mod:`~cnnviz.rules.resample`: ``F.interpolate``.
 """
 
-from cnnviz.rules import casts, conv, elementwise, pool, resample, shape
+from cnnviz.rules import casts, conv, einsum, elementwise, pool, resample, shape
 from cnnviz.rules.registry import (
     KINDS,
     RULES,
@@ -43,6 +44,7 @@ __all__ = [
     "casts",
     "conv",
     "dim_index",
+    "einsum",
     "elementwise",
     "ntuple",
     "op_name",
