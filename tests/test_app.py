@@ -193,6 +193,19 @@ def test_custom_bad_spec_points_at_field():
     assert not at.exception and at.error
 
 
+def test_custom_parses_its_text_once_per_text(monkeypatch):
+    # the table, the analysis, the downloads and the link all read one parse of the text
+    calls: list[str] = []
+    real = spec.parse
+    monkeypatch.setattr(spec, "parse", lambda text, *a, **k: calls.append(text) or real(text))
+    at = page("custom")
+    text = "input: [1, 1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n"
+    at.text_area(key="spec_text").set_value(text).run()
+    at.run()  # a rerun with the same text parses nothing
+    assert not at.exception and metric(at, "Parameters") == "20"  # 2*1*3*3 + 2
+    assert calls.count(text) == 1
+
+
 def test_custom_spec_from_shared_url():
     text = "input: [1, 1, 16, 16]\nlayers:\n  - conv: {out: 4, kernel: 3}\n"
     token = spec.to_url(spec.parse(text))
