@@ -468,3 +468,17 @@ def test_einsum_takes_its_operands_as_a_list_and_implicit_output():
     a = cnnviz.analyze(E(), (1, 1, 8, 8))
     assert a.output_shapes == ((1, 4, 6, 6),)
     assert rf_tuple(a.receptive_field("")) == ((3, 3), (1, 1), (0, 0))
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "amax", "amin", "std", "var"])
+@pytest.mark.parametrize("dim", [[], ()])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_reducing_over_no_dims_reduces_over_all_like_pytorch(op, dim, keepdim):
+    def fn(x):
+        return getattr(x, op)(dim=dim, keepdim=keepdim)
+
+    shape = (1, 3, 4, 4)
+    want = tuple(fn(torch.randn(shape)).shape)  # torch: () or (1, 1, 1, 1)
+    a = cnnviz.analyze(nn.Sequential(nn.Conv2d(3, 3, 1), Fn(fn)), shape)
+    assert a.output_shapes == (want,)
+    assert a.receptive_field(a.layers[-1].name).is_global

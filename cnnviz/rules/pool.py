@@ -195,9 +195,11 @@ register(F.adaptive_max_pool2d_with_indices, kind="pool", name="adaptive_max_poo
 
 
 def _dims(x, dim) -> tuple[int, ...]:
-    if dim is None:
+    """The dims a reduction runs over: ``None`` and an empty list are all of them, as in
+    PyTorch (``x.sum(dim=[])`` is ``x.sum()``)."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim) if dim is not None else ()
+    if not dims:
         return tuple(range(x.dim()))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if not all(isinstance(d, int) for d in dims):  # named dims
         raise RuleError(f"cannot reduce over {dim!r}")
     return tuple(sorted({dim_index(d, x) for d in dims}))
