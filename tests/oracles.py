@@ -1,11 +1,12 @@
 """Independent receptive-field oracle: the support of an input gradient.
 
-REFERENCE.md section 3: in float64, with positive inputs, every weight and bias positive,
-max-pool swapped for avg-pool of the same geometry, saturating activations (ReLU6) swapped for
-ReLU, BN as a positive affine map and dropout off, the bounding box of the support of the input
-gradient of one output position (summed over channels) is its theoretical RF, as long as the
-box does not touch the input's border. Neighbouring positions give the effective stride S, and
-the box's left edge gives P (unit i sees ``[-P + i*S, -P + i*S + r - 1]``).
+The input gradient of one output unit is Luo et al.'s effective receptive field (NeurIPS 2016);
+its support is the theoretical one: in float64, with positive inputs, every weight and bias
+positive, max-pool swapped for avg-pool of the same geometry, saturating activations (ReLU6)
+swapped for ReLU, BN as a positive affine map and dropout off, the bounding box of the support
+of the input gradient of one output position (summed over channels) is its theoretical RF, as
+long as the box does not touch the input's border. Neighbouring positions give the effective
+stride S, and the box's left edge gives P (unit i sees ``[-P + i*S, -P + i*S + r - 1]``).
 
 Nothing here imports cnnviz: the oracle only runs the real model with real tensors.
 """

@@ -1,10 +1,11 @@
 """Receptive fields (r, S, P) from cnnviz.analyze against an independent gradient oracle.
 
-The oracle (tests/oracles.py, REFERENCE.md section 3) runs a positive float64 copy of the model
-on real tensors and reads the RF off the support of the input gradient of one output unit (and
-of its neighbour, for S). Unless a comment cites REFERENCE.md section 3, every expected number
-below comes from that gradient oracle; literals next to it are the same numbers, worked by hand
-with REFERENCE.md section 3's formulas r += (k'-1)S, S *= s, P += pS.
+The oracle (tests/oracles.py) runs a positive float64 copy of the model on real tensors and
+reads the RF off the support of the input gradient of one output unit (and of its neighbour,
+for S). Unless a comment cites a published table, every expected number below comes from that
+gradient oracle; literals next to it are the same numbers, worked by hand with the formulas of
+Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional Neural Networks" (Distill
+2019): r += (k'-1)S, S *= s, P += pS.
 """
 
 from __future__ import annotations
@@ -319,12 +320,12 @@ def test_hand_built_matches_oracle(factory, channels, ndim, expect):
     torch.manual_seed(0)
     rf, _ = check(factory(), channels, ndim=ndim)
     assert rf.aligned
-    if expect is not None:  # hand arithmetic with REFERENCE.md section 3's formulas
+    if expect is not None:  # hand arithmetic with Araujo et al.'s formulas
         assert rf_tuple(rf) == expect
 
 
 def test_golden_non_square_kernels():
-    # REFERENCE.md section 3 (google-research/receptive_field golden graph): conv k=(3,5) s=2
+    # google-research/receptive_field's golden graph (its tests): conv k=(3,5) s=2
     # then conv k=(3,1) s=2 (VALID padding) -> r = 7 (rows) x 5 (cols), S = 4, P = 0.
     net = seq(C(1, 2, (3, 5), 2), C(2, 2, (3, 1), 2))
     rf, _ = check(net, 1)
@@ -332,9 +333,9 @@ def test_golden_non_square_kernels():
 
 
 def test_unaligned_branches_hull():
-    # REFERENCE.md section 3: "a network whose two branches are unaligned (different centre
-    # shift) must be reported as unaligned". Branch a: conv3 sees [i, i+2]; branch b: the same
-    # conv shifted by 2 units sees [i+2, i+4]; hull [i, i+4]: r = 5 > 3 (gradient oracle).
+    # As in google-research/receptive_field's tests, two branches whose centres differ are
+    # reported as unaligned. Branch a: conv3 sees [i, i+2]; branch b: the same conv shifted by
+    # 2 units sees [i+2, i+4]; hull [i, i+4]: r = 5 > 3 (gradient oracle).
     def net():
         return TwoBranch(
             C(1, 2, 3),
@@ -684,9 +685,9 @@ def test_conv_stack_zoo():
 @pytest.mark.parametrize(
     ("name", "expect", "start"),
     [
-        # REFERENCE.md section 3 (torchvision variants): alexnet `features` 195 / 32 / 66
+        # torchscan's README table (torchvision variants): alexnet `features` 195 / 32 / 66
         ("alexnet", (195, 32, 66), 280),
-        # REFERENCE.md section 3: vgg16 `features` 212 / 32 / 90
+        # torchscan's README table: vgg16 `features` 212 / 32 / 90
         ("vgg16", (212, 32, 90), 300),
     ],
 )
@@ -705,7 +706,8 @@ def test_zoo_features_reference_and_oracle(name, expect, start):
 @pytest.mark.parametrize(
     ("stage", "expect"),
     [
-        # REFERENCE.md section 3: resnet50 `layer3` 267 / 16 / 133, `layer4` 427 / 32 / 213
+        # DeLF-pytorch's discussion of torchvision's ResNet v1.5: resnet50 `layer3` 267 / 16 / 133,
+        # `layer4` 427 / 32 / 213
         ("layer3", (267, 16, 133)),
         ("layer4", (427, 32, 213)),
     ],
