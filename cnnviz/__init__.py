@@ -11,16 +11,16 @@ from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
 from cnnviz.training import TrainingStep, training_step
-from cnnviz.result import Analysis, LayerRecord, UncountedOp
+from cnnviz.result import Analysis, FallbackOp, LayerRecord
 from cnnviz.rules.registry import register_rule
 
 __version__ = "0.1.0"
 __all__ = [
     "Analysis",
     "AnalysisError",
+    "FallbackOp",
     "LayerRecord",
     "ReceptiveField",
-    "UncountedOp",
     "__version__",
     "analyze",
     "register_rule",

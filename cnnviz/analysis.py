@@ -1,22 +1,31 @@
-"""``analyze()``: validate the input, trace one forward pass, assemble the :class:`Analysis`."""
+"""``analyze()``: seed the inputs, run the trace, assemble the :class:`Analysis`.
+
+Three steps, kept apart as torchinfo keeps its statistics apart from its hooks:
+:func:`_seed` makes the tracer and gives each input its receptive-field start; :func:`_run`
+runs the forward pass with the hooks on and maps its failures to :class:`AnalysisError`;
+:func:`_assemble` turns the tracer's rows into frozen records, totals, stages and notes.
+"""
 
 from __future__ import annotations
 
 import math
-import threading
-import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
+from torch.utils._pytree import tree_leaves, tree_map, tree_map_only
 
-from cnnviz import fmt
+from cnnviz import fmt, safety, stages
 from cnnviz.errors import AnalysisError
-from cnnviz.receptive import BATCH, CHAN, Flow, Window
-from cnnviz.result import Analysis, UncountedOp
-from cnnviz.trace import Tracer
+from cnnviz.modules import model_lock as _model_lock
+from cnnviz.receptive import BATCH, CHAN, Flow, ReceptiveField, Window, to_public
+from cnnviz.result import Analysis, FallbackOp, LayerRecord
+from cnnviz.trace import DATA_DEPENDENT_HINT, Tracer, data_dependent
 
 _DTYPES = {
     "float32": torch.float32,
@@ -27,17 +36,6 @@ _DTYPES = {
     "float64": torch.float64,
     "double": torch.float64,
 }
-_locks: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
-_locks_guard = threading.Lock()
-
-
-def _model_lock(model: nn.Module) -> threading.Lock:
-    # Hooks and train/eval flags live on the model: two analyses of one model take turns.
-    with _locks_guard:
-        lock = _locks.get(model)
-        if lock is None:
-            lock = _locks[model] = threading.Lock()
-        return lock
 
 
 def _dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -106,6 +104,62 @@ def _meta_inputs(input_size, inputs, dtype) -> tuple[tuple, dict]:
     raise AnalysisError(f"inputs must be a tensor, a tuple/list or a dict, got {type(inputs)}")
 
 
+def _real_inputs(input_size, inputs, dtype, budget) -> tuple[tuple, dict]:
+    """Real CPU inputs for ``device="cpu"``: the tensors given (copied), or seeded random
+    normal values (zeros for integer dtypes) of the sizes given; their bytes are checked
+    against the cap before any is made."""
+    args, kwargs = _meta_inputs(input_size, inputs, dtype)  # validated; shapes only
+    tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    budget(sum(t.numel() * t.element_size() for t in tensors))
+    gen = torch.Generator().manual_seed(0)
+
+    def values(t: torch.Tensor) -> torch.Tensor:
+        if not t.is_meta:
+            return t.detach().to("cpu", copy=True)
+        if t.dtype.is_floating_point:
+            return torch.randn(t.shape, generator=gen, dtype=t.dtype)
+        return torch.zeros(t.shape, dtype=t.dtype)
+
+    if inputs is None:
+        return tree_map_only(torch.Tensor, values, (args, kwargs))
+    if isinstance(inputs, torch.Tensor):
+        return (values(inputs),), {}
+    if isinstance(inputs, Mapping):
+        return (), tree_map_only(torch.Tensor, values, dict(inputs))
+    return tuple(tree_map_only(torch.Tensor, values, list(inputs))), {}
+
+
+def _real_device(device: str | torch.device, model: nn.Module) -> bool:
+    """True for ``device="cpu"`` (after checking the model's weights are real CPU tensors),
+    False for the default ``"meta"``."""
+    name = str(device)
+    if name == "meta":
+        return False
+    if name != "cpu":
+        raise AnalysisError(
+            f"device must be 'meta' (the default: shapes only, nothing computed) or 'cpu' "
+            f"(real tensors, for models whose shapes depend on values), got {device!r}"
+        )
+    for t in (*model.parameters(), *model.buffers()):
+        if t.device.type != "cpu":
+            where = "the meta device, with no values" if t.is_meta else str(t.device)
+            raise AnalysisError(
+                f"device='cpu' runs the model on real CPU tensors, but its weights are on "
+                f"{where}: build it on the CPU (cnnviz.zoo.get_model(name) without "
+                "device='meta') or move it there with model.cpu() first"
+            )
+    return True
+
+
+def _budget(cap_bytes: int | None) -> Callable[[int], None]:
+    """The memory check of a CPU trace: ``check(bytes)`` before each allocation."""
+
+    def check(need: int) -> None:
+        safety.check(safety.Budget(0, need), "cpu", cap_bytes, what="the CPU trace")
+
+    return check
+
+
 def analyze(
     model: nn.Module,
     input_size: Sequence[int] | Sequence[Sequence[int]] | None = None,
@@ -113,6 +167,8 @@ def analyze(
     inputs: Any = None,
     dtype: torch.dtype | str = torch.float32,
     mode: str = "eval",
+    device: str | torch.device = "meta",
+    cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
 ) -> Analysis:
     """Trace ``model`` once and return shapes, params, MACs, memory and receptive fields.
 
@@ -123,6 +179,13 @@ def analyze(
     runs on meta tensors, so a model of any size costs no activation memory. The model is left
     exactly as it was (parameters, buffers, train/eval flags, hooks). Receptive fields are
     measured against the first input with spatial dims (N, C, *spatial).
+
+    ``device="cpu"`` runs the pass on real CPU tensors instead, for models whose shapes
+    depend on values (detectors: ``.item()``, boolean masks, ``nonzero``): the model's own
+    weights (they must be real CPU tensors), seeded random inputs of ``input_size`` or
+    copies of ``inputs``, and copies of the buffers (running statistics stay as they were).
+    Activation memory is checked against ``cap_bytes`` and the free memory before each op
+    that allocates. Ops whose output size depends on values are listed in ``fallback_ops``.
 
     >>> import torch.nn as nn, cnnviz
     >>> net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
@@ -135,94 +198,187 @@ def analyze(
     if mode not in ("eval", "train"):
         raise AnalysisError(f"mode must be 'eval' or 'train', got {mode!r}")
     dt = _dtype(dtype)
-    args, kwargs = _meta_inputs(input_size, inputs, dt)
-    flat, _ = tree_flatten((args, kwargs))
-    tensors = [t for t in flat if isinstance(t, torch.Tensor)]
-    ref = next((t for t in tensors if t.dim() >= 3), None)
-    spatial = tuple(ref.shape[2:]) if ref is not None else ()
-    tracer = Tracer(model, spatial)
+    real = _real_device(device, model)
+    budget = _budget(cap_bytes) if real else None
+    if real:
+        try:
+            args, kwargs = _real_inputs(input_size, inputs, dt, budget)
+        except safety.BudgetError as e:
+            raise AnalysisError(f"{e} (for the inputs)") from None
+    else:
+        args, kwargs = _meta_inputs(input_size, inputs, dt)
+    tracer = _seed(model, args, kwargs, real=real, budget=budget)
     # input_size with another dtype than the parameters' asks "what if this model ran in
     # bfloat16": parameters count as converted, so their dtype is not held against the input.
-    param_dtypes = {p.dtype for p in model.parameters() if p.dtype.is_floating_point}
-    tracer.strict_dtypes = input_size is None or param_dtypes <= {dt}
+    param_dtypes = {p.dtype for _, p in tracer.params.values() if p.dtype.is_floating_point}
+    tracer.strict_dtypes = real or input_size is None or param_dtypes <= {dt}
+    output = _run(model, tracer, args, kwargs, mode)
+    return _assemble(model, tracer, output, dt, mode)
+
+
+def _seed(model: nn.Module, args: tuple, kwargs: dict, **options: Any) -> Tracer:
+    """The tracer, with each input's flow: the first input with spatial dims (N, C, ...) is
+    where receptive fields start (a 1-pixel window); the others depend on no input position."""
+    tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    ref = next((t for t in tensors if t.dim() >= 3), None)
+    spatial = tuple(ref.shape[2:]) if ref is not None else ()
+    tracer = Tracer(model, spatial, **options)
     for t in tensors:
         if t is ref:
             n = len(spatial)
-            dims = (BATCH, CHAN, *range(n))
-            tracer.input(t, Flow(dims, Window((1,) * n, (1,) * n, (0,) * n)))
+            tracer.input(t, Flow((BATCH, CHAN, *range(n)), Window((1,) * n, (1,) * n, (0,) * n)))
         else:
             tracer.input(t, Flow((CHAN,) * t.dim(), None))
-    shapes = tuple(tuple(t.shape) for t in tensors)
+    tracer.input_shapes = tuple(tuple(t.shape) for t in tensors)
+    return tracer
 
+
+def _run(model: nn.Module, tracer: Tracer, args: tuple, kwargs: dict, mode: str) -> Any:
+    """The forward pass with the tracer's hooks on; the model's flags and hooks are as they
+    were afterwards, and every failure is an :class:`AnalysisError` naming the input."""
+    shapes = _shapes(tracer.input_shapes)
     with _model_lock(model):
-        flags = [(m, m.training) for m in model.modules()]
+        flags = [(m, m.training) for m in tracer.modules]
         handles = []
         try:
             model.train(mode == "train")
-            for m in model.modules():
-                handles.append(m.register_forward_pre_hook(tracer.pre_hook))
-                handles.append(m.register_forward_hook(tracer.post_hook))
+            handles = [
+                register_module_forward_pre_hook(tracer.pre_hook),
+                register_module_forward_hook(tracer.post_hook),
+            ]
+            if tracer.real:
+                # real buffers would change (BatchNorm's running statistics in train mode):
+                # the pass gets copies of them
+                copies = {n: b.clone() for n, b in model.named_buffers()}
+                tracer.user_tensors.update(id(b) for b in copies.values())
             try:
                 with torch.no_grad(), tracer:
-                    output = model(*args, **kwargs)
+                    if not tracer.real:
+                        return model(*args, **kwargs)
+                    return torch.func.functional_call(model, copies, args, kwargs)
             except AnalysisError as e:
                 sep = " is too small: " if e.too_small else ": "
-                msg = f"input {_shapes(shapes)}{sep}{e}"
-                raise AnalysisError(msg, e.layer, e.too_small) from None
+                raise AnalysisError(f"input {shapes}{sep}{e}", e.layer, e.too_small) from None
+            except safety.BudgetError as e:
+                raise AnalysisError(f"input {shapes}: {e} (before {tracer.where()})") from None
             except Exception as e:
                 layer = tracer.frames[-1].name if tracer.frames else None
                 last = (
                     f"; the last layer that ran was `{tracer.last_row}`" if tracer.last_row else ""
                 )
+                hint = DATA_DEPENDENT_HINT if not tracer.real and data_dependent(e) else ""
                 raise AnalysisError(
-                    f"input {_shapes(shapes)}: the forward pass failed in {tracer.where()}: "
-                    f"{type(e).__name__}: {e}{last}",
+                    f"input {shapes}: the forward pass failed in {tracer.where()}: "
+                    f"{type(e).__name__}: {e}{hint}{last}",
                     layer,
                 ) from e
         finally:
             for h in handles:
                 h.remove()
             for m, training in flags:
-                m.training = training
+                object.__setattr__(m, "training", training)
 
-    outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
-    named = dict(model.named_parameters())
-    total = sum(p.numel() for p in named.values())
-    trainable = sum(p.numel() for p in named.values() if p.requires_grad)
-    pbytes = sum(p.numel() * p.element_size() for p in named.values())
-    macs = sum(r.macs for r in tracer.rows)
-    unused = tuple(n for n, p in named.items() if id(p) not in tracer.used)
-    uncounted = tuple(
-        UncountedOp(name, count, tuple(where)) for name, (count, where) in tracer.uncounted.items()
+
+def _assemble(
+    model: nn.Module, tracer: Tracer, output: Any, dt: torch.dtype, mode: str
+) -> Analysis:
+    """Frozen records (receptive field and stage of each row), totals and notes."""
+    spatial = tracer.input_spatial
+    public: dict[int, ReceptiveField] = {}  # windows are shared by rows: convert each once
+
+    def rf(window) -> ReceptiveField:
+        got = public.get(id(window))
+        if got is None:
+            got = public[id(window)] = to_public(window, spatial)
+        return got
+
+    flat = ReceptiveField(None, reason="the input has no spatial axes")
+    rfs = [rf(r.window) if spatial else flat for r in tracer.rows]
+    numbers = stages.number(
+        [
+            stages.resolution(r.output_shape, r.spatial, f.is_global, len(spatial))
+            for r, f in zip(tracer.rows, rfs, strict=True)
+        ]
     )
-    tracer.containers.setdefault("", tracer.containers.get("", None))
-    containers = {k: v for k, v in tracer.containers.items() if v is not None}
-    depth = max((tracer.flow(t).depth for t in outs), default=0)
+    layers = tuple(
+        LayerRecord(
+            index=i,
+            name=r.name,
+            type=r.type,
+            kind=r.kind,
+            module=r.module,
+            is_module=r.is_module,
+            stage=stage,
+            output_shape=r.output_shape,
+            params=r.params,
+            trainable_params=r.trainable_params,
+            macs=r.macs,
+            flops=2 * r.macs,
+            extra_ops=r.extra_ops,
+            output_bytes=r.output_bytes,
+            spatial=r.spatial,
+            rf_size=f.size,
+            rf_stride=f.stride,
+            rf_padding=f.padding,
+            rf_aligned=f.aligned,
+            rf_global=f.is_global,
+            rf_reason=f.reason,
+            depth=r.depth,
+        )
+        for i, (r, f, stage) in enumerate(zip(tracer.rows, rfs, numbers, strict=True))
+    )
+    params = [p for _, p in tracer.params.values()]
+    total = sum(p.numel() for p in params)
+    unused = tuple(tracer.unused())
+    sizes = {name: p.numel() for name, p in tracer.params.values()}
+    unused_count = sum(sizes[n] for n in unused)
+    outs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
+    macs = sum(r.macs for r in layers)
+    notes = [_note_line(text, places) for text, places in tracer.notes.values()]
+    if unused_count:
+        notes.append(_unused_note(unused, unused_count, total, mode))
     return Analysis(
         model_name=getattr(model, "zoo_name", None)
         or getattr(model, "spec_name", None)
         or type(model).__name__,
-        input_shapes=shapes,
+        input_shapes=tracer.input_shapes,
         dtype=str(dt).removeprefix("torch."),
         mode=mode,
-        layers=tuple(tracer.rows),
+        layers=layers,
         total_params=total,
-        trainable_params=trainable,
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
         total_macs=macs,
         total_flops=2 * macs,
-        total_extra_ops=sum(r.extra_ops for r in tracer.rows),
+        total_extra_ops=sum(r.extra_ops for r in layers),
         activation_bytes=tracer.acct.total,
         peak_activation_bytes=tracer.acct.peak,
-        param_bytes=pbytes,
-        weighted_depth=depth,
+        param_bytes=sum(p.numel() * p.element_size() for p in params),
+        weighted_depth=max((tracer.flow(t).depth for t in outs), default=0),
         input_spatial=spatial,
-        containers=containers,
+        containers={k: rf(w) for k, w in tracer.containers.items()},
         container_shapes=dict(tracer.container_shapes),
-        uncounted=uncounted,
+        fallback_ops=tuple(
+            FallbackOp(name, count, tuple(where))
+            for name, (count, where) in tracer.fallback_ops.items()
+        ),
         unused_params=unused,
-        unused_param_count=sum(named[n].numel() for n in unused),
+        unused_param_count=unused_count,
         output_shapes=tuple(tuple(t.shape) for t in outs),
-        notes=tuple(_note_line(text, places) for text, places in tracer.notes.values()),
+        notes=tuple(notes),
+    )
+
+
+def _unused_note(names: Sequence[str], count: int, total: int, mode: str) -> str:
+    """ "N of the M parameters (aux1, aux2) are not used ...", naming top-level modules.
+
+    >>> _unused_note(["aux1.fc.weight", "aux2.fc.weight"], 10, 100, "eval")[:50]
+    '10 of the 100 parameters (aux1, aux2) are not used'
+    """
+    tops = sorted({n.split(".")[0] for n in names})
+    shown = ", ".join(tops[:4]) + (f" and {len(tops) - 4} more" if len(tops) > 4 else "")
+    return (
+        f"{count:,} of the {total:,} parameters ({shown}) are not used by this {mode}-mode "
+        "forward pass; they count in the total but in no layer"
     )
 
 

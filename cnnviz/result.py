@@ -63,9 +63,10 @@ class LayerRecord:
 
 
 @dataclass(frozen=True)
-class UncountedOp:
-    """An op that ran but has no rule: its MACs come from FlopCounterMode's formulas, its
-    extra ops are not counted and its receptive field is unknown."""
+class FallbackOp:
+    """An op that ran without a rule: its MACs come from FlopCounterMode's formulas (so they
+    are counted), its extra ops are not counted and its receptive field is unknown.
+    ``where`` names the modules that called it ("" for the root)."""
 
     name: str
     count: int
@@ -100,12 +101,13 @@ class Analysis:
     containers: dict[str, ReceptiveField] = field(default_factory=dict)
     #: Output shape of each container call (``layer1``, ``blk#2``), its first tensor output.
     container_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    uncounted: tuple[UncountedOp, ...] = ()
+    #: Ops without a rule (MACs from FlopCounterMode, RF unknown), one entry per op name.
+    fallback_ops: tuple[FallbackOp, ...] = ()
     unused_params: tuple[str, ...] = ()  # parameters this forward pass never read
     unused_param_count: int = 0  # their elements (in total_params, in no row)
     output_shapes: tuple[tuple[int, ...], ...] = ()
     #: Conventions that shaped these numbers for this model (normalisation statistics taken
-    #: as constants, ...), one line each.
+    #: as constants, parameters the forward pass never read, ...), one line each.
     notes: tuple[str, ...] = ()
 
     # ---------------------------------------------------------------- views
@@ -175,12 +177,32 @@ class Analysis:
         return pd.DataFrame([[getattr(r, c) for c in cols] for r in self.layers], columns=cols)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
-        d = asdict(self)
-        d["containers"] = {k: asdict(v) for k, v in self.containers.items()}
-        return d
+        """Every field as plain Python values (records and receptive fields as dicts, tuples
+        kept as tuples): ``json.dumps`` writes it as it is.
+
+        >>> import json, torch.nn as nn, cnnviz
+        >>> d = cnnviz.analyze(nn.Conv2d(1, 2, 3), (1, 1, 5, 5)).to_dict()
+        >>> d["layers"][0]["output_shape"], json.loads(json.dumps(d))["containers"]
+        ((1, 2, 3, 3), {})
+        """
+        return asdict(self)
 
     def __str__(self) -> str:
         from cnnviz.render.table import render_text
 
         return render_text(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table (the first and last rows of a long one) and totals."""
+        from cnnviz.render.table import render_html
+
+        return render_html(self, max_rows=NOTEBOOK_ROWS)
+
+    def _repr_markdown_(self) -> str:
+        from cnnviz.render.table import render_markdown
+
+        return render_markdown(self, max_rows=NOTEBOOK_ROWS)
+
+
+#: Rows a notebook shows before it folds the middle of the table away.
+NOTEBOOK_ROWS = 40

@@ -5,34 +5,35 @@ Module hooks give names; a ``TorchFunctionMode`` sees every torch function (``F.
 kernel: the rule works out the output shape and returns an empty meta tensor, which is why
 tracing costs little more than the module calls themselves. Ops without a rule run on meta
 copies of their arguments under a dispatch mode that counts MACs with FlopCounterMode's own
-formulas, and are listed as uncounted. Real parameters are only read for their shapes.
+formulas, and are listed as fallback ops (no rule: MACs from FlopCounterMode, RF unknown).
+Real parameters are only read for their shapes. Every op claims the model's parameters it
+reads, so each parameter sits in the row of the first op that reads it and nowhere else.
+
+Hooks are global module hooks (``torch.nn.modules.module.register_module_forward_hook``)
+that act only in the tracing thread and only for the model's own modules: nothing is put on
+the user's modules, so a copy taken meanwhile carries nothing of the trace.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map_only, tree_unflatten
 from torch.utils.flop_counter import flop_registry
 
+from cnnviz import fmt
 from cnnviz.errors import AnalysisError
-from cnnviz.receptive import (
-    CHAN,
-    Flow,
-    Unknown,
-    WindowState,
-    const_flow,
-    to_public,
-    written_into,
-)
-from cnnviz.result import LayerRecord
+from cnnviz.modules import is_leaf
+from cnnviz.receptive import CHAN, Flow, Unknown, WindowState, const_flow, written_into
 from cnnviz.rules import RULES, Out, RuleError, op_name
 
 _aten = torch.ops.aten
@@ -141,6 +142,26 @@ class _Alloc:
         self.acct.live -= self.n
 
 
+class _Row(NamedTuple):
+    """A row as the tracer sees it; :mod:`cnnviz.analysis` makes the public
+    :class:`~cnnviz.result.LayerRecord` (stage and receptive field) when the pass is over."""
+
+    name: str
+    type: str
+    kind: str
+    module: str
+    is_module: bool
+    output_shape: tuple[int, ...] | None
+    params: int
+    trainable_params: int
+    macs: int
+    extra_ops: int
+    output_bytes: int
+    spatial: bool
+    window: WindowState  # immutable: the output's window when the row was made
+    depth: int
+
+
 @dataclass
 class _Draft:
     """A leaf module's row while the module runs."""
@@ -148,8 +169,8 @@ class _Draft:
     name: str
     type: str
     module: str
-    params: int
-    trainable: int
+    params: int = 0
+    trainable: int = 0
     macs: int = 0
     extra: int = 0
     kinds: list[tuple[str, int]] = field(default_factory=list)
@@ -169,37 +190,84 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return [v for v in flat if isinstance(v, torch.Tensor)]
 
 
-class Tracer(TorchFunctionMode):
-    """Runs one forward pass and collects rows. Use via :func:`cnnviz.analyze`."""
+@functools.cache
+def _spatial(dims: tuple[str | int, ...]) -> bool:
+    """True when a tensor with these dim labels runs along an input axis (dims repeat a lot)."""
+    return any(isinstance(d, int) for d in dims)
 
-    def __init__(self, model: nn.Module, input_spatial: tuple[int, ...]) -> None:
+
+#: What a data-dependent failure on meta tensors says, and what to do about it.
+DATA_DEPENDENT_HINT = (
+    " (cnnviz runs the model on meta tensors, which hold no values: data-dependent code such "
+    "as .item(), `if x.sum() > 0` or a boolean mask cannot run on them; try "
+    "analyze(..., device='cpu'), which runs the forward pass on real CPU tensors)"
+)
+
+
+def data_dependent(e: BaseException) -> bool:
+    """True when ``e`` is a meta tensor's refusal to give values or data-dependent shapes.
+
+    >>> data_dependent(RuntimeError("Tensor.item() cannot be called on meta tensors"))
+    True
+    """
+    text = str(e).lower()
+    return "meta" in text or "data-dependent" in text or "data dependent" in text
+
+
+class Tracer(TorchFunctionMode):
+    """Runs one forward pass and collects rows. Use via :func:`cnnviz.analyze`.
+
+    ``real``: the pass runs on real CPU tensors (``analyze(..., device="cpu")``): every op
+    computes its value, the rules still give MACs and receptive fields from meta stand-ins of
+    its arguments, and ``budget(bytes)`` is called before each op with the activation bytes
+    that would be live after it (it raises to stop the pass).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_spatial: tuple[int, ...],
+        *,
+        real: bool = False,
+        budget: Callable[[int], None] | None = None,
+    ) -> None:
         super().__init__()
-        self.model = model
         self.input_spatial = input_spatial
+        self.input_shapes: tuple[tuple[int, ...], ...] = ()  # set by whoever seeds the inputs
+        self.real = real
+        self.budget = budget
         self.names: dict[int, str] = {}
         self.leaf: dict[int, bool] = {}
-        for name, m in model.named_modules(remove_duplicate=True):
-            self.names[id(m)] = name
-            self.leaf[id(m)] = next(iter(m._modules.values()), None) is None
+        #: Every parameter of the model once (tied weights once), by id: its first name and
+        #: itself. A parameter goes to the row of the first op that reads it.
+        self.params: dict[int, tuple[str, nn.Parameter]] = {}
         # Tensors the tracer must never annotate: parameters, buffers and plain tensor
         # attributes of the user's modules (a positional-encoding table, say).
-        self.user_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
-        for m in model.modules():
+        self.user_tensors: set[int] = set()
+        self.modules: list[nn.Module] = []  # the model's modules, each once
+        for name, m in model.named_modules():
+            self.modules.append(m)
+            self.names[id(m)] = name
+            self.leaf[id(m)] = is_leaf(m)
+            for pname, p in m._parameters.items():
+                if p is not None and id(p) not in self.params:
+                    self.params[id(p)] = (f"{name}.{pname}" if name else pname, p)
+            self.user_tensors.update(id(b) for b in m._buffers.values() if b is not None)
             self.user_tensors.update(id(v) for v in vars(m).values() if isinstance(v, torch.Tensor))
-        self.used: set[int] = set()
-        self.counted: set[int] = set()  # parameters already attributed to a row
+        self.user_tensors.update(self.params)
+        self.unclaimed: dict[int, nn.Parameter] = {k: p for k, (_, p) in self.params.items()}
+        self.read_by_property: list[nn.Parameter] = []  # `self.w.T`: claimed by the next op
         self.frames: list[_Frame] = []
-        self.rows: list[LayerRecord] = []
-        self.containers: dict[str, Any] = {}
+        self.rows: list[_Row] = []
+        self.containers: dict[str, WindowState] = {}
         self.container_shapes: dict[str, tuple[int, ...]] = {}
         self.container_calls: Counter[str] = Counter()
         self.calls: Counter[str] = Counter()
-        self.uncounted: dict[str, list] = {}
+        self.fallback_ops: dict[str, list] = {}  # op -> [count, places]
         self.acct = _Acct()
         self.counter = MacCounter()
         self.thread = threading.get_ident()
         self.last_row = ""
-        self.stages: dict[object, int] = {}  # spatial size (or "head") -> stage number
         self.notes: dict[str, list] = {}  # topic -> [text, places]
         self.strict_dtypes = True  # parameters must match their inputs' dtype (see analyze)
 
@@ -222,7 +290,7 @@ class Tracer(TorchFunctionMode):
 
     def set_flow(self, t: torch.Tensor, flow: Flow) -> None:
         """New flow for a tensor changed in place (``y[idx] = v``); never on a user's."""
-        if id(t) not in self.user_tensors and t.is_meta:
+        if id(t) not in self.user_tensors and (t.is_meta or self.real):
             t._cv_flow = flow
 
     def adopt(self, t: torch.Tensor) -> torch.Tensor:
@@ -235,32 +303,31 @@ class Tracer(TorchFunctionMode):
         t._cv_flow = flow
         return t
 
+    # ---------------------------------------------------------------- results
+    def unused(self) -> list[str]:
+        """Names of the parameters no row holds: the forward pass never read them."""
+        late = {id(p) for p in self.read_by_property}  # read, but no op came after
+        return [n for k, (n, _) in self.params.items() if k in self.unclaimed or k in late]
+
     # ---------------------------------------------------------------- hooks
     def pre_hook(self, module: nn.Module, args: Any) -> None:
         if threading.get_ident() != self.thread:
             return
         key = id(module)
-        name = self.names.get(key, type(module).__name__)
+        name = self.names.get(key)
+        if name is None:  # not one of the model's modules (global hooks see every module)
+            return
         draft = None
-        if self.leaf.get(key, True):
+        if self.leaf[key]:
             self.calls[name] += 1
             n = self.calls[name]
-            first = n == 1
-            params = trainable = 0
-            if first:
-                # A leaf has no children: its own _parameters are all of them.
-                for p in module._parameters.values():
-                    if p is not None and id(p) not in self.counted:  # tied weights once
-                        self.counted.add(id(p))
-                        params += p.numel()
-                        trainable += p.numel() if p.requires_grad else 0
-            draft = _Draft(
-                name if first else f"{name}#{n}", type(module).__name__, name, params, trainable
-            )
+            draft = _Draft(name if n == 1 else f"{name}#{n}", type(module).__name__, name)
         self.frames.append(_Frame(module, name, draft))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if threading.get_ident() != self.thread or not self.frames:
+            return
+        if self.frames[-1].module is not module:
             return
         frame = self.frames.pop()
         outs = _tensors(output)
@@ -276,7 +343,7 @@ class Tracer(TorchFunctionMode):
             self.container_calls[frame.name] += 1
             n = self.container_calls[frame.name]
             key = frame.name if n == 1 else f"{frame.name}#{n}"
-            self.containers[key] = to_public(self.flow(outs[0]).window, self.input_spatial)
+            self.containers[key] = self.flow(outs[0]).window
             self.container_shapes[key] = tuple(outs[0].shape)
 
     # ---------------------------------------------------------------- ops
@@ -284,17 +351,17 @@ class Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         rule = RULES.get(func)
         if rule is None:
-            if func in _QUERIES or getattr(func, "__name__", "") == "__get__":
+            if func in _QUERIES:
                 return func(*args, **kwargs)
+            if getattr(func, "__name__", "") == "__get__":
+                return self._property(func, args, kwargs)
             return self._fallback(func, args, kwargs)
-        claimed = self._note_params(args)
+        claimed = self._claim(args)
         if kwargs:
-            claimed += self._note_params(kwargs.values())
-        try:
-            out: Out = rule.fn(self, *args, **kwargs)
-        except RuleError as e:
-            layer = self.frames[-1].name if self.frames else None
-            raise AnalysisError(f"{self.where(rule.name)}: {e}", layer, e.too_small) from None
+            claimed += self._claim(kwargs.values())
+        if self.real:
+            return self._real(rule, func, args, kwargs, claimed)
+        out = self._apply(rule, args, kwargs)
         value = out.value
         outs = _tensors(value)
         self._attach(outs, out.flow, args)
@@ -304,23 +371,47 @@ class Tracer(TorchFunctionMode):
         self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
         return value
 
+    def _apply(self, rule, args, kwargs) -> Out:
+        try:
+            return rule.fn(self, *args, **kwargs)
+        except RuleError as e:
+            layer = self.frames[-1].name if self.frames else None
+            raise AnalysisError(f"{self.where(rule.name)}: {e}", layer, e.too_small) from None
+
+    def _property(self, func, args, kwargs):
+        """``self.weight.T``, ``.data``: a parameter read through a property is claimed by
+        the next op, which reads the tensor the property gave."""
+        value = func(*args, **kwargs)
+        if args and isinstance(value, torch.Tensor):
+            p = self.unclaimed.pop(id(args[0]), None)
+            if p is not None:
+                self.read_by_property.append(p)
+        return value
+
     def _write_back(self, view: torch.Tensor) -> None:
         """An in-place op on a view (``y[:, :2].add_(v)``) changes its base too."""
         base = view._base
         fb = self.flow(base)
         self.set_flow(base, written_into(fb, tuple(base.shape), self.flow(view), tuple(view.shape)))
 
-    def _note_params(self, args) -> list[nn.Parameter]:
-        """Mark parameters as used; return those no row has counted yet. A leaf module's
-        own are counted when it starts; these belong to a container (a layer-scale gamma, a
-        parametrization's tensors) and go to the row of the op that reads them."""
+    def _claim(self, values) -> list[nn.Parameter]:
+        """The model's parameters among ``values`` that no row holds yet, looking inside
+        lists, tuples (named ones too) and dicts as pytree would (``torch.cat([x, self.p])``):
+        the op reading a parameter first holds it."""
+        left = self.unclaimed
+        if not left:
+            return []
         claimed = []
-        for a in args:
-            if isinstance(a, nn.Parameter):
-                self.used.add(id(a))
-                if id(a) not in self.counted:
-                    self.counted.add(id(a))
-                    claimed.append(a)
+        for v in values:
+            if isinstance(v, (list, tuple)):
+                if v and not isinstance(v, torch.Size):
+                    claimed += self._claim(v)
+            elif isinstance(v, dict):
+                claimed += self._claim(v.values())
+            else:
+                p = left.pop(id(v), None)
+                if p is not None:
+                    claimed.append(p)
         return claimed
 
     def _attach(self, outs, flow, args) -> None:
@@ -337,8 +428,13 @@ class Tracer(TorchFunctionMode):
                 t._cv_alloc = getattr(base, "_cv_alloc", None)
 
     def _op(self, name: str, kind: str, outs, macs: int, extra: int, claimed=()) -> None:
-        params = sum(p.numel() for p in claimed)
-        trainable = sum(p.numel() for p in claimed if p.requires_grad)
+        if self.read_by_property:
+            claimed = [*self.read_by_property, *claimed]
+            self.read_by_property = []
+        params = trainable = 0
+        for p in claimed:
+            params += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
         frame = self.frames[-1] if self.frames else None
         if frame is not None and frame.draft is not None:
             d = frame.draft
@@ -349,8 +445,8 @@ class Tracer(TorchFunctionMode):
             d.kinds.append((kind, macs))
             return
         if not outs:
-            if claimed:  # no row to hold them (an in-place write): count them again later
-                self.counted.difference_update(id(p) for p in claimed)
+            # no row to hold them (an in-place write): the next op that reads them will
+            self.unclaimed.update((id(p), p) for p in claimed)
             return
         parent = frame.name if frame is not None else ""
         base = f"{parent}.{name}" if parent else name
@@ -372,71 +468,63 @@ class Tracer(TorchFunctionMode):
     def _row(self, name, type_, kind, module, is_module, outs, params, trainable, macs, extra):
         t = outs[0] if outs else None
         flow = self.flow(t) if t is not None else None
-        spatial = flow is not None and any(isinstance(x, int) for x in flow.dims)
-        rf = to_public(flow.window if flow is not None else None, self.input_spatial)
-        key: object = "head"
-        if spatial and not rf.is_global and t is not None:
-            key = tuple(
-                n for n, lab in zip(t.shape, flow.dims, strict=False) if isinstance(lab, int)
-            )
-        stage = self.stages.setdefault(key, len(self.stages))
-        if not self.input_spatial:
-            rf = rf.__class__(None, reason="the input has no spatial axes")
         self.rows.append(
-            LayerRecord(
-                index=len(self.rows),
-                name=name,
-                type=type_,
-                kind=kind,
-                module=module,
-                is_module=is_module,
-                stage=stage,
-                output_shape=tuple(t.shape) if t is not None else None,
-                params=params,
-                trainable_params=trainable,
-                macs=macs,
-                flops=2 * macs,
-                extra_ops=extra,
-                output_bytes=sum(o.numel() * o.element_size() for o in outs),
-                spatial=spatial,
-                rf_size=rf.size,
-                rf_stride=rf.stride,
-                rf_padding=rf.padding,
-                rf_aligned=rf.aligned,
-                rf_global=rf.is_global,
-                rf_reason=rf.reason,
-                depth=flow.depth if flow is not None else 0,
+            _Row(
+                name,
+                type_,
+                kind,
+                module,
+                is_module,
+                tuple(t.shape) if t is not None else None,
+                params,
+                trainable,
+                macs,
+                extra,
+                sum(o.numel() * o.element_size() for o in outs),
+                flow is not None and _spatial(flow.dims),
+                flow.window if flow is not None else None,
+                flow.depth if flow is not None else 0,
             )
         )
         self.last_row = name
 
+    # ---------------------------------------------------------------- ops without a rule
     def _fallback(self, func, args, kwargs):
         flat, spec = tree_flatten((args, kwargs))
         tensors = [a for a in flat if isinstance(a, torch.Tensor)]
         if not tensors:
             return func(*args, **kwargs)
-        claimed = self._note_params(flat)
-        metas = [a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a for a in flat]
-        margs, mkwargs = tree_unflatten(metas, spec)
+        claimed = self._claim(flat)
         name = op_name(func)
+        if self.real:
+            margs, mkwargs, metas = args, kwargs, flat
+            self._check_budget(self._meta_bytes(func, flat, spec))
+        else:
+            metas = [
+                a.to("meta") if isinstance(a, torch.Tensor) and not a.is_meta else a for a in flat
+            ]
+            margs, mkwargs = tree_unflatten(metas, spec)
         self.counter.flops = 0
         try:
             with self.counter:
                 value = func(*margs, **mkwargs)
         except Exception as e:
-            hint = ""
-            if "meta" in str(e).lower() or "data-dependent" in str(e).lower():
-                hint = (
-                    " (cnnviz runs the model on meta tensors, which hold no values: "
-                    "data-dependent code such as .item() or `if x.sum() > 0` cannot be traced)"
-                )
+            hint = DATA_DEPENDENT_HINT if not self.real and data_dependent(e) else ""
             layer = self.frames[-1].name if self.frames else None
             raise AnalysisError(f"{self.where(name)} failed: {e}{hint}", layer) from e
         outs = _tensors(value)
         if not outs:
-            self.counted.difference_update(id(p) for p in claimed)
+            self.unclaimed.update((id(p), p) for p in claimed)
             return value
-        macs = self.counter.flops // 2
+        if self.real:
+            self._check_budget(0)  # data-dependent sizes are only known now
+        self._annotate(name, tensors, metas, outs, self.counter.flops // 2)
+        self._op(name, "other", outs, self.counter.flops // 2, 0, claimed)
+        return value
+
+    def _annotate(self, name, tensors, metas, outs, macs: int) -> None:
+        """Flows and allocations of an op without a rule: its window is unknown, its outputs
+        are new memory unless they share an input's storage."""
         flows = [self.flow(t) for t in tensors]
         window: WindowState = None
         if any(f.window is not None for f in flows):
@@ -445,6 +533,8 @@ class Tracer(TorchFunctionMode):
         depth = max(f.depth for f in flows) + (1 if macs else 0)
         storages = {t.untyped_storage()._cdata: t for t in metas if isinstance(t, torch.Tensor)}
         for t in outs:
+            if id(t) in self.user_tensors:
+                continue
             src = storages.get(t.untyped_storage()._cdata)
             if src is not None:
                 t._cv_alloc = getattr(src, "_cv_alloc", None)
@@ -464,13 +554,99 @@ class Tracer(TorchFunctionMode):
             t._cv_flow = Flow(dims, window, None, depth)
             if t._base is not None and src is not None:
                 self._write_back(t)  # an in-place op without a rule, on a view
-        entry = self.uncounted.setdefault(name, [0, []])
+        entry = self.fallback_ops.setdefault(name, [0, []])
         entry[0] += 1
         where = self.frames[-1].name if self.frames else ""
         if where not in entry[1]:
             entry[1].append(where)
-        self._op(name, "other", outs, macs, 0, claimed)
+
+    # ---------------------------------------------------------------- real tensors
+    def _real(self, rule, func, args, kwargs, claimed):
+        """One op with a rule on real tensors: the rule runs on meta stand-ins (MACs, flow,
+        the bytes it will allocate), then the op itself; an op whose shapes depend on the
+        values (a boolean mask) is counted as one without a rule."""
+        pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        sargs, skwargs = tree_map_only(
+            torch.Tensor, lambda t: self._stand_in(t, pairs), (args, kwargs)
+        )
+        acct, self.acct = self.acct, _Acct()  # the stand-ins' memory is not the pass's
+        try:
+            out = self._apply(rule, sargs, skwargs)
+        except AnalysisError:
+            raise
+        except Exception as e:
+            if not data_dependent(e):
+                raise
+            out = None
+        finally:
+            new, self.acct = self.acct.total, acct
+        if out is None:
+            self.unclaimed.update((id(p), p) for p in claimed)  # the fallback claims them
+            return self._fallback(func, args, kwargs)
+        self._check_budget(new)
+        value = func(*args, **kwargs)
+        outs = _tensors(value)
+        shaped = _tensors(out.value)
+        if [t.shape for t in outs] != [t.shape for t in shaped]:
+            raise AnalysisError(
+                f"{self.where(rule.name)}: cnnviz's rule gives {_shapes(shaped)} but the op "
+                f"gave {_shapes(outs)}",
+                self.frames[-1].name if self.frames else None,
+            )
+        for real, stand in pairs.values():  # in-place writes the rule saw (y[idx] = v)
+            f = getattr(stand, "_cv_flow", None)
+            if f is not None and f is not getattr(real, "_cv_flow", None):
+                self.set_flow(real, f)
+        flows = out.flow if isinstance(out.flow, list) else [out.flow] * len(outs)
+        storages = {
+            t.untyped_storage()._cdata: t
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        for t, f in zip(outs, flows, strict=False):
+            if id(t) in self.user_tensors:
+                continue
+            t._cv_flow = f
+            src = storages.get(t.untyped_storage()._cdata)
+            if src is None:
+                t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
+            elif src is not t:
+                t._cv_alloc = getattr(src, "_cv_alloc", None)
+            if t._base is not None and any(t is a for a in args):
+                self._write_back(t)
+        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
         return value
+
+    def _stand_in(self, t: torch.Tensor, pairs: dict) -> torch.Tensor:
+        """A meta tensor with ``t``'s shape, strides, dtype and flow (one per tensor)."""
+        got = pairs.get(id(t))
+        if got is None:
+            m = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+            f = getattr(t, "_cv_flow", None)
+            if f is not None and id(t) not in self.user_tensors:
+                m._cv_flow = f
+            got = pairs[id(t)] = (t, m)
+        return got[1]
+
+    def _meta_bytes(self, func, flat, spec) -> int:
+        """Bytes ``func``'s outputs will take, from a run on meta; 0 when only the values
+        can tell (its outputs are checked after the run)."""
+        metas = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in flat]
+        margs, mkwargs = tree_unflatten(metas, spec)
+        try:
+            value = func(*margs, **mkwargs)
+        except Exception:
+            return 0
+        ins = {t.untyped_storage()._cdata for t in metas if isinstance(t, torch.Tensor)}
+        return sum(
+            t.numel() * t.element_size()
+            for t in _tensors(value)
+            if t.untyped_storage()._cdata not in ins
+        )
+
+    def _check_budget(self, new: int) -> None:
+        if self.budget is not None:
+            self.budget(self.acct.live + new)
 
     def where(self, op: str | None = None) -> str:
         """ "`features.12` (MaxPool2d)" for the running module; the op is named when it was
@@ -482,3 +658,7 @@ class Tracer(TorchFunctionMode):
         if op and f.draft is None:
             name += f", {op}"
         return name + ")"
+
+
+def _shapes(tensors) -> str:
+    return ", ".join(fmt.shape(t.shape) for t in tensors) or "nothing"

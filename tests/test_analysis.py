@@ -196,7 +196,7 @@ def test_zoo_against_flopcounter_and_torchinfo(name, config):
     df = a.to_pandas()
     assert df["macs"].sum() == a.total_macs
     assert a.by_kind()["macs"].sum() == a.total_macs
-    assert not a.uncounted
+    assert not a.fallback_ops
 
 
 # REFERENCE.md section 2: torchvision metadata and exact FlopCounterMode MACs.
@@ -361,6 +361,21 @@ def test_stages_follow_spatial_size():
     ]
 
 
+def test_notebook_reprs_are_compact_tables_with_totals():
+    a = cnnviz.analyze(zoo.get_model("resnet152", device="meta"), (1, 3, 224, 224))
+    html = a._repr_html_()
+    assert html.count("<tr>") < 60 < len(a.layers)  # first and last rows, not all 500+
+    assert "conv1" in html and "fc" in html and f"{len(a.layers) - 40} more rows" in html
+    assert "60,192,808" in html and "final receptive field" in html
+    md = a._repr_markdown_()
+    assert md.startswith("| layer") and md.count("\n|") < 60 and "60,192,808" in md
+    small = cnnviz.analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), (1, 3, 5, 5))
+    assert "more rows" not in small._repr_html_() and small._repr_html_().count("<tr>") == 3
+    odd = cnnviz.analyze(nn.Sequential(nn.Conv2d(3, 4, 3)), (1, 3, 5, 5))
+    object.__setattr__(odd, "model_name", "<b>net</b>")
+    assert "<b>net</b>" not in odd._repr_html_() and "&lt;b&gt;net&lt;/b&gt;" in odd._repr_html_()
+
+
 def test_by_kind_splits_alexnet_params():
     # AlexNet: most parameters sit in the fully connected layers.
     k = cnnviz.analyze(zoo.get_model("alexnet", device="meta"), (1, 3, 224, 224)).by_kind()
@@ -381,7 +396,7 @@ def test_by_kind_splits_alexnet_params():
 
 
 # --------------------------------------------------------------------------- unknown ops
-def test_uncounted_ops_are_listed_and_rf_unknown():
+def test_ops_without_a_rule_are_listed_and_rf_unknown():
     class Odd(nn.Module):
         def __init__(self):
             super().__init__()
@@ -391,10 +406,12 @@ def test_uncounted_ops_are_listed_and_rf_unknown():
             return torch.cumsum(self.conv(x), dim=3)
 
     a = cnnviz.analyze(Odd(), (1, 1, 8, 8))
-    (u,) = a.uncounted
+    (u,) = a.fallback_ops
+    assert isinstance(u, cnnviz.FallbackOp)
     assert (u.name, u.count, u.where) == ("cumsum", 1, ("",))
     last = a.layers[-1]
     assert last.rf_size is None and "cumsum" in last.rf_reason
+    assert "ops without a rule (MACs from FlopCounterMode, RF unknown): cumsum x1" in str(a)
 
 
 def test_matmul_macs_come_from_flopcounter_formulas():
@@ -573,7 +590,7 @@ def test_where_keeps_the_rf_and_unknown_ops_report_why():
             return self.b(torch.where(y > 0, y, 0.1 * y))
 
     a = cnnviz.analyze(Leaky(), (1, 3, 16, 16))
-    assert a.receptive_field().size == (5, 5) and not a.uncounted  # 1 + 2 + 2
+    assert a.receptive_field().size == (5, 5) and not a.fallback_ops  # 1 + 2 + 2
 
     class Cum(nn.Module):
         def __init__(self):

@@ -1,7 +1,9 @@
-"""Text renderings of an :class:`~cnnviz.result.Analysis`: a readable table and markdown."""
+"""Text renderings of an :class:`~cnnviz.result.Analysis`: a readable table, markdown and the
+HTML a notebook shows."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -80,6 +82,31 @@ def totals(a: Analysis) -> list[tuple[str, str]]:
     ]
 
 
+def footnotes(a: Analysis) -> list[str]:
+    """Lines under the totals: ops without a rule, the unaligned mark, the notes."""
+    out = []
+    if a.fallback_ops:
+        ops = ", ".join(f"{u.name} x{u.count}" for u in a.fallback_ops)
+        out.append(f"ops without a rule (MACs from FlopCounterMode, RF unknown): {ops}")
+    if any(not r.rf_aligned for r in a.layers):
+        out.append("* unaligned: merged paths have different centres")
+    out += [f"note: {n}" for n in a.notes]
+    return out
+
+
+def _shortened(body: list[tuple[str, ...]], max_rows: int | None) -> list[tuple[str, ...]]:
+    """The first and last ``max_rows // 2`` rows, with one row saying how many are left out.
+
+    >>> [r[0] for r in _shortened([(str(i),) for i in range(10)], 4)]
+    ['0', '1', '... 6 more rows ...', '8', '9']
+    """
+    if max_rows is None or len(body) <= max_rows:
+        return body
+    half = max(1, max_rows // 2)
+    gap = (f"... {len(body) - 2 * half} more rows ...",) + ("",) * (len(body[0]) - 1)
+    return [*body[:half], gap, *body[-half:]]
+
+
 def render_text(a: Analysis, depth: int | None = None) -> str:
     """A fixed-width table with totals below, like torchinfo's summary."""
     body = rows(a, depth)
@@ -99,20 +126,42 @@ def render_text(a: Analysis, depth: int | None = None) -> str:
     out.append(sep)
     k = max(len(k) for k, _ in totals(a))
     out += [f"{key.ljust(k)}  {val}" for key, val in totals(a)]
-    if a.uncounted:
-        out.append("uncounted ops: " + ", ".join(f"{u.name} x{u.count}" for u in a.uncounted))
-    if any(not r.rf_aligned for r in a.layers):
-        out.append("* unaligned: merged paths have different centres")
-    out += [f"note: {n}" for n in a.notes]
-    return "\n".join(out)
+    return "\n".join(out + footnotes(a))
 
 
-def render_markdown(a: Analysis, depth: int | None = None) -> str:
-    """The same table as GitHub markdown."""
-    body = rows(a, depth)
+def render_markdown(a: Analysis, depth: int | None = None, max_rows: int | None = None) -> str:
+    """The same table as GitHub markdown; ``max_rows`` keeps the first and last rows of a
+    longer table."""
+    body = _shortened(rows(a, depth), max_rows)
     out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(r) + " |" for r in body]
     out.append("")
     out += [f"- **{k}**: {v}" for k, v in totals(a)]
-    out += [f"- note: {n}" for n in a.notes]
+    out += [f"- {line}" for line in footnotes(a)]
+    return "\n".join(out)
+
+
+def render_html(a: Analysis, depth: int | None = None, max_rows: int | None = None) -> str:
+    """An HTML table with the totals below it (a notebook's view of an analysis);
+    ``max_rows`` keeps the first and last rows of a longer table."""
+    body = _shortened(rows(a, depth), max_rows)
+    esc = html.escape
+    right = ' style="text-align:right"'
+
+    def cells(tag: str, values: tuple[str, ...]) -> str:
+        return "".join(
+            f"<{tag}{right if i >= 3 else ''}>{esc(v)}</{tag}>" for i, v in enumerate(values)
+        )
+
+    out = [
+        f"<div><strong>{esc(a.model_name)}</strong> ({esc(a.mode)}, {esc(a.dtype)})",
+        "<table>",
+        f"<thead><tr>{cells('th', COLUMNS)}</tr></thead>",
+        "<tbody>",
+    ]
+    out += [f"<tr>{cells('td', r)}</tr>" for r in body]
+    out += ["</tbody>", "</table>", "<ul>"]
+    out += [f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in totals(a)]
+    out += [f"<li>{esc(line)}</li>" for line in footnotes(a)]
+    out += ["</ul>", "</div>"]
     return "\n".join(out)
