@@ -12,7 +12,6 @@ handles and pairs it with the theoretical RF of the same unit.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +24,9 @@ from torch import nn
 from cnnviz import fmt, safety
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
+from cnnviz.modules import copy_model
 from cnnviz.receptive import ReceptiveField
+from cnnviz.result import Analysis
 
 #: Largest weights file the app accepts (bytes).
 MAX_WEIGHTS_BYTES = 512 * 1024**2
@@ -170,7 +171,7 @@ def _reinit(model: nn.Module, seed: int) -> None:
 def _copy(model: nn.Module, seed: int) -> nn.Module:
     """A float32 CPU copy; a meta model is materialised with seeded random weights."""
     if any(p.is_meta for p in model.parameters()) or any(b.is_meta for b in model.buffers()):
-        m = copy.deepcopy(model).to_empty(device="cpu")
+        m = copy_model(model).to_empty(device="cpu")
         _reinit(m, seed)
         for name, buf in m.named_buffers():  # BN statistics: mean 0, var 1
             if name.endswith("running_var"):
@@ -178,19 +179,24 @@ def _copy(model: nn.Module, seed: int) -> nn.Module:
             elif name.endswith(("running_mean", "num_batches_tracked")):
                 buf.zero_()
         return m.float()
-    return copy.deepcopy(model).cpu().float()
+    return copy_model(model).cpu().float()
 
 
 def default_layer(model: nn.Module, input_size) -> str:
-    """The last module whose output is spatial and not global (the final feature map)."""
-    a = analyze(model, input_size)
-    modules = dict(model.named_modules())
-    for row in reversed(a.layers):
-        if row.spatial and row.rf_size is not None and not row.rf_global:
-            name = row.name.split("#")[0] if row.is_module else row.module
-            if name in modules:
-                return name
-    raise AnalysisError("no module of this model has a spatial output")
+    """The layer an ERF starts on: :meth:`Analysis.default_layer`'s row (the one the app's
+    explorer starts on), as the module call it comes from (``"conv#2"`` for a second call)."""
+    return _module_call(analyze(model, input_size))
+
+
+def _module_call(a: Analysis) -> str:
+    """:meth:`Analysis.default_layer`'s row as a layer name :func:`effective_receptive_field`
+    takes: a module row keeps its name (``relu#2``), a functional row is measured at the
+    output of the module that called it."""
+    name = a.default_layer()
+    if name is None:
+        raise AnalysisError("no layer of this model has a spatial output")
+    row = next(r for r in a.layers if r.name == name)
+    return row.name if row.is_module else row.module
 
 
 def effective_receptive_field(
@@ -237,7 +243,7 @@ def effective_receptive_field(
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     a = analyze(model, input_size)
     if layer is None:
-        layer = default_layer(model, input_size)
+        layer = _module_call(a)
     # "relu#3": the third call of a module that runs more than once (analyze's row names)
     module_name, _, call = layer.partition("#")
     call_index = int(call) - 1 if call.isdigit() and int(call) > 0 else 0
@@ -286,47 +292,41 @@ class _Job:
 
 
 def _measure(model, job: _Job, weights, progress=None) -> EffectiveRF:
-    layer, module_name, call_index = job.layer, job.module_name, job.call_index
-    input_size, theoretical, n_samples, seed = (
-        job.input_size,
-        job.theoretical,
-        job.n_samples,
-        job.seed,
-    )
-    spatial = input_size[2:]
-    m = _copy(model, seed)
-    _load_weights(m, weights, seed)
+    m = _copy(model, job.seed)
+    _load_weights(m, weights, job.seed)
     m.eval()
-    target = dict(m.named_modules())[module_name]
+    target = dict(m.named_modules())[job.module_name]
     captured: list[torch.Tensor] = []
     handle = target.register_forward_hook(
         lambda mod, args, out: captured.append(out if torch.is_tensor(out) else out[0])
     )
-    gen = torch.Generator().manual_seed(seed)
-    total = torch.zeros(spatial, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(job.seed)
+    total = torch.zeros(job.input_size[2:], dtype=torch.float64)
     unit: tuple[int, ...] = ()
     try:
-        for i in range(n_samples):
+        for i in range(job.n_samples):
             if progress is not None:
-                progress(i, n_samples)
+                progress(i, job.n_samples)
             captured.clear()
-            x = torch.randn(input_size, generator=gen, requires_grad=True)
+            x = torch.randn(job.input_size, generator=gen, requires_grad=True)
             m(x)
-            if call_index >= len(captured):
+            if job.call_index >= len(captured):
                 raise AnalysisError(
-                    f"module {module_name!r} ran {len(captured)} time(s), not {call_index + 1}"
+                    f"module {job.module_name!r} ran {len(captured)} time(s), "
+                    f"not {job.call_index + 1}"
                 )
-            out = captured[call_index]  # (1, C, *spatial)
+            out = captured[job.call_index]  # (1, C, *spatial)
             unit = tuple((n - 1) // 2 for n in out.shape[2:])
             y = out[(0, slice(None), *unit)].sum()
             (grad,) = torch.autograd.grad(y, x)
             total += grad[0].abs().sum(0).double()
         if progress is not None:
-            progress(n_samples, n_samples)
+            progress(job.n_samples, job.n_samples)
     finally:
         handle.remove()
-    center = theoretical.center(unit)
-    return EffectiveRF((total / n_samples).numpy(), theoretical, layer, unit, center, n_samples)
+    center = job.theoretical.center(unit)
+    mean = (total / job.n_samples).numpy()
+    return EffectiveRF(mean, job.theoretical, job.layer, unit, center, job.n_samples)
 
 
 def sqrt_trend(depths, widths) -> float:

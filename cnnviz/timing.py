@@ -20,7 +20,6 @@ another dtype, device or memory format.
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import statistics
 import time
@@ -35,6 +34,8 @@ from torch import nn
 from cnnviz import safety, zoo
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
+from cnnviz.modules import copy_model, is_leaf
+from cnnviz.result import Analysis
 
 MAX_BATCH = 512
 MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
@@ -122,17 +123,79 @@ def _materialize(
     if isinstance(model, str):
         m = zoo.get_model(model, device=device)
     elif any(p.is_meta for p in model.parameters()):
-        m = copy.deepcopy(model).to_empty(device=device)
+        m = copy_model(model).to_empty(device=device)
         with torch.no_grad():
             for sub in m.modules():
                 if hasattr(sub, "reset_parameters"):
                     sub.reset_parameters()
     else:
-        m = copy.deepcopy(model).to(device)
+        m = copy_model(model).to(device)
     m = m.to(dtype=dtype).eval()
     if channels_last:
         m = m.to(memory_format=torch.channels_last)
     return m
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What every timing entry point works out first: where it runs, the model to analyze
+    (a zoo name built on meta) and the input size with its batch."""
+
+    device: torch.device
+    meta_model: nn.Module
+    input_size: tuple[int, ...]
+
+
+def _target(model: nn.Module | str, input_size, device) -> _Target:
+    dev = resolve_device(device)
+    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
+    if input_size is None:
+        input_size = getattr(meta_model, "default_input_size", None)
+        if input_size is None:
+            raise ValueError("input_size is required for a model without default_input_size")
+    return _Target(dev, meta_model, tuple(int(s) for s in input_size))
+
+
+class _Prepared:
+    """The copy, the input and the forward of one timing run (None once it is over)."""
+
+    model: Any = None
+    x: Any = None
+    forward: Any = None
+
+
+@contextlib.contextmanager
+def _prepared(
+    model, dev: torch.device, dtype: torch.dtype, shape, channels_last=False, compile=False
+) -> Iterator[_Prepared]:
+    """The one setup of every timing: a copy of the model on the device in ``dtype`` (the
+    caller's model never changes), a random input, cuDNN autotuning on CUDA; afterwards the
+    copies are dropped, the flag restored and the device's cache emptied."""
+    run = _Prepared()
+    cudnn_before = torch.backends.cudnn.benchmark
+    try:
+        run.model = _materialize(model, dev, dtype, channels_last)
+        run.x = torch.randn(shape, device=dev, dtype=dtype)
+        if channels_last and len(shape) == 4:
+            run.x = run.x.contiguous(memory_format=torch.channels_last)
+        run.forward = torch.compile(run.model) if compile else run.model
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield run
+    finally:
+        run.model = run.x = run.forward = None  # drop the copies before freeing the cache
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = cudnn_before
+            torch.cuda.empty_cache()
+
+
+def _warm_up(fn: Callable[[], Any], runs: int) -> None:
+    """At least ``runs`` runs and 0.2 s: autotuning, lazy initialisation, clocks."""
+    t = time.perf_counter()
+    for i in range(10_000):
+        fn()
+        if i + 1 >= max(1, runs) and time.perf_counter() - t > 0.2:
+            break
 
 
 class _CudaClock:
@@ -280,14 +343,9 @@ def benchmark(
     >>> df.loc[0, "status"], int(df.loc[0, "batch_size"])
     ('ok', 1)
     """
-    dev = resolve_device(device)
+    target = _target(model, input_size, device)
+    dev, meta_model, input_size = target.device, target.meta_model, target.input_size
     label = model if isinstance(model, str) else getattr(model, "zoo_name", type(model).__name__)
-    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
-    if input_size is None:
-        input_size = getattr(meta_model, "default_input_size", None)
-        if input_size is None:
-            raise ValueError("input_size is required for a model without default_input_size")
-    input_size = tuple(int(s) for s in input_size)
     batches = sorted({int(b) for b in batch_sizes})
     if not batches or batches[0] < 1:
         raise ValueError(f"batch_sizes must be positive ints, got {list(batch_sizes)}")
@@ -314,15 +372,9 @@ def benchmark(
         for i, cfg in enumerate(configs):
             if progress:
                 progress(i, len(configs), f"{label}: batch {cfg.batch_size}, {cfg.dtype}")
-            target = model if isinstance(model, str) else meta_model
-            rows.append(
-                {
-                    **common,
-                    **_run_one(
-                        target, a, input_size, dev, cfg, min_run_time, warmup, cap_bytes, name
-                    ),
-                }
-            )
+            # a zoo name is built on the device itself; a module is copied there
+            run = _run_one(model, a, input_size, dev, cfg, min_run_time, warmup, cap_bytes, name)
+            rows.append({**common, **run})
         if progress:
             progress(len(configs), len(configs), "done")
     return pd.DataFrame(rows)
@@ -344,50 +396,34 @@ def _run_one(
         )
     except safety.BudgetError as e:
         return _row(cfg, status="refused", note=str(e), gflops=flops / 1e9)
-    m = x = fwd = None
-    cudnn_before = torch.backends.cudnn.benchmark
     # Peak memory is counted above what the process held before: the copy, the input and
     # the activations of this configuration, not the caller's other tensors.
     base = torch.cuda.memory_allocated(dev) if dev.type == "cuda" else 0
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    shape = (cfg.batch_size, *input_size[1:])
     try:
-        m = _materialize(model, dev, dtype, cfg.channels_last)
-        fmt = torch.channels_last if cfg.channels_last and len(input_size) == 4 else None
-        x = torch.randn((cfg.batch_size, *input_size[1:]), device=dev, dtype=dtype)
-        if fmt is not None:
-            x = x.contiguous(memory_format=fmt)
-        fwd = torch.compile(m) if cfg.compile else m
-        if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # restored below
-            torch.cuda.reset_peak_memory_stats(dev)
+        with _prepared(model, dev, dtype, shape, cfg.channels_last, cfg.compile) as prep:
 
-        def run() -> Any:
-            with torch.inference_mode():
-                return fwd(x)
+            def run() -> Any:
+                with torch.inference_mode():
+                    return prep.forward(prep.x)
 
-        t_warm = time.perf_counter()  # at least `warmup` runs and 0.2 s: autotuning, clocks
-        for i in range(10_000):
-            run()
-            if i + 1 >= max(1, warmup) and time.perf_counter() - t_warm > 0.2:
-                break
-        if dev.type == "cuda":
-            clock = _CudaClock(dev)
-            times = _time_blocks(run, min_run_time, clock)
-            host = _host_seconds(run, clock)
-            peak = torch.cuda.max_memory_allocated(dev) - base
-        else:
-            times = _time_cpu(run, min_run_time)
-            host = peak = None
+            _warm_up(run, warmup)
+            if dev.type == "cuda":
+                clock = _CudaClock(dev)
+                times = _time_blocks(run, min_run_time, clock)
+                host = _host_seconds(run, clock)
+                peak = torch.cuda.max_memory_allocated(dev) - base
+            else:
+                times = _time_cpu(run, min_run_time)
+                host = peak = None
     except torch.cuda.OutOfMemoryError as e:
         return _row(cfg, status="out of memory", note=str(e).split("\n")[0], gflops=flops / 1e9)
     except (RuntimeError, AnalysisError) as e:
         return _row(
             cfg, status="error", note=f"{type(e).__name__}: {e}".split("\n")[0], gflops=flops / 1e9
         )
-    finally:
-        m = x = fwd = None  # drop the copies before freeing the cache
-        if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = cudnn_before
-            torch.cuda.empty_cache()
     med = statistics.median(times)
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), med, max(times)]
     return _row(
@@ -428,15 +464,23 @@ def layer_times(
     >>> list(df["name"])
     ['0', '1']
     """
-    dev = resolve_device(device)
-    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
-    size = tuple(input_size or meta_model.default_input_size)
-    a = analyze(meta_model, size)
+    target = _target(model, input_size, device)
+    return _timed_layers(
+        model, target, analyze(target.meta_model, target.input_size), dtype, runs, cap_bytes
+    )
+
+
+def _timed_layers(
+    model, target: _Target, a: Analysis, dtype: str, runs: int, cap_bytes
+) -> pd.DataFrame:
     safety.check(
-        safety.estimate(a, dtype=getattr(torch, dtype)), dev, cap_bytes, what="per-layer timing"
+        safety.estimate(a, dtype=getattr(torch, dtype)),
+        target.device,
+        cap_bytes,
+        what="per-layer timing",
     )
     with safety.exclusive():
-        return _layer_times(model, size, dev, dtype, runs)
+        return _layer_times(model, target.input_size, target.device, dtype, runs)
 
 
 def layer_breakdown(
@@ -446,6 +490,7 @@ def layer_breakdown(
     device: str | torch.device = "auto",
     dtype: str = "float32",
     runs: int = 5,
+    cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
 ) -> pd.DataFrame:
     """:func:`layer_times` joined with :func:`cnnviz.analyze`'s rows: kind, MACs and the
     achieved GFLOP/s of each leaf layer.
@@ -456,10 +501,10 @@ def layer_breakdown(
     >>> list(df.columns), int(df.loc[0, "macs"])  # 6*6*4*3*3*3
     (['name', 'ms', 'kind', 'macs', 'gflops_per_s'], 3888)
     """
-    meta_model = zoo.get_model(model, device="meta") if isinstance(model, str) else model
-    size = tuple(input_size or meta_model.default_input_size)
-    times = layer_times(model, size, device=device, dtype=dtype, runs=runs)
-    rows = {r.name: r for r in analyze(meta_model, size).layers if r.is_module}
+    target = _target(model, input_size, device)
+    a = analyze(target.meta_model, target.input_size)
+    times = _timed_layers(model, target, a, dtype, runs, cap_bytes)
+    rows = {r.name: r for r in a.layers if r.is_module}
     times["kind"] = times["name"].map(lambda n: rows[n].kind if n in rows else None)
     times["macs"] = times["name"].map(lambda n: rows[n].macs if n in rows else 0)
     times["gflops_per_s"] = 2 * times["macs"] / (times["ms"] / 1e3) / 1e9
@@ -467,11 +512,9 @@ def layer_breakdown(
 
 
 def _layer_times(model, size, dev, dtype, runs) -> pd.DataFrame:
-    m = _materialize(model, dev, getattr(torch, dtype), False)
-    names = {id(mod): n for n, mod in m.named_modules()}
-    leaves = [mod for mod in m.modules() if not list(mod.children())]
     samples: dict[str, list[float]] = {}
     pending: list[tuple[str, Any, Any]] = []
+    pending_done: list[tuple[str, Any, Any]] = []
     calls: dict[str, int] = {}
     is_cuda = dev.type == "cuda"
 
@@ -495,27 +538,35 @@ def _layer_times(model, size, dev, dtype, runs) -> pd.DataFrame:
         else:
             samples.setdefault(key, []).append(time.perf_counter() - ev)
 
-    pending_done: list[tuple[str, Any, Any]] = []
-    handles = [
-        h
-        for mod in leaves
-        for h in (mod.register_forward_pre_hook(pre), mod.register_forward_hook(post))
-    ]
-    x = torch.randn(size, device=dev, dtype=getattr(torch, dtype))
-    try:
-        with torch.inference_mode(), _gc_paused():
-            m(x)  # warm-up
+    with _prepared(model, dev, getattr(torch, dtype), size) as prep:
+        m = prep.model
+        names = {id(mod): n for n, mod in m.named_modules()}
+        handles = [
+            h
+            for mod in m.modules()
+            if is_leaf(mod)
+            for h in (mod.register_forward_pre_hook(pre), mod.register_forward_hook(post))
+        ]
+        del m
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return prep.forward(prep.x)
+
+        try:
+            _warm_up(run, 1)
             samples.clear()
             pending_done.clear()
-            for _ in range(runs):
-                calls.clear()
-                m(x)
-        if is_cuda:
-            torch.cuda.synchronize(dev)
-            for key, start, end in pending_done:
-                samples.setdefault(key, []).append(start.elapsed_time(end) / 1e3)
-    finally:
-        for h in handles:
-            h.remove()
+            with _gc_paused():
+                for _ in range(runs):
+                    calls.clear()
+                    run()
+            if is_cuda:
+                torch.cuda.synchronize(dev)
+                for key, start, end in pending_done:
+                    samples.setdefault(key, []).append(start.elapsed_time(end) / 1e3)
+        finally:
+            for h in handles:
+                h.remove()
     order = list(samples)
     return pd.DataFrame({"name": order, "ms": [statistics.median(samples[k]) * 1e3 for k in order]})

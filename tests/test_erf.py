@@ -158,9 +158,40 @@ def test_memory_cap_is_checked_first():
         erf.effective_receptive_field(model, "features", (1, 3, 224, 224), cap_bytes=10_000_000)
 
 
-def test_default_layer_is_the_final_feature_map():
+def test_default_layer_is_the_analysis_default_row():
+    # The app's explorer and the ERF start on the same row: Analysis.default_layer().
     model = zoo.get_model("resnet20", device="meta")
-    assert erf.default_layer(model, (1, 3, 32, 32)) == "layer3.2.relu"
+    a = cnnviz.analyze(model, (1, 3, 32, 32))
+    assert erf.default_layer(model, (1, 3, 32, 32)) == a.default_layer() == "layer3.2.conv2"
+
+
+class _Twice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.conv(self.conv(x)))
+
+
+class _Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 2, 3, 3))
+        self.block = nn.Sequential(nn.Identity())
+
+    def forward(self, x):
+        return self.block(x) + 0 * torch.nn.functional.conv2d(x, self.w, padding=1)
+
+
+def test_default_layer_maps_a_row_to_the_module_call():
+    # Defect: the second call of a module ("conv#2") was measured at its first call.
+    assert erf.default_layer(_Twice(), (1, 2, 9, 9)) == "conv#2"
+    m = erf.effective_receptive_field(_Twice(), None, (1, 2, 9, 9), n_samples=1)
+    assert m.layer == "conv#2" and m.theoretical.size == (5, 5)  # 1 + 2 + 2
+    # a functional row (the root's conv2d) is measured at the module that called it
+    assert erf.default_layer(_Functional(), (1, 2, 9, 9)) == ""
 
 
 def test_later_call_of_a_module():
