@@ -111,6 +111,31 @@ def test_console_script_runs():
     assert "269,722" in out
 
 
+def test_python_dash_m_cnnviz_runs_the_cli():
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnviz", "models"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "resnet50" in done.stdout and "--shortcut" in done.stdout
+
+
+def test_package_is_typed_and_described():
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(cnnviz.__file__).parent
+    assert (root / "py.typed").is_file()
+    project = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["cnnviz"]
+    assert "Typing :: Typed" in project["project"]["classifiers"]
+    assert "receptive-field" in project["project"]["keywords"]
+
+
+def test_summary_says_which_parameters_are_unused(capsys):
+    code, out, _ = run(capsys, "summary", "googlenet", "--aux-logits")
+    assert code == 0 and "(aux1, aux2) are not used by this eval-mode forward pass" in out
+
+
 def test_spec_file(capsys, tmp_path):
     from cnnviz import spec
 
