@@ -40,11 +40,14 @@ class ReceptiveField:
     ``size``, ``stride`` and ``padding`` have one entry per spatial axis (H, W for 2-D). A
     global field (after global pooling or flatten + linear) has ``is_global`` true and
     ``size`` equal to the input's spatial size. When the field cannot be known, ``size`` is
-    ``None`` and ``reason`` says why.
+    ``None`` and ``reason`` says why. ``min_size`` is the smallest field over all paths from
+    the input (Richter et al., ICMLA 2021): on a residual net the shortcut-only path keeps it
+    small while ``size``, the hull over paths, grows; None when global or unknown, equal to
+    ``size`` on a single path.
 
     >>> rf = ReceptiveField((5, 5), (1, 1), (2, 2))
-    >>> rf.size, rf.is_global
-    ((5, 5), False)
+    >>> rf.size, rf.is_global, rf.smallest
+    ((5, 5), False, (5, 5))
     """
 
     size: tuple[int, ...] | None
@@ -53,6 +56,15 @@ class ReceptiveField:
     aligned: bool = True
     is_global: bool = False
     reason: str | None = None
+    min_size: tuple[int, ...] | None = None
+
+    @property
+    def smallest(self) -> tuple[int, ...] | None:
+        """``min_size``, or ``size`` where no smaller path was recorded; None when global or
+        unknown."""
+        if self.size is None or self.is_global:
+            return None
+        return self.min_size if self.min_size is not None else self.size
 
     @property
     def known(self) -> bool:
@@ -106,7 +118,10 @@ class ReceptiveField:
 class Window:
     """Known per-axis window of one tensor: tuples over the input's spatial axes.
 
-    An axis in ``global_axes`` has been reduced away: every unit sees that whole axis.
+    ``r``, ``S``, ``P`` describe the hull over every path from the input (what a unit can
+    see); ``rmin`` is the smallest field over those paths (a residual net's shortcut-only
+    path), None while it equals ``r`` (a single path). An axis in ``global_axes`` has been
+    reduced away: every unit sees that whole axis.
     """
 
     r: tuple[int, ...]
@@ -114,10 +129,21 @@ class Window:
     P: tuple[int, ...]
     aligned: bool = True
     global_axes: frozenset[int] = frozenset()
+    rmin: tuple[int, ...] | None = None
 
-    def axis(self, a: int, r: int, s: int, p: int) -> Window:
-        """This window with axis ``a`` set to (r, s, p)."""
-        return replace(self, r=_set(self.r, a, r), S=_set(self.S, a, s), P=_set(self.P, a, p))
+    @property
+    def smallest(self) -> tuple[int, ...]:
+        """The smallest field over all paths, per axis."""
+        return self.r if self.rmin is None else self.rmin
+
+    def axis(self, a: int, r: int, s: int, p: int, rmin: int | None = None) -> Window:
+        """This window with axis ``a`` set to (r, s, p) and, when given, its smallest field
+        to ``rmin``; without it a single-path window's smallest field follows ``r``."""
+        if rmin is None:
+            rmin = r if self.rmin is None else self.rmin[a]
+        small = _set(self.smallest, a, rmin)
+        w = replace(self, r=_set(self.r, a, r), S=_set(self.S, a, s), P=_set(self.P, a, p))
+        return replace(w, rmin=None if small == w.r else small)
 
 
 @dataclass(frozen=True)
@@ -154,7 +180,8 @@ def slide(w: WindowState, axis: int, k: int, s: int, p: int, d: int = 1) -> Wind
         return w
     kk = d * (k - 1) + 1
     S = w.S[axis]
-    return w.axis(axis, w.r[axis] + (kk - 1) * S, S * s, w.P[axis] + p * S)
+    grow = (kk - 1) * S  # every path grows alike: the smallest one too
+    return w.axis(axis, w.r[axis] + grow, S * s, w.P[axis] + p * S, w.smallest[axis] + grow)
 
 
 def shift(w: WindowState, axis: int, start: int, step: int = 1) -> WindowState:
@@ -199,6 +226,7 @@ def hull(states: list[WindowState], where: str) -> WindowState:
     gaxes = frozenset().union(*(w.global_axes for w in known))
     n = len(known[0].r)
     r, S, P = list(known[0].r), list(known[0].S), list(known[0].P)
+    small = list(known[0].smallest)
     aligned = all(w.aligned for w in known)
     for a in range(n):
         if a in gaxes:
@@ -216,7 +244,9 @@ def hull(states: list[WindowState], where: str) -> WindowState:
             aligned = False
         lo, hi = min(lefts), max(rights)
         r[a], S[a], P[a] = hi - lo + 1, strides.pop(), -lo
-    return Window(tuple(r), tuple(S), tuple(P), aligned, gaxes)
+        small[a] = min(w.smallest[a] for w in known)
+    rmin = tuple(small)
+    return Window(tuple(r), tuple(S), tuple(P), aligned, gaxes, None if rmin == tuple(r) else rmin)
 
 
 def to_public(w: WindowState, input_spatial: tuple[int, ...]) -> ReceptiveField:
@@ -231,7 +261,8 @@ def to_public(w: WindowState, input_spatial: tuple[int, ...]) -> ReceptiveField:
     size = tuple(input_spatial[a] if a in w.global_axes else w.r[a] for a in range(n))
     stride = tuple(0 if a in w.global_axes else w.S[a] for a in range(n))
     pad = tuple(0 if a in w.global_axes else w.P[a] for a in range(n))
-    return ReceptiveField(size, stride, pad, w.aligned, False, None)
+    small = tuple(input_spatial[a] if a in w.global_axes else w.smallest[a] for a in range(n))
+    return ReceptiveField(size, stride, pad, w.aligned, False, None, small)
 
 
 # --------------------------------------------------------------------------- per-tensor flow
