@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -162,22 +160,18 @@ class _Row(NamedTuple):
     depth: int
 
 
-@dataclass
 class _Draft:
     """A leaf module's row while the module runs."""
 
-    name: str
-    type: str
-    module: str
-    params: int = 0
-    trainable: int = 0
-    macs: int = 0
-    extra: int = 0
-    kinds: list[tuple[str, int]] = field(default_factory=list)
+    __slots__ = ("extra", "kinds", "macs", "module", "name", "params", "trainable", "type")
+
+    def __init__(self, name: str, type_: str, module: str) -> None:
+        self.name, self.type, self.module = name, type_, module
+        self.params = self.trainable = self.macs = self.extra = 0
+        self.kinds: list[tuple[str, int]] = []  # (kind, MACs) of each op it ran
 
 
-@dataclass
-class _Frame:
+class _Frame(NamedTuple):
     module: nn.Module
     name: str
     draft: _Draft | None
@@ -261,8 +255,8 @@ class Tracer(TorchFunctionMode):
         self.rows: list[_Row] = []
         self.containers: dict[str, WindowState] = {}
         self.container_shapes: dict[str, tuple[int, ...]] = {}
-        self.container_calls: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
+        self.container_calls: dict[str, int] = {}  # calls of each container so far
+        self.calls: dict[str, int] = {}  # calls of each leaf module and op name so far
         self.fallback_ops: dict[str, list] = {}  # op -> [count, places]
         self.acct = _Acct()
         self.counter = MacCounter()
@@ -319,8 +313,7 @@ class Tracer(TorchFunctionMode):
             return
         draft = None
         if self.leaf[key]:
-            self.calls[name] += 1
-            n = self.calls[name]
+            n = self.calls[name] = self.calls.get(name, 0) + 1
             draft = _Draft(name if n == 1 else f"{name}#{n}", type(module).__name__, name)
         self.frames.append(_Frame(module, name, draft))
 
@@ -340,8 +333,7 @@ class Tracer(TorchFunctionMode):
             )
         elif outs:
             # a container called again is "blk#2", as rows are; "blk" stays its first call
-            self.container_calls[frame.name] += 1
-            n = self.container_calls[frame.name]
+            n = self.container_calls[frame.name] = self.container_calls.get(frame.name, 0) + 1
             key = frame.name if n == 1 else f"{frame.name}#{n}"
             self.containers[key] = self.flow(outs[0]).window
             self.container_shapes[key] = tuple(outs[0].shape)
@@ -450,8 +442,7 @@ class Tracer(TorchFunctionMode):
             return
         parent = frame.name if frame is not None else ""
         base = f"{parent}.{name}" if parent else name
-        self.calls[base] += 1
-        n = self.calls[base]
+        n = self.calls[base] = self.calls.get(base, 0) + 1
         self._row(
             base if n == 1 else f"{base}#{n}",
             name,
@@ -480,7 +471,9 @@ class Tracer(TorchFunctionMode):
                 trainable,
                 macs,
                 extra,
-                sum(o.numel() * o.element_size() for o in outs),
+                t.numel() * t.element_size()
+                if len(outs) == 1
+                else sum(o.numel() * o.element_size() for o in outs),
                 flow is not None and _spatial(flow.dims),
                 flow.window if flow is not None else None,
                 flow.depth if flow is not None else 0,
