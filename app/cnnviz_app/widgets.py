@@ -14,8 +14,7 @@ from typing import Any
 import streamlit as st
 
 import cnnviz
-from cnnviz import fmt, zoo
-from cnnviz.result import Analysis
+from cnnviz import zoo
 from cnnviz_app.caching import Config
 
 # Upper bounds for integer zoo options typed (or put in a URL) by visitors: the analysis runs on
@@ -100,20 +99,6 @@ def parse_unit(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         return None
     return (r, c) if r >= 0 and c >= 0 else None
-
-
-def unused_note(a: Analysis, label: str | None = None) -> str | None:
-    """A line about parameters the forward pass never read (GoogLeNet's aux heads in eval
-    mode): they are in the total but in no row."""
-    if not a.unused_param_count:
-        return None
-    tops = sorted({n.split(".")[0] for n in a.unused_params})
-    who = f"{label}: " if label else ""
-    return (
-        f"{who}{fmt.count(a.unused_param_count)} of the {fmt.count(a.total_params)} parameters "
-        f"({', '.join(tops[:4])}) are not used by this {a.mode}-mode forward pass; they count "
-        "in the total but in no layer."
-    )
 
 
 @contextlib.contextmanager

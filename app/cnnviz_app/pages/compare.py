@@ -100,10 +100,9 @@ with widgets.user_errors():
     for r in df.itertuples():
         if r.rf_note:
             st.caption(f"{r.label}: the final RF is unknown because {r.rf_note}.")
-    for label, a in analyses.items():
-        note = widgets.unused_note(a, label)
-        if note:
-            st.caption(note)
+    for label, a in analyses.items():  # unused parameters (aux heads), norm conventions
+        for note in a.notes:
+            st.caption(f"{label}: {note}.")
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download CSV", compare.to_csv(df), "cnnviz_compare.csv", "text/csv", key="dl_csv"

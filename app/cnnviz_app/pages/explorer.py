@@ -46,11 +46,8 @@ m2.metric("MACs", fmt.compact(a.total_macs), help=fmt.count(a.total_macs))
 m3.metric("Weighted depth", a.weighted_depth, help="conv + linear layers on the longest path")
 final = a.receptive_field()
 m4.metric("Final RF", fmt.rf(final), help=fmt.rf_help(final))
-for note in a.notes:  # the conventions behind these numbers, for this model
+for note in a.notes:  # conventions behind these numbers, unused parameters, for this model
     st.caption(f"Note: {note}.")
-unused = widgets.unused_note(a)
-if unused:
-    st.caption(unused)
 
 rows = [r.name for r in a.layers]
 default_layer = a.default_layer() or rows[-1]
