@@ -269,7 +269,7 @@ def test_example_shapes_params_and_analysis(name):
     a = cnnviz.analyze(m, m.default_input_size)
     assert a.total_params == numel == s.num_params == EXAMPLE_PARAMS[name]
     assert m.spec_name == name and m.default_input_size == s.input
-    assert not a.uncounted
+    assert not a.fallback_ops
 
 
 def test_example_inception_output_and_two_3x3_receptive_fields():
