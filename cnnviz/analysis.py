@@ -324,6 +324,7 @@ def _assemble(
             rf_global=f.is_global,
             rf_reason=f.reason,
             depth=r.depth,
+            rf_min_size=f.min_size,
         )
         for i, (r, f, stage) in enumerate(zip(tracer.rows, rfs, numbers, strict=True))
     )

@@ -23,7 +23,9 @@ class LayerRecord:
     ``macs`` are multiply-accumulates of conv/linear/matmul (bias excluded), ``flops`` is
     ``2 * macs``; ``extra_ops`` is every other arithmetic op (bias, norm, activation, pooling,
     elementwise merges), kept apart. ``output_bytes`` is the size of the output tensor(s).
-    The ``rf_*`` fields describe one unit of the output (see :class:`ReceptiveField`).
+    The ``rf_*`` fields describe one unit of the output (see :class:`ReceptiveField`):
+    ``rf_size`` is the hull over every path from the input, ``rf_min_size`` the smallest
+    field over those paths (None when global or unknown).
     """
 
     index: int
@@ -48,6 +50,7 @@ class LayerRecord:
     rf_global: bool
     rf_reason: str | None
     depth: int  # conv/linear layers on the longest path up to and including this row
+    rf_min_size: tuple[int, ...] | None  # the smallest field over all paths (see below)
 
     @property
     def receptive_field(self) -> ReceptiveField:
@@ -59,6 +62,7 @@ class LayerRecord:
             self.rf_aligned,
             self.rf_global,
             self.rf_reason,
+            self.rf_min_size,
         )
 
 

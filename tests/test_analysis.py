@@ -345,6 +345,17 @@ def test_result_is_plain_data():
     assert "61,100,840" in text and "195x195" in text
 
 
+def test_rows_carry_the_smallest_field_over_paths():
+    # Defect: a row's receptive_field dropped min_size, so .smallest read the hull.
+    a = cnnviz.analyze(zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+    add = next(r for r in a.layers if r.name == "layer1.0.add")
+    # conv1 7 (S 2) -> maxpool 11 (S 4); the block's convs: 11 + 2*4 + 2*4 = 27; the
+    # shortcut keeps the maxpool's 11
+    assert (add.rf_size, add.rf_min_size) == ((27, 27), (11, 11))
+    assert add.receptive_field.smallest == (11, 11)
+    assert a.to_pandas().loc[add.index, "rf_min_size"] == (11, 11)
+
+
 def test_stages_follow_spatial_size():
     a = cnnviz.analyze(zoo.get_model("resnet50", device="meta"), (1, 3, 224, 224))
     by_stage = collections.defaultdict(set)
