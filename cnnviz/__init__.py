@@ -10,9 +10,9 @@ from cnnviz import zoo
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
 from cnnviz.receptive import ReceptiveField
-from cnnviz.training import TrainingStep, training_step
 from cnnviz.result import Analysis, FallbackOp, LayerRecord
 from cnnviz.rules.registry import register_rule
+from cnnviz.training import TrainingStep, training_step
 
 __version__ = "0.1.0"
 __all__ = [
@@ -21,10 +21,10 @@ __all__ = [
     "FallbackOp",
     "LayerRecord",
     "ReceptiveField",
+    "TrainingStep",
     "__version__",
     "analyze",
     "register_rule",
     "training_step",
-    "TrainingStep",
     "zoo",
 ]
