@@ -5,6 +5,8 @@
     cnnviz summary torchvision:resnet50          (when torchvision is installed)
     cnnviz summary my_net.yaml                   (a declarative spec, as in the app)
     cnnviz summary path/to/net.py:build_model    (imports and runs YOUR file: your own code only)
+    cnnviz summary torchvision:fasterrcnn_resnet50_fpn --device cpu
+                                                 (real CPU tensors, for data-dependent models)
 
 Exit codes: 0 success, 1 the model could not be analyzed (or your file raised), 2 bad command
 line or model name.
@@ -96,7 +98,7 @@ def _import_file(spec: str) -> nn.Module:
     return model
 
 
-def _external(prefix: str, name: str) -> nn.Module:
+def _external(prefix: str, name: str, device: str = "meta") -> nn.Module:
     try:
         lib = importlib.import_module(prefix)
     except Exception as e:  # ImportError, or a broken install
@@ -104,7 +106,7 @@ def _external(prefix: str, name: str) -> nn.Module:
             f"{prefix}: cannot import it ({e}); install it to use {prefix}:NAME"
         ) from e
     try:
-        with torch.device("meta"):
+        with torch.device(device):
             if prefix == "torchvision":
                 return lib.models.get_model(name, weights=None)
             return lib.create_model(name, pretrained=False)
@@ -112,8 +114,12 @@ def _external(prefix: str, name: str) -> nn.Module:
         raise UsageError(f"{prefix}:{name}: {type(e).__name__}: {e}") from e
 
 
-def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int, ...] | None]:
-    """Build the model named on the command line; returns it and its default input size."""
+def load_model(
+    name: str, options: Sequence[str], device: str = "meta"
+) -> tuple[nn.Module, tuple[int, ...] | None]:
+    """Build the model named on the command line on ``device`` (meta: no memory; cpu: real
+    weights, for ``analyze(..., device="cpu")``); returns it and its default input size.
+    A file's factory builds its model where it likes."""
     prefix, sep, rest = name.partition(":")
     external = sep and prefix in ("torchvision", "timm")
     is_file = sep and name.rpartition(":")[0].endswith(".py")
@@ -121,7 +127,7 @@ def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int,
     if options and (external or is_file or is_spec):
         raise UsageError(f"options {' '.join(options)} only apply to zoo models")
     if external:  # torchvision / timm classifiers take ImageNet-size inputs by default
-        return _external(prefix, rest), (1, 3, 299, 299) if "inception" in rest else (
+        return _external(prefix, rest, device), (1, 3, 299, 299) if "inception" in rest else (
             1,
             3,
             224,
@@ -135,7 +141,7 @@ def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int,
         if not path.is_file():
             raise UsageError(f"{name}: no such spec file")
         try:
-            model = spec_mod.build(path.read_text())
+            model = spec_mod.build(path.read_text(), device=device)
         except spec_mod.SpecError as e:
             raise UsageError(f"{name}: {e}") from None
         return model, tuple(model.default_input_size)
@@ -144,7 +150,7 @@ def load_model(name: str, options: Sequence[str]) -> tuple[nn.Module, tuple[int,
     info = zoo.model_info(name)  # ZooError with close matches for unknown names
     texts = _option_texts(name, info, options)
     config = info.parse_options(texts)
-    model = zoo.get_model(name, device="meta", **config)
+    model = zoo.get_model(name, device=device, **config)
     return model, tuple(model.default_input_size)
 
 
@@ -206,12 +212,12 @@ def _cmd_summary(args, extra: Sequence[str]) -> int:
         raise UsageError(
             f"--max-depth folds the table and markdown views; {args.format} has every row"
         )
-    model, default = load_model(args.model, extra)
+    model, default = load_model(args.model, extra, args.device)
     sizes = [parse_input(text) for text in args.input or ()]
     size = (sizes[0] if len(sizes) == 1 else tuple(sizes)) if sizes else default
     if size is None:
         raise UsageError(f"{args.model}: give --input, e.g. --input 1x3x224x224")
-    a = analyze(model, size, dtype=args.dtype, mode=args.mode)
+    a = analyze(model, size, dtype=args.dtype, mode=args.mode, device=args.device)
     if args.format == "csv":
         sys.stdout.write(a.to_pandas().to_csv(index=False))
     elif args.format == "json":
@@ -255,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fold rows nested deeper than N into their parent (1: conv1, layer1, ..., fc)",
     )
     s.add_argument("--mode", choices=("eval", "train"), default="eval")
+    s.add_argument(
+        "--device",
+        choices=("meta", "cpu"),
+        default="meta",
+        help="meta (default): shapes only, nothing computed; cpu: one forward pass on real "
+        "CPU tensors, for models whose shapes depend on values (detectors)",
+    )
     s.add_argument(
         "--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64")
     )

@@ -136,6 +136,33 @@ def test_summary_says_which_parameters_are_unused(capsys):
     assert code == 0 and "(aux1, aux2) are not used by this eval-mode forward pass" in out
 
 
+def test_device_cpu_traces_a_data_dependent_model(capsys, tmp_path):
+    src = tmp_path / "detector.py"
+    src.write_text(
+        textwrap.dedent("""
+        import torch, torch.nn as nn
+
+        class Detector(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+            def forward(self, x):
+                y = self.conv(x)
+                return y[y > 0]  # how many survive depends on the values
+
+        def build():
+            return Detector()
+    """)
+    )
+    code, _, err = run(capsys, "summary", f"{src}:build", "--input", "1x3x8x8")
+    assert code == 1 and "device='cpu'" in err
+    code, out, _ = run(capsys, "summary", f"{src}:build", "--input", "1x3x8x8", "--device", "cpu")
+    assert code == 0 and "6,912 (6.9K)" in out  # total MACs, the conv: 8*8*4 * 3*3*3
+    code, out, _ = run(capsys, "summary", "resnet20", "--device", "cpu", "--format", "json")
+    assert code == 0 and json.loads(out)["total_params"] == 269_722  # built on the CPU
+
+
 def test_spec_file(capsys, tmp_path):
     from cnnviz import spec
 
