@@ -1,4 +1,5 @@
-"""The tracer: one forward pass on meta tensors, seeing every op and the module that ran it.
+"""The tracer: one forward pass on meta tensors, seeing every op and the module that ran it
+(on real CPU tensors for ``analyze(..., device="cpu")``: see :class:`Tracer`).
 
 Module hooks give names; a ``TorchFunctionMode`` sees every torch function (``F.relu``,
 ``x + y``, ``torch.cat``), so functional ops are never missed. Ops with a rule never run a
