@@ -106,7 +106,7 @@ def main() -> int:
         failures += not ok
         rf = a.receptive_field()
         rf_text = "x".join(map(str, rf.size)) if rf.size else "?"
-        unc = ", ".join(f"{u.name}x{u.count}" for u in a.uncounted)
+        unc = ", ".join(f"{u.name}x{u.count}" for u in a.fallback_ops)
         print(
             f"{name:22} {a.total_params:>12,} {a.total_macs:>15,} {ref:>15,} "
             f"{'ok' if ok else 'NO':>5} {keys:>5} {rf_text:>10} {ms:>6.0f}  {unc}"

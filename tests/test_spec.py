@@ -798,3 +798,15 @@ def test_text_that_opens_like_json_gets_the_json_error():
         S.parse('{"input": [1, 3, 8, 8], "layers": ["relu"')  # unclosed: both parsers fail
     with pytest.raises(SpecError, match="invalid YAML"):
         S.parse("input: [1, 3\nlayers: x\n")
+
+
+def test_3d_maxpool_counts_its_padding_as_pytorch_does():
+    # PyTorch runs MaxPool3d(3, 1, 1) on a 2x7x7 input (padding counts); only avg_pool3d
+    # refuses an unpadded input under the kernel. Oracle: the real modules on the CPU.
+    pool = {"kernel": 3, "stride": 1, "padding": 1}
+    s = S.validate({"input": [1, 2, 2, 7, 7], "layers": [{"maxpool": pool}]})
+    assert s.output_shape == tuple(torch.nn.MaxPool3d(3, 1, 1)(torch.zeros(1, 2, 2, 7, 7)).shape)
+    with pytest.raises(RuntimeError):
+        torch.nn.AvgPool3d(3, 1, 1)(torch.zeros(1, 2, 2, 7, 7))
+    with pytest.raises(SpecError, match="larger than its input"):
+        S.validate({"input": [1, 2, 2, 7, 7], "layers": [{"avgpool": pool}]})

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cnnviz import fmt
-from cnnviz.geometry import out_len
+from cnnviz.geometry import out_len, pool_fits
 
 
 class SpecError(ValueError):
@@ -117,7 +117,8 @@ class Window:
     (see :func:`window_out`)."""
 
     transpose: bool = False  # conv_transpose: out = (in - 1)s - 2p + d(k - 1) + op + 1
-    pool: bool = False  # padding <= kernel // 2; a 3-d pool's kernel must fit its input
+    pool: bool = False  # padding <= kernel // 2
+    average: bool = False  # avg_pool3d refuses an unpadded input under the kernel
 
 
 class Inferred(NamedTuple):
@@ -527,8 +528,8 @@ def window_out(at: Site, params: Mapping[str, Any], shape: tuple[int, ...]) -> t
                 f"got {_dims_str(pad)}",
                 "padding",
             )
-        if w.pool and n == 3 and any(k[i] > ins[i] for i in range(n)):
-            raise at.error(  # PyTorch's 3-d pools refuse an unpadded input under the kernel
+        if w.pool and not pool_fits(ins, k, w.average):
+            raise at.error(  # PyTorch's avg_pool3d refuses an unpadded input under the kernel
                 f"kernel {_dims_str(params['kernel'])} is larger than its input "
                 f"{fmt.shape(ins)} (input {fmt.shape(at.input)} is too small)"
             )

@@ -274,7 +274,13 @@ TABLE: tuple[LayerType, ...] = (
         "maxpool", _pool_params(False), _pool_shape, _build_maxpool, "", Window(pool=True), True
     ),
     LayerType(
-        "avgpool", _pool_params(True), _pool_shape, _build_avgpool, "", Window(pool=True), True
+        "avgpool",
+        _pool_params(True),
+        _pool_shape,
+        _build_avgpool,
+        "",
+        Window(pool=True, average=True),
+        True,
     ),
     LayerType(
         "adaptive_avgpool",
