@@ -216,13 +216,15 @@ def analyze(
     return _assemble(model, tracer, output, dt, mode)
 
 
-def _seed(model: nn.Module, args: tuple, kwargs: dict, **options: Any) -> Tracer:
+def _seed(
+    model: nn.Module, args: tuple, kwargs: dict, tracer_type: type[Tracer] = Tracer, **options: Any
+) -> Tracer:
     """The tracer, with each input's flow: the first input with spatial dims (N, C, ...) is
     where receptive fields start (a 1-pixel window); the others depend on no input position."""
     tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     ref = next((t for t in tensors if t.dim() >= 3), None)
     spatial = tuple(ref.shape[2:]) if ref is not None else ()
-    tracer = Tracer(model, spatial, **options)
+    tracer = tracer_type(model, spatial, **options)
     for t in tensors:
         if t is ref:
             n = len(spatial)
@@ -233,9 +235,18 @@ def _seed(model: nn.Module, args: tuple, kwargs: dict, **options: Any) -> Tracer
     return tracer
 
 
-def _run(model: nn.Module, tracer: Tracer, args: tuple, kwargs: dict, mode: str) -> Any:
+def _run(
+    model: nn.Module,
+    tracer: Tracer,
+    args: tuple,
+    kwargs: dict,
+    mode: str,
+    stand_ins: dict[str, torch.Tensor] | None = None,
+) -> Any:
     """The forward pass with the tracer's hooks on; the model's flags and hooks are as they
-    were afterwards, and every failure is an :class:`AnalysisError` naming the input."""
+    were afterwards, and every failure is an :class:`AnalysisError` naming the input.
+    ``stand_ins`` (parameters and buffers by name) run the model with autograd on, for a
+    training step (:mod:`cnnviz.training`); the model's own tensors are not touched."""
     shapes = _shapes(tracer.input_shapes)
     with _model_lock(model):
         flags = [(m, m.training) for m in tracer.modules]
@@ -252,6 +263,9 @@ def _run(model: nn.Module, tracer: Tracer, args: tuple, kwargs: dict, mode: str)
                 copies = {n: b.clone() for n, b in model.named_buffers()}
                 tracer.user_tensors.update(id(b) for b in copies.values())
             try:
+                if stand_ins is not None:
+                    with torch.enable_grad(), tracer:
+                        return torch.func.functional_call(model, stand_ins, args, kwargs)
                 with torch.no_grad(), tracer:
                     if not tracer.real:
                         return model(*args, **kwargs)

@@ -350,65 +350,39 @@ def _walk(model: nn.Module, args: tuple, kwargs: dict, dt: torch.dtype, optimize
     static += sum(t.untyped_storage().nbytes() for t in state)
     own = {storage_key(t) for t in (*params.values(), *buffers.values(), *state)}
 
-    ref = next((t for t in _tensors((args, kwargs)) if t.dim() >= 3), None)
-    spatial = tuple(ref.shape[2:]) if ref is not None else ()
-    tracer = _StepTracer(model, spatial)
-    tracer.user_tensors.update(id(t) for t in (*params.values(), *buffers.values()))
     live = LiveStorage()
     live.ignore([*params.values(), *buffers.values(), *state])
     counter = _BackwardMacs()
-    tracer.counter_b = counter
+    pending: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         key = storage_key(t)
         if key not in own:
-            tracer.pending[key] = t.untyped_storage().nbytes()
+            pending[key] = t.untyped_storage().nbytes()
         return t
 
-    with _an._model_lock(model):
-        flags = [(m, m.training) for m in model.modules()]
-        handles = []
-        try:
-            model.train(True)
-            for m in model.modules():
-                handles.append(m.register_forward_pre_hook(tracer.pre_hook))
-                handles.append(m.register_forward_hook(tracer.post_hook))
-            with live, counter:
-                a2, k2 = _fresh(args, kwargs)
-                _seed_flows(tracer, a2, k2)
-                try:
-                    with (
-                        torch.enable_grad(),
-                        torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
-                        tracer,
-                    ):
-                        out = torch.func.functional_call(model, {**params, **buffers}, a2, k2)
-                except AnalysisError:
-                    raise
-                except Exception as e:
-                    raise AnalysisError(
-                        f"the training forward failed in {tracer.where()}: {type(e).__name__}: {e}"
-                    ) from e
-                outs = [o for o in _tensors(out) if o.requires_grad]
-                if not outs:
-                    raise AnalysisError("no output of the model depends on a trainable parameter")
-                fwd_flops = counter.flops
-                counter.forward_done = True
-                counter.row = None
-                loss = sum(o.sum() for o in outs)
-                del out, outs, a2, k2
-                loss.backward()
-                del loss
-                fb_peak = live.peak
-                live.reset_peak()
-                opt.step()
-                step_peak = live.peak
-                opt.zero_grad(set_to_none=True)
-        finally:
-            for h in handles:
-                h.remove()
-            for m, training in flags:
-                m.training = training
+    with live, counter:
+        a2, k2 = _fresh(args, kwargs)  # made while watched: the inputs count
+        tracer = _an._seed(model, a2, k2, tracer_type=_StepTracer)
+        tracer.counter_b, tracer.pending = counter, pending
+        tracer.user_tensors.update(id(t) for t in (*params.values(), *buffers.values()))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = _an._run(model, tracer, a2, k2, "train", {**params, **buffers})
+        outs = [o for o in _tensors(out) if o.requires_grad]
+        if not outs:
+            raise AnalysisError("no output of the model depends on a trainable parameter")
+        fwd_flops = counter.flops
+        counter.forward_done = True
+        counter.row = None
+        loss = sum(o.sum() for o in outs)
+        del out, outs, a2, k2
+        loss.backward()
+        del loss
+        fb_peak = live.peak
+        live.reset_peak()
+        opt.step()
+        step_peak = live.peak
+        opt.zero_grad(set_to_none=True)
     return _Walk(
         rows=tracer.rows,
         saved=tracer.saved,
@@ -433,27 +407,12 @@ def _fresh(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return tuple(tree_map(new, list(args))), tree_map(new, kwargs)
 
 
-def _seed_flows(tracer: Any, args: tuple, kwargs: dict) -> None:
-    """The first input with spatial dims is where receptive fields start (as in analyze)."""
-    from cnnviz.receptive import BATCH, CHAN, Flow, Window
-
-    tensors = _tensors((args, kwargs))
-    ref = next((t for t in tensors if t.dim() >= 3), None)
-    for t in tensors:
-        if t is ref:
-            n = t.dim() - 2
-            window = Window((1,) * n, (1,) * n, (0,) * n)
-            tracer.input(t, Flow((BATCH, CHAN, *range(n)), window))
-        else:
-            tracer.input(t, Flow((CHAN,) * t.dim(), None))
-
-
 class _StepTracer(Tracer):
     """The analyze tracer, but every op also runs for real on meta so that autograd
     records the graph; saved tensors and backward nodes are charged to the op's row."""
 
-    def __init__(self, model: nn.Module, spatial: tuple[int, ...]) -> None:
-        super().__init__(model, spatial)
+    def __init__(self, model: nn.Module, spatial: tuple[int, ...], **options: Any) -> None:
+        super().__init__(model, spatial, **options)
         self.pending: dict[int, int] = {}
         self.saved: dict[str | None, dict[int, int]] = {}
         self.nodes: set = set()
@@ -470,7 +429,7 @@ class _StepTracer(Tracer):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         n_rows = len(self.rows)
-        self.pending = {}
+        self.pending.clear()
         value = super().__torch_function__(func, types, args, kwargs)
         if func in RULES:  # the rule only shaped an empty tensor: now run the op
             real = func(*args, **kwargs)
@@ -485,7 +444,7 @@ class _StepTracer(Tracer):
         key = self._key(n_rows)
         if self.pending:
             self.saved.setdefault(key, {}).update(self.pending)
-            self.pending = {}
+            self.pending.clear()
         self._claim_nodes(value, key)
         return value
 
