@@ -95,3 +95,13 @@ def test_readme_timing_and_erf_example_runs():
     # resnet20 layer2: stem 3, layer1 six 3x3 convs +12 = 15, then six more at stride 2:
     # +2 (the strided conv) + 5*4 = 37
     assert "(37, 37)" in res.stdout
+
+
+def test_readme_register_rule_example_runs():
+    block = re.search(r"### Notebooks.*?```python\n(.*?)```", README, re.S).group(1)
+    res = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert res.returncode == 0, res.stderr
+    # the comments state what it prints: the op on the fallback, then its rule's 3x3 field
+    assert res.stdout.splitlines() == ["scale", "3x3 (stride 1x1, padding 0x0)"]
