@@ -20,7 +20,7 @@ from torch.nn.modules.module import (
 )
 from torch.utils._pytree import tree_leaves, tree_map, tree_map_only
 
-from cnnviz import fmt, safety, stages
+from cnnviz import fmt, productivity, safety, stages
 from cnnviz.errors import AnalysisError
 from cnnviz.modules import model_lock as _model_lock
 from cnnviz.receptive import BATCH, CHAN, Flow, ReceptiveField, Window, to_public
@@ -338,7 +338,13 @@ def _assemble(
             rf_global=f.is_global,
             rf_reason=f.reason,
             depth=r.depth,
-            rf_min_size=f.min_size,
+            rf_min=f.smallest,
+            productivity=productivity.classify(
+                f.size if not f.is_global else None, f.smallest, spatial
+            )
+            if r.spatial
+            else None,
+            inputs=r.inputs,
         )
         for i, (r, f, stage) in enumerate(zip(tracer.rows, rfs, numbers, strict=True))
     )

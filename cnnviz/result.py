@@ -10,6 +10,7 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cnnviz.productivity import Productivity
 from cnnviz.receptive import NO_INPUT, ReceptiveField
 
 if TYPE_CHECKING:
@@ -24,8 +25,10 @@ class LayerRecord:
     ``2 * macs``; ``extra_ops`` is every other arithmetic op (bias, norm, activation, pooling,
     elementwise merges), kept apart. ``output_bytes`` is the size of the output tensor(s).
     The ``rf_*`` fields describe one unit of the output (see :class:`ReceptiveField`):
-    ``rf_size`` is the hull over every path from the input, ``rf_min_size`` the smallest
-    field over those paths (None when global or unknown).
+    ``rf_size`` is the hull over every path from the input, ``rf_min`` the smallest field
+    over those paths (both None when global or unknown). ``productivity`` reads them against
+    the input (see :mod:`cnnviz.productivity`). ``inputs`` names the rows (or ``input``,
+    ``input1``, ...) whose tensors this row read: the edges of the data-flow graph.
     """
 
     index: int
@@ -50,7 +53,9 @@ class LayerRecord:
     rf_global: bool
     rf_reason: str | None
     depth: int  # conv/linear layers on the longest path up to and including this row
-    rf_min_size: tuple[int, ...] | None  # the smallest field over all paths (see below)
+    rf_min: tuple[int, ...] | None = None  # the smallest field over all paths
+    productivity: Productivity | None = None
+    inputs: tuple[str, ...] = ()
 
     @property
     def receptive_field(self) -> ReceptiveField:
@@ -62,7 +67,7 @@ class LayerRecord:
             self.rf_aligned,
             self.rf_global,
             self.rf_reason,
-            self.rf_min_size,
+            self.rf_min,
         )
 
 
@@ -159,6 +164,84 @@ class Analysis:
         maps = [r for r in self.layers if r.spatial and r.rf_size and not r.rf_global]
         busy = [r for r in maps if r.macs] or maps
         return busy[-1].name if busy else None
+
+    def unproductive(self) -> pd.DataFrame:
+        """The rows that are not productive at this input size (Richter et al., ICMLA 2021):
+        their field, even along the smallest path (``unproductive``) or only as the hull over
+        paths (``probably unproductive``), already exceeds the input on every spatial axis,
+        so they add no new context here.
+
+        >>> import cnnviz
+        >>> a = cnnviz.analyze(cnnviz.zoo.get_model("alexnet", device="meta"), (1, 3, 64, 64))
+        >>> bad = a.unproductive()
+        >>> list(bad["name"][:3]), bad["rf_min"][0], bad["productivity"][0]
+        (['features.5', 'features.6', 'features.7'], (67, 67), 'unproductive')
+        """
+        df = self.to_pandas()
+        cols = ["name", "type", "output_shape", "rf_size", "rf_min", "productivity", "macs"]
+        bad = df["productivity"].isin(["unproductive", "probably unproductive"])
+        return df.loc[bad, cols].reset_index(drop=True)
+
+    def input_resolution_range(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(no_unproductive, none_even_probably)``: the smallest input (the input's aspect
+        ratio kept) at which no row is unproductive, and the smallest at which none is even
+        probably unproductive.
+
+        How they are found: a row is unproductive at input extents E when its smallest-path
+        field exceeds E on every axis, so it needs a scale of min over axes of rf_min/E; the
+        first size is the largest such need over all rows with a known, non-global field
+        (the hull ``rf_size`` for the second). It reads this analysis's fields, which do not
+        depend on the input size for convolutions and pools of fixed kernels; rows whose
+        window follows the input (adaptive pooling, global ops) and sizes at which a layer
+        would output nothing are not modelled, so analyze again at the size found to
+        confirm. Below the first size some layers add no context; from the second on every
+        path does.
+
+        >>> import cnnviz
+        >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+        >>> a.input_resolution_range()  # layer4.1.conv2's smallest path: 11 + 2*(3-1)*32 = 139
+        ((139, 139), (435, 435))
+        """
+        from cnnviz.productivity import smallest_input
+
+        rows = [r for r in self.layers if r.rf_min is not None and r.rf_size is not None]
+        extent = self.input_spatial
+        if not extent or not rows:
+            return tuple(extent), tuple(extent)
+        return (
+            smallest_input([r.rf_min for r in rows], extent),  # type: ignore[misc]
+            smallest_input([r.rf_size for r in rows], extent),  # type: ignore[misc]
+        )
+
+    def to_dot(
+        self, depth: int | None = None, color_by: str = "macs", highlight: str | None = None
+    ) -> str:
+        """Graphviz DOT text of the data flow: one node per row (per container when
+        ``depth`` folds rows, as ``--max-depth`` does), quoted by name, labelled with type,
+        output shape, params, MACs and RF; an edge from each row that produced an op's input
+        to that op's row. ``color_by`` is ``"macs"``, ``"params"``, ``"rf"`` or
+        ``"productivity"``; ``highlight`` names a node to outline.
+
+        >>> import torch.nn as nn, cnnviz
+        >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8))
+        >>> [line for line in a.to_dot().splitlines() if "->" in line]
+        ['  "input" -> "0";', '  "0" -> "1";']
+        """
+        from cnnviz.render.graph import to_dot
+
+        return to_dot(self, depth, color_by, highlight)  # type: ignore[arg-type]
+
+    def to_mermaid(self, depth: int | None = None, color_by: str = "macs") -> str:
+        """The same graph as a Mermaid flowchart, for Markdown (see :meth:`to_dot`).
+
+        >>> import torch.nn as nn, cnnviz
+        >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8))
+        >>> a.to_mermaid().splitlines()[0]
+        'flowchart TD'
+        """
+        from cnnviz.render.graph import to_mermaid
+
+        return to_mermaid(self, depth, color_by)  # type: ignore[arg-type]
 
     def by_kind(self) -> pd.DataFrame:
         """Rows, params, MACs and extra ops summed per kind (conv, linear, norm, ...).

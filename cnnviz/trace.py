@@ -159,15 +159,26 @@ class _Row(NamedTuple):
     spatial: bool
     window: WindowState  # immutable: the output's window when the row was made
     depth: int
+    inputs: tuple[str, ...]  # rows (or inputs) that produced this row's input tensors
 
 
 class _Draft:
     """A leaf module's row while the module runs."""
 
-    __slots__ = ("extra", "kinds", "macs", "module", "name", "params", "trainable", "type")
+    __slots__ = (
+        "extra",
+        "inputs",
+        "kinds",
+        "macs",
+        "module",
+        "name",
+        "params",
+        "trainable",
+        "type",
+    )
 
-    def __init__(self, name: str, type_: str, module: str) -> None:
-        self.name, self.type, self.module = name, type_, module
+    def __init__(self, name: str, type_: str, module: str, inputs: tuple[str, ...]) -> None:
+        self.name, self.type, self.module, self.inputs = name, type_, module, inputs
         self.params = self.trainable = self.macs = self.extra = 0
         self.kinds: list[tuple[str, int]] = []  # (kind, MACs) of each op it ran
 
@@ -183,6 +194,17 @@ def _tensors(value: Any) -> list[torch.Tensor]:
         return [value]
     flat, _ = tree_flatten(value)
     return [v for v in flat if isinstance(v, torch.Tensor)]
+
+
+def _sources(values: Any) -> tuple[str, ...]:
+    """The rows (or inputs: ``input``, ``input1``, ...) that made the tensors in ``values``,
+    in order, once each; parameters, buffers and constants made by no row are left out."""
+    found: dict[str, None] = {}
+    for v in tree_leaves(values):
+        src = getattr(v, "_cv_src", None) if isinstance(v, torch.Tensor) else None
+        if src is not None:
+            found[src] = None
+    return tuple(found)
 
 
 @functools.cache
@@ -263,6 +285,7 @@ class Tracer(TorchFunctionMode):
         self.counter = MacCounter()
         self.thread = threading.get_ident()
         self.last_row = ""
+        self.n_inputs = 0  # inputs seen so far: "input", "input1", ...
         self.notes: dict[str, list] = {}  # topic -> [text, places]
         self.strict_dtypes = True  # parameters must match their inputs' dtype (see analyze)
 
@@ -296,6 +319,8 @@ class Tracer(TorchFunctionMode):
     def input(self, t: torch.Tensor, flow: Flow) -> torch.Tensor:
         t._cv_alloc = _Alloc(t.numel() * t.element_size(), self.acct)
         t._cv_flow = flow
+        t._cv_src = f"input{self.n_inputs}" if self.n_inputs else "input"
+        self.n_inputs += 1
         return t
 
     # ---------------------------------------------------------------- results
@@ -315,7 +340,9 @@ class Tracer(TorchFunctionMode):
         draft = None
         if self.leaf[key]:
             n = self.calls[name] = self.calls.get(name, 0) + 1
-            draft = _Draft(name if n == 1 else f"{name}#{n}", type(module).__name__, name)
+            draft = _Draft(
+                name if n == 1 else f"{name}#{n}", type(module).__name__, name, _sources(args)
+            )
         self.frames.append(_Frame(module, name, draft))
 
     def post_hook(self, module: nn.Module, args: Any, output: Any) -> None:
@@ -330,7 +357,17 @@ class Tracer(TorchFunctionMode):
             kind = next((k for k, m in d.kinds if m), d.kinds[0][0] if d.kinds else "other")
             parent = frame.name
             self._row(
-                d.name, d.type, kind, parent, True, outs, d.params, d.trainable, d.macs, d.extra
+                d.name,
+                d.type,
+                kind,
+                parent,
+                True,
+                outs,
+                d.params,
+                d.trainable,
+                d.macs,
+                d.extra,
+                d.inputs,
             )
         elif outs:
             # a container called again is "blk#2", as rows are; "blk" stays its first call
@@ -361,7 +398,7 @@ class Tracer(TorchFunctionMode):
         for t in outs:
             if t._base is not None and any(t is a for a in args):
                 self._write_back(t)  # an in-place op on a view changes its base too
-        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
+        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed, (args, kwargs))
         return value
 
     def _apply(self, rule, args, kwargs) -> Out:
@@ -420,7 +457,11 @@ class Tracer(TorchFunctionMode):
                 # A view: it keeps its base's storage alive.
                 t._cv_alloc = getattr(base, "_cv_alloc", None)
 
-    def _op(self, name: str, kind: str, outs, macs: int, extra: int, claimed=()) -> None:
+    def _op(
+        self, name: str, kind: str, outs, macs: int, extra: int, claimed=(), read: Any = ()
+    ) -> None:
+        """Charge an op to the running leaf's row, or make it a row of its own; ``read`` is
+        what the op read (its args and kwargs), for the graph's edges."""
         if self.read_by_property:
             claimed = [*self.read_by_property, *claimed]
             self.read_by_property = []
@@ -455,10 +496,16 @@ class Tracer(TorchFunctionMode):
             trainable,
             macs,
             extra,
+            _sources(read),
         )
 
-    def _row(self, name, type_, kind, module, is_module, outs, params, trainable, macs, extra):
+    def _row(
+        self, name, type_, kind, module, is_module, outs, params, trainable, macs, extra, inputs
+    ):
         t = outs[0] if outs else None
+        for o in outs:  # later ops read these tensors: they come from this row
+            if id(o) not in self.user_tensors:
+                o._cv_src = name
         flow = self.flow(t) if t is not None else None
         self.rows.append(
             _Row(
@@ -478,6 +525,7 @@ class Tracer(TorchFunctionMode):
                 flow is not None and _spatial(flow.dims),
                 flow.window if flow is not None else None,
                 flow.depth if flow is not None else 0,
+                inputs,
             )
         )
         self.last_row = name
@@ -513,7 +561,7 @@ class Tracer(TorchFunctionMode):
         if self.real:
             self._check_budget(0)  # data-dependent sizes are only known now
         self._annotate(name, tensors, metas, outs, self.counter.flops // 2)
-        self._op(name, "other", outs, self.counter.flops // 2, 0, claimed)
+        self._op(name, "other", outs, self.counter.flops // 2, 0, claimed, (args, kwargs))
         return value
 
     def _annotate(self, name, tensors, metas, outs, macs: int) -> None:
@@ -608,7 +656,7 @@ class Tracer(TorchFunctionMode):
                 t._cv_alloc = getattr(src, "_cv_alloc", None)
             if t._base is not None and any(t is a for a in args):
                 self._write_back(t)
-        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed)
+        self._op(rule.name, rule.kind, outs, out.macs, out.extra, claimed, (args, kwargs))
         return value
 
     def _stand_in(self, t: torch.Tensor, pairs: dict) -> torch.Tensor:

@@ -351,9 +351,9 @@ def test_rows_carry_the_smallest_field_over_paths():
     add = next(r for r in a.layers if r.name == "layer1.0.add")
     # conv1 7 (S 2) -> maxpool 11 (S 4); the block's convs: 11 + 2*4 + 2*4 = 27; the
     # shortcut keeps the maxpool's 11
-    assert (add.rf_size, add.rf_min_size) == ((27, 27), (11, 11))
+    assert (add.rf_size, add.rf_min) == ((27, 27), (11, 11))
     assert add.receptive_field.smallest == (11, 11)
-    assert a.to_pandas().loc[add.index, "rf_min_size"] == (11, 11)
+    assert a.to_pandas().loc[add.index, "rf_min"] == (11, 11)
 
 
 def test_stages_follow_spatial_size():
