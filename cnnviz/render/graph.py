@@ -1,0 +1,215 @@
+"""The data flow of an :class:`~cnnviz.result.Analysis` as a graph: Graphviz DOT or Mermaid.
+
+One node per row, or per container when ``depth`` folds deeper rows into it (as the table's
+``--max-depth`` does); one edge from each row that produced an op's input to that op's row,
+so a residual add has an edge from its shortcut's source. Inputs are nodes named
+``input``, ``input1``, ... Only text is produced: Graphviz is not needed to make it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from cnnviz import fmt
+
+if TYPE_CHECKING:
+    from cnnviz.result import Analysis, LayerRecord
+
+ColorBy = Literal["macs", "params", "rf", "productivity"]
+COLOR_BY: tuple[str, ...] = ("macs", "params", "rf", "productivity")
+
+# A light-to-dark sequential scale (ColorBrewer "Blues", 7 classes): dark text stays readable
+# on the first five, light text on the last two.
+_SCALE = ("#eff3ff", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#084594")
+_PRODUCTIVITY = {
+    "productive": "#d9f0d3",
+    "probably unproductive": "#fee391",
+    "unproductive": "#fb8072",
+}
+_NEUTRAL = "#f0f0f0"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str  # the row's name, or the container's when folded
+    label: tuple[str, ...]  # lines
+    fill: str
+    rows: int  # analyze rows behind this node
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...]
+    edges: tuple[tuple[str, str], ...]
+
+
+def _level(r: LayerRecord) -> int:
+    return r.module.count(".") + 1 if r.module else 0
+
+
+def _node_of(r: LayerRecord, depth: int | None) -> str:
+    """The node a row belongs to: its own, or its container's at ``depth``."""
+    if depth is None:
+        return r.name
+    if depth == 0:
+        return "model"
+    folds = _level(r) > depth or (not r.is_module and _level(r) == depth)
+    if not folds:
+        return r.name
+    return ".".join(r.module.split(".")[:depth])
+
+
+def _shade(value: float, top: float) -> str:
+    """A class of :data:`_SCALE` by the square root of the share of the largest value (a
+    log scale would paint every conv of a net alike, a linear one hides the small ones)."""
+    if value <= 0 or top <= 0:
+        return _SCALE[0]
+    i = int(len(_SCALE) * math.sqrt(value / top))
+    return _SCALE[min(max(i, 0), len(_SCALE) - 1)]
+
+
+def _ink(fill: str) -> str:
+    return "white" if fill in _SCALE[-2:] else "black"
+
+
+def build(a: Analysis, depth: int | None = None, color_by: ColorBy = "macs") -> Graph:
+    """The graph's nodes and edges (what :func:`to_dot` and :func:`to_mermaid` draw).
+
+    >>> import torch.nn as nn, cnnviz
+    >>> g = build(cnnviz.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8)))
+    >>> [n.id for n in g.nodes], g.edges
+    (['input', '0', '1'], (('input', '0'), ('0', '1')))
+    """
+    if color_by not in COLOR_BY:
+        raise ValueError(f"color_by must be one of {', '.join(COLOR_BY)}, got {color_by!r}")
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be >= 0, got {depth}")
+    groups: dict[str, list[LayerRecord]] = {}
+    for r in a.layers:
+        groups.setdefault(_node_of(r, depth), []).append(r)
+    owner = {r.name: _node_of(r, depth) for r in a.layers}
+    value: Callable[[list[LayerRecord]], float]
+    if color_by == "params":
+        value = lambda rows: sum(r.params for r in rows)  # noqa: E731
+    elif color_by == "rf":
+        value = lambda rows: max(  # noqa: E731
+            (math.prod(r.rf_size) for r in rows if r.rf_size and not r.rf_global), default=0
+        )
+    else:
+        value = lambda rows: sum(r.macs for r in rows)  # noqa: E731
+    top = max((value(rows) for rows in groups.values()), default=0)
+
+    inputs = sorted({p for r in a.layers for p in r.inputs if p not in owner})
+    nodes = [Node(i, (i, fmt.shapes([s]) if (s := _input_shape(a, i)) else ""), "white", 0)
+             for i in inputs]  # fmt: skip
+    for key, rows in groups.items():
+        last = rows[-1]
+        if len(rows) == 1 and key == last.name:
+            head = f"{last.name or a.model_name} ({last.type})"
+        else:
+            head = f"{key or a.model_name} ({len(rows)} rows)"
+        shape = a.container_shapes.get(key, last.output_shape) if key != last.name else None
+        rf = a.containers.get(key) or last.receptive_field
+        params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
+        label = (
+            head,
+            f"out {fmt.shape(shape or last.output_shape)}",
+            f"params {fmt.compact(params)}  MACs {fmt.compact(macs)}",
+            f"RF {fmt.rf(rf)}",
+        )
+        if color_by == "productivity":
+            worst = _worst(rows)
+            fill = _PRODUCTIVITY.get(worst, _NEUTRAL) if worst else _NEUTRAL
+        else:
+            fill = _shade(value(rows), top)
+        nodes.append(Node(key, label, fill, len(rows)))
+    edges: dict[tuple[str, str], None] = {}
+    for r in a.layers:
+        dst = owner[r.name]
+        for p in r.inputs:
+            src = owner.get(p, p)
+            if src != dst:
+                edges[(src, dst)] = None
+    return Graph(tuple(nodes), tuple(edges))
+
+
+def _input_shape(a: Analysis, name: str) -> tuple[int, ...] | None:
+    i = 0 if name == "input" else int(name.removeprefix("input") or 0)
+    return a.input_shapes[i] if i < len(a.input_shapes) else None
+
+
+def _worst(rows: list[LayerRecord]) -> str | None:
+    order = ("unproductive", "probably unproductive", "productive")
+    found = {r.productivity for r in rows if r.productivity}
+    return next((o for o in order if o in found), None)
+
+
+def _dot_id(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(
+    a: Analysis, depth: int | None = None, color_by: ColorBy = "macs", highlight: str | None = None
+) -> str:
+    """Graphviz DOT text: node ids are the rows' (or containers') names, quoted.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> print(to_dot(cnnviz.analyze(nn.Conv2d(1, 2, 3), (1, 1, 8, 8))))  # doctest: +ELLIPSIS
+    digraph "Conv2d" {
+    ...
+      "input" -> "(root)";
+    }
+    """
+    g = build(a, depth, color_by)
+    out = [
+        f"digraph {_dot_id(a.model_name)} {{",
+        "  rankdir=TB;",
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+        '  edge [color="#555555"];',
+    ]
+    for n in g.nodes:
+        label = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in n.label)
+        extra = (
+            ', penwidth=3, color="#d62728"' if highlight is not None and n.id == highlight else ""
+        )
+        out.append(
+            f'  {_dot_id(n.id or "(root)")} [label="{label}", fillcolor="{n.fill}", '
+            f'fontcolor="{_ink(n.fill)}"{extra}];'
+        )
+    for src, dst in g.edges:
+        out.append(f"  {_dot_id(src or '(root)')} -> {_dot_id(dst or '(root)')};")
+    out.append("}")
+    return "\n".join(out)
+
+
+def to_mermaid(a: Analysis, depth: int | None = None, color_by: ColorBy = "macs") -> str:
+    """A Mermaid ``flowchart`` for Markdown (GitHub renders it); ids are ``n0``, ``n1``, ...
+    since Mermaid ids cannot hold dots, and each node's first label line is its name.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> print(to_mermaid(cnnviz.analyze(nn.Conv2d(1, 2, 3), (1, 1, 8, 8))))  # doctest: +ELLIPSIS
+    flowchart TD
+      n0["input<br/>1x1x8x8"]
+      n1["Conv2d (Conv2d)<br/>out 1x2x6x6<br/>params 20  MACs 648<br/>RF 3x3"]
+      n0 --> n1
+    ...
+    """
+    g = build(a, depth, color_by)
+    ids = {n.id: f"n{i}" for i, n in enumerate(g.nodes)}
+    out = ["flowchart TD"]
+    for n in g.nodes:
+        text = "<br/>".join(_mermaid_text(line) for line in n.label if line)
+        out.append(f'  {ids[n.id]}["{text}"]')
+    for src, dst in g.edges:
+        out.append(f"  {ids[src]} --> {ids[dst]}")
+    for n in g.nodes:
+        out.append(f"  style {ids[n.id]} fill:{n.fill},color:{_ink(n.fill)}")
+    return "\n".join(out)
+
+
+def _mermaid_text(s: str) -> str:
+    # Mermaid labels: quotes and angle brackets as entities, so names stay text.
+    return s.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
