@@ -15,6 +15,7 @@ line or model name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -29,7 +30,9 @@ from cnnviz import spec as spec_mod
 from cnnviz import zoo
 from cnnviz.analysis import analyze
 from cnnviz.errors import AnalysisError
+from cnnviz.render.graph import COLOR_BY
 from cnnviz.render.table import render_markdown, render_text
+from cnnviz.training import training_step
 
 
 class UsageError(Exception):
@@ -141,9 +144,13 @@ def load_model(
         if not path.is_file():
             raise UsageError(f"{name}: no such spec file")
         try:
-            model = spec_mod.build(path.read_text(), device=device)
+            with path.open("rb") as f:  # one byte over the limit is enough to refuse it
+                text = spec_mod.decode(f.read(spec_mod.LIMITS.text_bytes + 1))
+            model = spec_mod.build(text, device=device)
         except spec_mod.SpecError as e:
             raise UsageError(f"{name}: {e}") from None
+        except OSError as e:
+            raise UsageError(f"{name}: cannot read it ({e.strerror or e})") from None
         return model, tuple(model.default_input_size)
     if name.endswith(".py"):
         raise UsageError(f"{name}: name the function that builds the model: {name}:build_model")
@@ -205,6 +212,45 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _model_and_size(args, extra: Sequence[str]):
+    """The model and its input size(s) from MODEL, its options, --input and --batch."""
+    model, default = load_model(args.model, extra, getattr(args, "device", "meta"))
+    sizes = [parse_input(text) for text in args.input or ()]
+    size = (sizes[0] if len(sizes) == 1 else tuple(sizes)) if sizes else default
+    if size is None:
+        raise UsageError(f"{args.model}: give --input, e.g. --input 1x3x224x224")
+    if args.batch is not None:
+        if args.batch < 1:
+            raise UsageError(f"--batch {args.batch}: give 1 or more")
+        nested = bool(size) and isinstance(size[0], (tuple, list))
+        first = tuple(size[0]) if nested else tuple(size)
+        first = (args.batch, *first[1:])
+        size = (first, *size[1:]) if nested else first
+    return model, size
+
+
+#: Memory sizes the training summary answers "fits up to batch M" for (common GPUs, GiB).
+GPU_SIZES_GIB = (8, 16, 24, 40, 80)
+
+
+def _cmd_train(args, model, size) -> int:
+    step = training_step(model, size, optimizer=args.train, dtype=args.dtype)
+    if args.format == "csv":
+        sys.stdout.write(step.layers.to_csv(index=False))
+        return 0
+    if args.format == "json":
+        d = dataclasses.asdict(step)
+        d["fits_up_to_batch"] = {f"{g} GiB": step.max_batch_size(g * 2**30) for g in GPU_SIZES_GIB}
+        print(json.dumps(d, indent=2, default=str))
+        return 0
+    print(step)
+    for g in GPU_SIZES_GIB:
+        m = step.max_batch_size(g * 2**30)
+        said = "does not fit at batch 1" if m == 0 else f"fits up to batch {m:,}"
+        print(f"a {g} GiB GPU".ljust(19) + f"  {said}")
+    return 0
+
+
 def _cmd_summary(args, extra: Sequence[str]) -> int:
     if args.max_depth is not None and args.max_depth < 0:
         raise UsageError(f"--max-depth {args.max_depth}: give 0 (one row) or more")
@@ -212,11 +258,11 @@ def _cmd_summary(args, extra: Sequence[str]) -> int:
         raise UsageError(
             f"--max-depth folds the table and markdown views; {args.format} has every row"
         )
-    model, default = load_model(args.model, extra, args.device)
-    sizes = [parse_input(text) for text in args.input or ()]
-    size = (sizes[0] if len(sizes) == 1 else tuple(sizes)) if sizes else default
-    if size is None:
-        raise UsageError(f"{args.model}: give --input, e.g. --input 1x3x224x224")
+    if args.train is not None and args.device != "meta":
+        raise UsageError("--train traces on the meta device; leave out --device")
+    model, size = _model_and_size(args, extra)
+    if args.train is not None:
+        return _cmd_train(args, model, size)
     a = analyze(model, size, dtype=args.dtype, mode=args.mode, device=args.device)
     if args.format == "csv":
         sys.stdout.write(a.to_pandas().to_csv(index=False))
@@ -227,6 +273,34 @@ def _cmd_summary(args, extra: Sequence[str]) -> int:
     else:
         print(render_text(a, args.max_depth))
     return 0
+
+
+def _cmd_graph(args, extra: Sequence[str]) -> int:
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth {args.depth}: give 0 (one node) or more")
+    model, size = _model_and_size(args, extra)
+    a = analyze(model, size, dtype=args.dtype)
+    if args.format == "mermaid":
+        print(a.to_mermaid(args.depth, args.color_by))
+    else:
+        print(a.to_dot(args.depth, args.color_by))
+    return 0
+
+
+def _model_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("model")
+    s.add_argument(
+        "--input",
+        action="append",
+        help="input size with batch, e.g. 1x3x224x224 (default: the model's own); repeat it "
+        "for a model with several inputs",
+    )
+    s.add_argument(
+        "--batch", type=int, default=None, metavar="N", help="the batch size (first input)"
+    )
+    s.add_argument(
+        "--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,13 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a spec file (.yaml/.json), torchvision:NAME, timm:NAME, or path/to/file.py:factory "
         "(imports your file).",
     )
-    s.add_argument("model")
-    s.add_argument(
-        "--input",
-        action="append",
-        help="input size with batch, e.g. 1x3x224x224 (default: the model's own); repeat it "
-        "for a model with several inputs",
-    )
+    _model_arguments(s)
     s.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
     s.add_argument(
         "--max-depth",
@@ -269,8 +337,29 @@ def build_parser() -> argparse.ArgumentParser:
         "CPU tensors, for models whose shapes depend on values (detectors)",
     )
     s.add_argument(
-        "--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64")
+        "--train",
+        choices=("sgd", "sgd_momentum", "adam", "adamw"),
+        default=None,
+        help="instead of the layer table, one training step with this optimizer: forward and "
+        "backward MACs, gradients, optimizer state, saved tensors, peak memory, and the "
+        "largest batch that fits common GPU memory sizes",
     )
+    g = sub.add_parser(
+        "graph",
+        help="the data-flow graph as Graphviz DOT or Mermaid text",
+        description="MODEL as for summary. Pipe DOT into `dot -Tsvg` (Graphviz) or paste "
+        "Mermaid into Markdown.",
+    )
+    _model_arguments(g)
+    g.add_argument("--format", choices=("dot", "mermaid"), default="dot")
+    g.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="one node per container at depth N (1: conv1, layer1, ..., fc)",
+    )
+    g.add_argument("--color-by", choices=COLOR_BY, default="macs")
     return p
 
 
@@ -283,6 +372,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if extra:
                 raise UsageError(f"unexpected arguments: {' '.join(extra)}")
             return _cmd_models(args)
+        if args.command == "graph":
+            return _cmd_graph(args, extra)
         return _cmd_summary(args, extra)
     except (UsageError, zoo.ZooError) as e:
         print(f"cnnviz: error: {e}", file=sys.stderr)

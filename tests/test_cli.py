@@ -291,3 +291,52 @@ def test_container_called_twice_keeps_each_call():
     a = cnnviz.analyze(Twice(), (1, 1, 16, 16))
     assert a.receptive_field("blk").size == (3, 3)  # the first call, as rows name it
     assert a.receptive_field("blk#2").size == (5, 5)
+
+
+def test_summary_train_prints_the_step(capsys):
+    code, out, _ = run(capsys, "summary", "resnet_cifar", "--depth", "20", "--train", "adamw")
+    assert code == 0
+    step = cnnviz.training_step(
+        zoo.get_model("resnet_cifar", device="meta", depth=20), (1, 3, 32, 32)
+    )
+    assert f"backward MACs       {step.backward_macs:,}" in out
+    for g in (8, 80):
+        assert f"a {g} GiB GPU" in out and f"up to batch {step.max_batch_size(g * 2**30):,}" in out
+
+
+def test_summary_train_batch_and_formats(capsys):
+    code, out, _ = run(
+        capsys, "summary", "resnet20", "--train", "sgd", "--batch", "4", "--format", "csv"
+    )
+    assert code == 0
+    df = pd.read_csv(__import__("io").StringIO(out))
+    assert list(df.columns) == ["name", "type", "forward_macs", "backward_macs", "saved_bytes"]
+    code, out, _ = run(
+        capsys, "summary", "resnet20", "--train", "sgd", "--batch", "4", "--format", "json"
+    )
+    d = json.loads(out)
+    assert d["batch_size"] == 4 and d["optimizer"] == "sgd" and d["optimizer_bytes"] == 0
+    assert d["input_shapes"] == [[4, 3, 32, 32]]
+    code, _, err = run(capsys, "summary", "resnet20", "--batch", "0")
+    assert code == 2 and "--batch 0" in err
+
+
+def test_summary_marks_unproductive_layers(capsys):
+    code, out, _ = run(capsys, "summary", "vgg16", "--input", "1x3x32x32")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.startswith("unproductive layers"))
+    a = cnnviz.analyze(zoo.get_model("vgg16", device="meta"), (1, 3, 32, 32))
+    assert f"{len(a.unproductive())} add no context here" in line and "`features.14`" in line
+
+
+def test_graph_prints_dot_and_mermaid(capsys):
+    code, out, _ = run(capsys, "graph", "resnet18", "--depth", "1")
+    assert code == 0 and out.startswith('digraph "resnet18"')
+    assert '"layer1" -> "layer2";' in out
+    code, out, _ = run(capsys, "graph", "resnet20", "--format", "mermaid", "--color-by", "rf")
+    assert code == 0 and out.startswith("flowchart TD")
+    code, _, err = run(capsys, "graph", "resnet18", "--depth", "-1")
+    assert code == 2 and "--depth -1" in err
+    with pytest.raises(SystemExit) as e:  # argparse refuses the choice, exit 2
+        main(["graph", "resnet18", "--color-by", "speed"])
+    assert e.value.code == 2 and "invalid choice: 'speed'" in capsys.readouterr().err

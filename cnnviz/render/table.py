@@ -79,7 +79,22 @@ def totals(a: Analysis) -> list[tuple[str, str]]:
         ("params size", nbytes(a.param_bytes)),
         ("weighted depth", str(a.weighted_depth)),
         ("final receptive field", str(rf)),
+        *_productivity(a),
     ]
+
+
+def _productivity(a: Analysis) -> list[tuple[str, str]]:
+    """Where depth stops adding context (Richter et al., ICMLA 2021), when it does."""
+    if not any(r.rf_min for r in a.layers):
+        return []
+    bad = [r for r in a.layers if r.productivity in ("unproductive", "probably unproductive")]
+    lo, hi = a.input_resolution_range()
+    fit = f"none from {fmt.shape(lo)} up, none even probably from {fmt.shape(hi)}"
+    if not bad:
+        return [("unproductive layers", f"none at this input ({fit})")]
+    sure = sum(r.productivity == "unproductive" for r in bad)
+    text = f"{sure} add no context here, {len(bad) - sure} probably none, from `{bad[0].name}`"
+    return [("unproductive layers", f"{text} ({fit})")]
 
 
 def footnotes(a: Analysis) -> list[str]:
