@@ -200,10 +200,17 @@ def _sources(values: Any) -> tuple[str, ...]:
     """The rows (or inputs: ``input``, ``input1``, ...) that made the tensors in ``values``,
     in order, once each; parameters, buffers and constants made by no row are left out."""
     found: dict[str, None] = {}
-    for v in tree_leaves(values):
-        src = getattr(v, "_cv_src", None) if isinstance(v, torch.Tensor) else None
-        if src is not None:
-            found[src] = None
+    stack = [values]
+    while stack:  # lists, tuples and dicts by hand: pytree costs more on this hot path
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            src = v.__dict__.get("_cv_src")
+            if src is not None:
+                found[src] = None
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
     return tuple(found)
 
 
