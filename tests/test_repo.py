@@ -105,3 +105,19 @@ def test_readme_register_rule_example_runs():
     assert res.returncode == 0, res.stderr
     # the comments state what it prints: the op on the fallback, then its rule's 3x3 field
     assert res.stdout.splitlines() == ["scale", "3x3 (stride 1x1, padding 0x0)"]
+
+
+def test_readme_training_and_graph_example_runs():
+    block = re.search(r"### Training memory.*?```python\n(.*?)```", README, re.S).group(1)
+    res = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    # every print's comment states what it prints
+    assert res.stdout.splitlines() == [
+        "1.97",
+        "True 293",
+        "['features.14', 'features.15', 'features.16']",
+        "((212, 212), (212, 212))",
+        "(435, 435) (11, 11) probably unproductive",
+    ]
