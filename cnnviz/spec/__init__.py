@@ -56,6 +56,7 @@ from cnnviz.spec._core import LIMITS, TYPES, Layer, LayerType, Limits, Spec, Spe
 from cnnviz.spec._text import (
     TABLE_COLUMNS,
     canonical,
+    decode,
     dumps,
     examples,
     from_table,
@@ -83,6 +84,7 @@ __all__ = [
     "SpecModel",
     "build",
     "canonical",
+    "decode",
     "dumps",
     "examples",
     "from_table",

@@ -165,7 +165,8 @@ def _reserved() -> set[str]:
     if not _RESERVED:
         import torch.nn as nn
 
-        _RESERVED.update(n for n in dir(nn.Sequential()) if not n.startswith("__"))
+        # every attribute, dunders too: add_module refuses a name the module already has
+        _RESERVED.update(dir(nn.Sequential()))
     return _RESERVED
 
 

@@ -69,6 +69,31 @@ def _mark(mark: Any) -> str:
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
+def decode(data: bytes) -> str:
+    """Spec bytes (a file, an upload) as text: UTF-8 of at most :data:`LIMITS` ``.text_bytes``,
+    else a :class:`SpecError` that says which.
+
+    >>> decode(b"layers: [relu]")
+    'layers: [relu]'
+    >>> decode(b"input: \\xff")
+    Traceback (most recent call last):
+    ...
+    cnnviz.spec._core.SpecError: not UTF-8 text (fails at byte 7); a spec is YAML or JSON text
+    """
+    if len(data) > LIMITS.text_bytes:
+        raise SpecError(
+            "",
+            f"the spec is {len(data):,} bytes or more, more than the limit of "
+            f"{LIMITS.text_bytes:,}",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            "", f"not UTF-8 text (fails at byte {e.start}); a spec is YAML or JSON text"
+        ) from None
+
+
 def parse(text: str, fmt: str = "auto") -> dict:
     """Parse spec text (``fmt``: ``"json"``, ``"yaml"`` or ``"auto"``: JSON, else YAML) into a
     plain dict, never running code: ``json.loads`` / a YAML safe loader without tags or aliases.
