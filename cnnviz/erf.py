@@ -12,6 +12,8 @@ handles and pairs it with the theoretical RF of the same unit.
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +32,16 @@ from cnnviz.result import Analysis
 
 #: Largest weights file the app accepts (bytes).
 MAX_WEIGHTS_BYTES = 512 * 1024**2
+#: A safetensors header may take this much, plus :data:`HEADER_BYTES_PER_TENSOR` per tensor the
+#: model has (a ResNet-152's 932 entries take about 100 KB).
+HEADER_BYTES = 64 * 1024
+HEADER_BYTES_PER_TENSOR = 512
+#: safetensors dtype names, and the torch dtypes they load as.
+_ST_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool, "C64": torch.complex64,
+}  # fmt: skip
 
 
 class WeightsError(ValueError):
@@ -97,6 +109,99 @@ class EffectiveRF:
         return np.max([np.abs(g - c) for g, c in zip(grids, self.center, strict=True)], axis=0)
 
 
+def max_header_bytes(model: nn.Module) -> int:
+    """The largest safetensors header :func:`read_safetensors` reads for ``model``."""
+    return HEADER_BYTES + HEADER_BYTES_PER_TENSOR * len(model.state_dict())
+
+
+def weights_file_bytes(model: nn.Module) -> int:
+    """The largest safetensors file of ``model``'s weights: its tensors' bytes and the
+    largest header (8 + :func:`max_header_bytes`). Works on a meta model (no memory).
+
+    >>> weights_file_bytes(nn.Linear(4, 2)) - max_header_bytes(nn.Linear(4, 2))  # 10 floats + 8
+    48
+    """
+    data = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return data + 8 + max_header_bytes(model)
+
+
+def _header(data: bytes, model: nn.Module, what: str) -> dict[str, dict]:
+    """The tensor entries of a safetensors header, each checked for form and against
+    ``model``'s state_dict (names, shapes, dtype kinds, data offsets), reading nothing but the
+    header: a file with more tensors, or a bigger header, than ``model`` could need is refused
+    before its JSON is parsed."""
+    if len(data) < 8:
+        raise WeightsError(f"{what} is not a readable safetensors file ({len(data)} bytes)")
+    n = int.from_bytes(data[:8], "little")
+    cap = max_header_bytes(model)
+    if n > cap:
+        raise WeightsError(
+            f"{what}: its safetensors header is {n:,} bytes, more than the {cap:,} that "
+            f"{type(model).__name__}'s {len(model.state_dict())} tensors need"
+        )
+    if 8 + n > len(data):
+        raise WeightsError(
+            f"{what} is not a readable safetensors file (cut short: its header says {n:,} "
+            "bytes, the file is shorter)"
+        )
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (ValueError, RecursionError):
+        raise WeightsError(
+            f"{what} is not a readable safetensors file (its header is not JSON)"
+        ) from None
+    if not isinstance(header, dict):
+        raise WeightsError(
+            f"{what} is not a readable safetensors file (its header is not a mapping)"
+        )
+    entries = {k: v for k, v in header.items() if k != "__metadata__"}
+    own = model.state_dict()
+    if len(entries) > len(own):
+        raise WeightsError(
+            f"{what} holds {len(entries):,} tensors; {type(model).__name__} has {len(own)}"
+        )
+    body = len(data) - 8 - n
+    shapes: dict[str, torch.Tensor] = {}
+    for key, e in entries.items():
+        ok = isinstance(e, dict) and e.get("dtype") in _ST_DTYPES
+        shape, offsets = (e.get("shape"), e.get("data_offsets")) if ok else (None, None)
+        ok = ok and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+        ok = ok and isinstance(offsets, list) and len(offsets) == 2
+        ok = ok and all(type(o) is int for o in offsets) and 0 <= offsets[0] <= offsets[1] <= body
+        if ok:
+            dtype = _ST_DTYPES[e["dtype"]]
+            numel = math.prod(shape)
+            ok = offsets[1] - offsets[0] == numel * torch.empty((), dtype=dtype).element_size()
+        if not ok:
+            raise WeightsError(f"{what}: the entry for {str(key)[:80]!r} is malformed")
+        # a meta tensor carries the shape and dtype the checks need, and no memory
+        shapes[key] = torch.empty(shape, dtype=dtype, device="meta")
+    check_state_dict(model, shapes)
+    return entries
+
+
+def read_safetensors(data: bytes, model: nn.Module, *, what: str = "the weights file"):
+    """The state dict in safetensors ``data``, for ``model``: the header is checked first
+    (size, tensor count, names, shapes, dtypes and offsets against ``model.state_dict()``,
+    without materialising anything), then the tensors are loaded and checked for NaN and
+    infinite values. Raises :class:`WeightsError` naming what does not fit.
+
+    >>> from safetensors.torch import save
+    >>> net = nn.Linear(2, 1)
+    >>> sorted(read_safetensors(save(dict(net.state_dict())), net))
+    ['bias', 'weight']
+    """
+    _header(data, model, what)
+    from safetensors.torch import load
+
+    try:
+        state = load(data)
+    except Exception as e:  # the header passed, the body did not
+        raise WeightsError(f"{what} is not a readable safetensors file: {e}") from None
+    check_state_dict(model, state)
+    return state
+
+
 def _load_weights(model: nn.Module, weights, seed: int) -> None:
     if weights is None:
         return
@@ -112,16 +217,15 @@ def _load_weights(model: nn.Module, weights, seed: int) -> None:
             )
         if path.stat().st_size > MAX_WEIGHTS_BYTES:
             raise WeightsError(f"{path.name} is over the {MAX_WEIGHTS_BYTES // 2**20} MiB limit")
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except Exception as e:  # a corrupt or foreign file
-            raise WeightsError(f"{path.name} is not a readable safetensors file: {e}") from None
+        state = read_safetensors(path.read_bytes(), model, what=path.name)
+    elif isinstance(weights, (bytes, bytearray, memoryview)):
+        state = read_safetensors(bytes(weights), model)
     elif isinstance(weights, Mapping):
         state = dict(weights)
     else:
-        raise WeightsError("weights must be None, 'random', a state dict or a .safetensors path")
+        raise WeightsError(
+            "weights must be None, 'random', a state dict, safetensors bytes or a .safetensors path"
+        )
     check_state_dict(model, state)
     model.load_state_dict(state, strict=True)
 
@@ -136,19 +240,54 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> Non
     """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [str(k)[:80] for k in state if k not in own]
     shapes = [
         f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
         for k, v in own.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
+    # floating parameters need floating weights; integer buffers (BN's num_batches_tracked)
+    # integers: int8, bool or complex weights would be cast into something else
+    kinds = [
+        f"{k} is {str(state[k].dtype).removeprefix('torch.')}, not "
+        + ("float" if v.is_floating_point() else "an integer")
+        for k, v in own.items()
+        if k in state and not _same_kind(state[k].dtype, v.dtype)
+    ]
     parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+    for label, items in (
+        ("missing", missing),
+        ("unexpected", unexpected),
+        ("shape", shapes),
+        ("dtype", kinds),
+    ):
         if items:
             more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
             parts.append(f"{label} {', '.join(items[:8])}{more}")
     if parts:
         raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts))
+    real = [(k, t) for k, t in state.items() if not t.is_meta and t.is_floating_point()]
+    bad = [k for k, t in real if not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" (+{len(bad) - 8} more)" if len(bad) > 8 else ""
+        raise WeightsError(
+            f"weights hold NaN or infinite values (not finite): {', '.join(bad[:8])}{more}"
+        )
+    cast = sorted({str(t.dtype).removeprefix("torch.") for k, t in real if t.dtype != own[k].dtype})
+    if cast:
+        warnings.warn(
+            f"the weights are {' and '.join(cast)}; they are measured as "
+            f"{str(next(iter(own.values())).dtype).removeprefix('torch.')}, the model's dtype",
+            stacklevel=3,
+        )
+
+
+def _same_kind(a: torch.dtype, b: torch.dtype) -> bool:
+    """Floating with floating, integer with integer (bool and complex with nothing)."""
+    if a.is_floating_point or b.is_floating_point:
+        return a.is_floating_point and b.is_floating_point
+    bad = (torch.bool,)
+    return not (a.is_complex or b.is_complex or a in bad or b in bad)
 
 
 def _reinit(model: nn.Module, seed: int) -> None:
@@ -205,7 +344,7 @@ def effective_receptive_field(
     input_size: tuple[int, ...] | None = None,
     *,
     n_samples: int = 8,
-    weights: str | Path | Mapping[str, torch.Tensor] | None = None,
+    weights: str | Path | Mapping[str, torch.Tensor] | bytes | None = None,
     seed: int = 0,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
     progress: Callable[[int, int], None] | None = None,
@@ -219,8 +358,10 @@ def effective_receptive_field(
     channels; gradients run on real CPU tensors in eval mode, averaged over ``n_samples``
     seeded random inputs. ``input_size`` has batch 1 (as in ``analyze``). The model is not
     changed: this works on a float32 copy. ``weights``: None keeps the model's own (a meta
-    model gets seeded random ones), ``"random"`` re-initialises with ``seed``, a state dict
-    or a ``.safetensors`` path loads those (never ``torch.load``).
+    model gets seeded random ones), ``"random"`` re-initialises with ``seed``, a state dict,
+    safetensors bytes or a ``.safetensors`` path loads those (never ``torch.load``; files go
+    through :func:`read_safetensors`, their header checked before the budget and the lock,
+    their tensors loaded under the lock).
 
     Cost: ``n_samples`` forward and backward passes on the CPU, about 3x the model's
     activation memory plus its parameters, checked against ``cap_bytes`` first.
@@ -273,6 +414,8 @@ def effective_receptive_field(
             stacklevel=2,
         )
 
+    if isinstance(weights, (bytes, bytearray, memoryview)):
+        _header(bytes(weights), model, "the weights file")  # a bad file never waits for the lock
     job = _Job(layer, module_name, call_index, input_size, theoretical, n_samples, seed)
     with safety.exclusive():  # one real-compute job at a time (shared with cnnviz.timing)
         return _measure(model, job, weights, progress)
@@ -347,7 +490,10 @@ __all__ = [
     "check_state_dict",
     "default_layer",
     "effective_receptive_field",
+    "max_header_bytes",
+    "read_safetensors",
     "sqrt_trend",
+    "weights_file_bytes",
 ]
 
 
