@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cnnviz.erf import EffectiveRF, sqrt_trend
+from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE
 
 
@@ -71,7 +72,7 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
     fig.update_layout(
         template=TEMPLATE,
         height=460,
-        title=title or f"Effective RF of {m.layer} (unit {m.unit}, {m.n_samples} samples)",
+        title=plain(title or f"Effective RF of {m.layer} (unit {m.unit}, {m.n_samples} samples)"),
         xaxis={
             "range": [min(-0.5, c0 - 1), max(w - 0.5, c1 + 1)],
             "title": "x (input pixels)",

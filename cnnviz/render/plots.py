@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 from cnnviz import fmt
 from cnnviz.compare import rf_growth, unit_view
 from cnnviz.receptive import ReceptiveField
+from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE, rgba, series
 
 if TYPE_CHECKING:
@@ -102,9 +103,9 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
     fig = go.Figure()
     for i, (row, rf) in enumerate(zip(df.to_dict("records"), rfs, strict=True)):
         size = lo if rf is None or top <= 0 else min(hi, max(lo, hi * rf / top))
-        rf_label = row["rf"] if rf is None else f"{row['rf']} px"
+        rf_label = plain(row["rf"]) if rf is None else f"{row['rf']} px"
         hover = (
-            f"<b>{row['label']}</b><br>params {fmt.compact(row['params'])}"
+            f"<b>{plain(row['label'])}</b><br>params {fmt.compact(row['params'])}"
             f"<br>MACs {fmt.compact(row['macs'])}<br>final RF {rf_label}"
         )
         if "fc_share" in row:
@@ -113,9 +114,9 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
             go.Scatter(
                 x=[row["params"]],
                 y=[row["macs"]],
-                name=str(row["label"]),
+                name=plain(row["label"]),
                 mode="markers+text",
-                text=[str(row["label"])],
+                text=[plain(row["label"])],
                 textposition="top center",
                 cliponaxis=False,  # a label near the edge is drawn whole
                 marker={
@@ -188,13 +189,16 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
             go.Bar(
                 x=xs,
                 y=values,
-                name=str(label),
+                name=plain(label),
                 marker_color=series(i),
                 text=[fmt.compact(v) for v in values],
                 textposition="none",
-                customdata=list(zip(t["size"], t["first"], t["last"], strict=True)),
+                customdata=[
+                    (size, plain(first), plain(last))
+                    for size, first, last in zip(t["size"], t["first"], t["last"], strict=True)
+                ],
                 hovertemplate=(
-                    f"<b>{label}</b> %{{x}} (%{{customdata[0]}})<br>{METRICS[metric]}: "
+                    f"<b>{plain(label)}</b> %{{x}} (%{{customdata[0]}})<br>{METRICS[metric]}: "
                     "%{text}<br>%{customdata[1]} .. %{customdata[2]}<extra></extra>"
                 ),
             )
@@ -241,12 +245,13 @@ def layer_bars(
     else:
         colors = [COLORS["selected"] if n == selected else COLORS["muted"] for n in names]
     hover = [
-        f"<b>{r.name}</b> ({r.type})<br>{METRICS[metric]}: {fmt.compact(v)} ({fmt.count(v)})"
+        f"<b>{plain(r.name)}</b> ({plain(r.type)})<br>{METRICS[metric]}: {fmt.compact(v)} "
+        f"({fmt.count(v)})"
         for r, v in zip(a.layers, values, strict=True)
     ]
     fig = go.Figure(
         go.Bar(
-            x=names,
+            x=[plain(n) for n in names],  # tick labels are drawn as markup too
             y=values,
             name=METRICS[metric],
             marker={"color": colors, "line": {"width": 0}},
@@ -258,13 +263,13 @@ def layer_bars(
     fig.update_xaxes(
         title_text="Layer (execution order)",
         categoryorder="array",
-        categoryarray=names,
+        categoryarray=[plain(n) for n in names],
         tickangle=-60,
         tickfont={"size": 10},
         showticklabels=len(names) <= 120,
     )
     fig.update_yaxes(title_text=METRICS[metric], type="log" if log else "linear", tickformat="~s")
-    title = f"{a.model_name}: {METRICS[metric]} per layer"
+    title = f"{plain(a.model_name)}: {METRICS[metric]} per layer"
     return _layout(fig, title, bargap=0.15, showlegend=False)
 
 
@@ -292,7 +297,7 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
                 name="RF size",
                 mode="lines+markers",
                 line={"color": COLORS["rf"], "width": 2.5},
-                customdata=list(rows["name"]),
+                customdata=[plain(n) for n in rows["name"]],
                 hovertemplate="depth %{x}: RF %{y} px<br>%{customdata}<extra></extra>",
             ),
             secondary_y=False,
@@ -340,7 +345,7 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
         showgrid=False,
         secondary_y=True,
     )
-    return _layout(fig, f"{a.model_name}: receptive field growth", hovermode="x unified")
+    return _layout(fig, f"{plain(a.model_name)}: receptive field growth", hovermode="x unified")
 
 
 # --------------------------------------------------------------------------- one unit
