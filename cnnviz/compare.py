@@ -24,15 +24,20 @@ from cnnviz.receptive import ReceptiveField
 
 if TYPE_CHECKING:
     from cnnviz.result import Analysis, LayerRecord
+    from cnnviz.training import TrainingStep
 
 __all__ = [
     "compare",
     "layer_table",
+    "productivity_summary",
+    "productivity_table",
     "rf_growth",
     "stage_table",
     "summarize",
     "to_csv",
     "to_json",
+    "training_summary",
+    "training_table",
     "unit_view",
 ]
 
@@ -69,6 +74,30 @@ STAGE_COLUMNS = (
     "rf",
 )
 LAYER_COLUMNS = ("name", "type", "kind", "output", "params", "macs", "rf", "stride")
+TRAINING_COLUMNS = (
+    "label",
+    "input",
+    "batch",
+    "optimizer",
+    "dtype",
+    "peak_bytes",
+    "saved_bytes",
+    "state_bytes",
+    "forward_macs",
+    "backward_macs",
+    "gpu_bytes",
+    "fits",
+    "max_batch",
+    "max_batch_text",
+)
+PRODUCTIVITY_COLUMNS = (
+    "label",
+    "input",
+    "unproductive",
+    "probably_unproductive",
+    "productive_from",
+    "all_productive_from",
+)
 GROWTH_COLUMNS = ("index", "name", "depth", "rf", "stride")
 
 
@@ -169,6 +198,108 @@ def compare(analyses: Mapping[str, Analysis]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
+# --------------------------------------------------------------------------- training
+
+
+def training_summary(
+    step: TrainingStep, label: str | None = None, gpu_gb: float = 24
+) -> dict[str, Any]:
+    """One row of a training step's costs (columns as in :data:`TRAINING_COLUMNS`), read
+    against a GPU of ``gpu_gb`` GB, counted as GPU memory is sold: a 24 GB card holds
+    24 x 2**30 bytes (before the CUDA context and the allocator's slack take their share).
+
+    ``state_bytes`` is parameters + gradients + optimizer state, what a model keeps whatever
+    the batch; ``fits`` says whether the step's peak fits the GPU at this batch;
+    ``max_batch`` is the largest batch that does (0 when not even one does, None when
+    nothing grows with the batch) and ``max_batch_text`` says it in words.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> s = cnnviz.training_step(nn.Conv2d(3, 8, 3), (2, 3, 16, 16), optimizer="sgd")
+    >>> row = training_summary(s, "conv", gpu_gb=8)
+    >>> row["state_bytes"]  # (8*3*3*3 + 8) float32 weights, and as many gradients; SGD: none
+    1792
+    >>> row["fits"], row["max_batch"] == s.max_batch_size(8 * 2**30), row["max_batch_text"][:9]
+    (True, True, 'up to bat')
+    """
+    gpu_bytes = int(gpu_gb * 2**30)
+    top = step.max_batch_size(gpu_bytes)
+    if top >= 2**62:  # training_step's "nothing grows with the batch"
+        max_batch, text = None, "any batch"
+    elif top == 0:
+        max_batch, text = 0, "not even batch 1"
+    else:
+        max_batch, text = int(top), f"up to batch {fmt.count(top)}"
+    return {
+        "label": step.model_name if label is None else label,
+        "input": fmt.shapes(step.input_shapes),
+        "batch": int(step.batch_size),
+        "optimizer": step.optimizer,
+        "dtype": step.dtype,
+        "peak_bytes": int(step.peak_bytes),
+        "saved_bytes": int(step.saved_bytes),
+        "state_bytes": int(step.param_bytes + step.grad_bytes + step.optimizer_bytes),
+        "forward_macs": int(step.forward_macs),
+        "backward_macs": int(step.backward_macs),
+        "gpu_bytes": gpu_bytes,
+        "fits": bool(step.fits(gpu_bytes)),
+        "max_batch": max_batch,
+        "max_batch_text": text,
+    }
+
+
+def training_table(steps: Mapping[str, TrainingStep], gpu_gb: float = 24) -> pd.DataFrame:
+    """One :func:`training_summary` row per label, in the mapping's order.
+
+    >>> import torch.nn as nn, cnnviz
+    >>> s = cnnviz.training_step(nn.Conv2d(3, 8, 3), (2, 3, 16, 16))
+    >>> training_table({"a": s, "b": s})[["label", "batch", "optimizer"]].values.tolist()
+    [['a', 2, 'adamw'], ['b', 2, 'adamw']]
+    """
+    rows = [training_summary(s, label, gpu_gb) for label, s in steps.items()]
+    return pd.DataFrame(rows, columns=list(TRAINING_COLUMNS))
+
+
+# --------------------------------------------------------------------------- productivity
+
+
+def productivity_summary(a: Analysis, label: str | None = None) -> dict[str, Any]:
+    """Where ``a`` stops adding context as the input shrinks (Richter et al., ICMLA 2021; see
+    :meth:`Analysis.unproductive`), as one row (columns as in :data:`PRODUCTIVITY_COLUMNS`):
+    how many rows are ``unproductive`` and ``probably_unproductive`` at this input, and
+    :meth:`Analysis.input_resolution_range` as sizes: ``productive_from``, the smallest
+    input with no unproductive row, and ``all_productive_from``, with none even probably.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("vgg16", device="meta"), (1, 3, 32, 32))
+    >>> row = productivity_summary(a)
+    >>> row["unproductive"], row["probably_unproductive"], row["productive_from"]
+    (16, 0, '196x196')
+    """
+    states = [r.productivity for r in a.layers]
+    smallest, every_path = a.input_resolution_range()
+    return {
+        "label": a.model_name if label is None else label,
+        "input": ", ".join(fmt.shape(s) for s in a.input_shapes),
+        "unproductive": states.count("unproductive"),
+        "probably_unproductive": states.count("probably unproductive"),
+        "productive_from": fmt.size(smallest),
+        "all_productive_from": fmt.size(every_path),
+    }
+
+
+def productivity_table(analyses: Mapping[str, Analysis]) -> pd.DataFrame:
+    """One :func:`productivity_summary` row per label, in the mapping's order.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+    >>> row = productivity_table({"r18": a}).iloc[0]
+    >>> int(row.unproductive), int(row.probably_unproductive), row.productive_from
+    (0, 14, '139x139')
+    """
+    rows = [productivity_summary(a, label) for label, a in analyses.items()]
+    return pd.DataFrame(rows, columns=list(PRODUCTIVITY_COLUMNS))
+
+
 # --------------------------------------------------------------------------- per stage / layer
 
 
@@ -210,11 +341,20 @@ def stage_table(a: Analysis) -> pd.DataFrame:
     return pd.DataFrame(out, columns=list(STAGE_COLUMNS))
 
 
-def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
+def layer_table(
+    a: Analysis,
+    compact: bool = True,
+    *,
+    productivity: bool = False,
+    step: TrainingStep | None = None,
+) -> pd.DataFrame:
     """The explorer's per-row table: name, type, kind, output, params, macs, rf, stride.
 
     With ``compact`` the numbers are short strings (``61.1M``, ``15.5G``; RF ``195x195``,
     ``*`` when unaligned); without it params/MACs are ints and rf/stride ints when square.
+    ``productivity`` adds each row's :attr:`LayerRecord.productivity` at this input;
+    ``step`` (a :func:`cnnviz.training_step` of the same model) adds ``saved``, the bytes
+    each row keeps for the backward (None for a row the step did not run).
 
     >>> import torch.nn as nn, cnnviz
     >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(3, 64, 3, 2, 1)), (1, 3, 224, 224))
@@ -223,7 +363,13 @@ def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
     >>> row = layer_table(a, compact=False).to_dict("records")[0]
     >>> row["params"], row["macs"], row["rf"], row["stride"]
     (1792, 21676032, 3, 2)
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    >>> s = cnnviz.training_step(net, (1, 3, 8, 8))
+    >>> t = layer_table(cnnviz.analyze(net, (1, 3, 8, 8)), False, productivity=True, step=s)
+    >>> t[["name", "productivity", "saved"]].values.tolist()  # bytes: 4 * (3*8*8), 4 * (8*6*6)
+    [['0', 'productive', 768], ['1', 'productive', 1152]]
     """
+    saved = {r.name: r.saved_bytes for r in step.rows} if step is not None else {}
     out = []
     for r in a.layers:
         has_stride = r.rf_stride is not None and not r.rf_global
@@ -236,8 +382,15 @@ def layer_table(a: Analysis, compact: bool = True) -> pd.DataFrame:
             params, macs = r.params, r.macs
             rf = _rf_value(r.receptive_field)
             stride = _dims(r.rf_stride) if has_stride else None
-        out.append((r.name, r.type, r.kind, fmt.shape(r.output_shape), params, macs, rf, stride))
-    return pd.DataFrame(out, columns=list(LAYER_COLUMNS))
+        cells = [r.name, r.type, r.kind, fmt.shape(r.output_shape), params, macs, rf, stride]
+        if productivity:
+            cells.append(r.productivity)
+        if step is not None:
+            b = saved.get(r.name)
+            cells.append(fmt.nbytes(b) if compact and b is not None else b)
+        out.append(cells)
+    extra = ["productivity"] * productivity + ["saved"] * (step is not None)
+    return pd.DataFrame(out, columns=[*LAYER_COLUMNS, *extra])
 
 
 def rf_growth(a: Analysis) -> pd.DataFrame:

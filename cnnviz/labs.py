@@ -142,6 +142,11 @@ class RFLab:
     steps: tuple[RFStep, ...]  # step 0 (the output pixel) then one per conv
     formulas: tuple[str, ...]
     notes: tuple[str, ...]
+    #: The smallest input side at which no conv of the stack is unproductive (its field
+    #: exceeds the input: Richter et al., ICMLA 2021), from the stack analysis's
+    #: ``input_resolution_range()``: below it the last convs add no new context. Conv i
+    #: stops adding context below ``steps[i].rf``.
+    productive_from: int = 0
 
     @property
     def weight_ratio(self) -> float:
@@ -222,6 +227,8 @@ def rf_lab(n: int, k: int = 3, channels: int = 64, dilation: int = 1, stride: in
     (5, 5, 73728, 102400)
     >>> lab.formulas[0]
     'RF = 1 + n(k-1)d = 1 + 2*(3-1)*1 = 5'
+    >>> rf_lab(4, 3).productive_from, rf_lab(3, 3, stride=2).productive_from  # the stacks' RFs
+    (9, 15)
     """
     _validate_rf(n, k, channels, dilation, stride)
     return _rf_lab(n, k, channels, dilation, stride)
@@ -328,6 +335,7 @@ def _rf_lab(n: int, k: int, channels: int, dilation: int, stride: int) -> RFLab:
         steps=tuple(steps),
         formulas=formulas,
         notes=tuple(notes),
+        productive_from=sa.input_resolution_range()[0][0],
     )
 
 

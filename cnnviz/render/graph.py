@@ -62,6 +62,53 @@ def _node_of(r: LayerRecord, depth: int | None) -> str:
     return ".".join(r.module.split(".")[:depth])
 
 
+def node_of(a: Analysis, row: str, depth: int | None = None) -> str:
+    """The id of the node that holds row ``row`` in the graph at ``depth``: the row's own
+    name, or its container's when ``depth`` folds it (what ``to_dot(highlight=...)`` takes).
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 64, 64))
+    >>> [node_of(a, "layer3.1.conv2", d) for d in (None, 2, 1)], node_of(a, "fc", 1)
+    (['layer3.1.conv2', 'layer3.1', 'layer3'], 'fc')
+    """
+    for r in a.layers:
+        if r.name == row:
+            return _node_of(r, depth)
+    raise KeyError(f"no row named {row!r} in {a.model_name}")
+
+
+def depth_choices(a: Analysis) -> tuple[int, ...]:
+    """The depths that fold some rows into their containers (deeper ones show every row).
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 64, 64))
+    >>> depth_choices(a)  # at 4 nothing folds: layer2.0.downsample.0 is the deepest row
+    (1, 2, 3)
+    """
+    return tuple(
+        d
+        for d in range(1, max((_level(r) for r in a.layers), default=0) + 1)
+        if len({_node_of(r, d) for r in a.layers}) < len(a.layers)
+    )
+
+
+def default_depth(a: Analysis, max_nodes: int = 60) -> int | None:
+    """The depth a graph of ``a`` opens at: every row (None) when there are at most
+    ``max_nodes``, else the deepest of :func:`depth_choices` with at most ``max_nodes``
+    nodes (1 when even that has more), so a big net opens as its blocks.
+
+    >>> import cnnviz
+    >>> vgg = cnnviz.analyze(cnnviz.zoo.get_model("vgg16", device="meta"), (1, 3, 32, 32))
+    >>> r50 = cnnviz.analyze(cnnviz.zoo.get_model("resnet50", device="meta"), (1, 3, 64, 64))
+    >>> len(vgg.layers), default_depth(vgg), len(r50.layers), default_depth(r50)
+    (40, None, 175, 2)
+    """
+    if len(a.layers) <= max_nodes:
+        return None
+    fits = [d for d in depth_choices(a) if len({_node_of(r, d) for r in a.layers}) <= max_nodes]
+    return fits[-1] if fits else 1
+
+
 def _shade(value: float, top: float) -> str:
     """A class of :data:`_SCALE` by the square root of the share of the largest value (a
     log scale would paint every conv of a net alike, a linear one hides the small ones)."""
