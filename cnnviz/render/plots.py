@@ -49,6 +49,8 @@ METRICS = {
     "output_bytes": "Output size (bytes)",
     "layers": "Rows",
 }
+#: Bar hatching of rows that add no context at the input (``layer_bars(productivity=True)``).
+HATCH = {"unproductive": "x", "probably unproductive": "/"}
 _FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
 
 
@@ -218,7 +220,11 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
 
 
 def layer_bars(
-    a: Analysis, metric: str = "params", log: bool = False, selected: str | None = None
+    a: Analysis,
+    metric: str = "params",
+    log: bool = False,
+    selected: str | None = None,
+    productivity: bool = False,
 ) -> go.Figure:
     """One bar per row in execution order (x = row name); ``selected`` (a row name) is drawn
     in :data:`COLORS` ``["selected"]`` and the others muted.
@@ -232,6 +238,15 @@ def layer_bars(
     >>> fig = layer_bars(a, "macs", selected="fc")
     >>> fig.data[0].customdata[-1], fig.data[0].marker.color[-1] == COLORS["selected"]
     ('fc', True)
+
+    ``productivity`` hatches the rows that add no context at this input (Richter et al.,
+    ICMLA 2021; :attr:`LayerRecord.productivity`) as :data:`HATCH` says, and names it in
+    their hover text:
+
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("vgg16", device="meta"), (1, 3, 32, 32))
+    >>> hatch = layer_bars(a, productivity=True).data[0].marker.pattern.shape
+    >>> hatch.count("x") == len(a.unproductive()), hatch[0]
+    (True, '')
     """
     _check_metric(
         metric, ("params", "trainable_params", "macs", "flops", "extra_ops", "output_bytes")
@@ -249,12 +264,19 @@ def layer_bars(
         f"({fmt.count(v)})"
         for r, v in zip(a.layers, values, strict=True)
     ]
+    marker: dict[str, Any] = {"color": colors, "line": {"width": 0}}
+    if productivity:
+        marker["pattern"] = {"shape": [HATCH.get(r.productivity or "", "") for r in a.layers]}
+        hover = [
+            h + (f"<br>{r.productivity} at this input" if r.productivity in HATCH else "")
+            for h, r in zip(hover, a.layers, strict=True)
+        ]
     fig = go.Figure(
         go.Bar(
             x=[plain(n) for n in names],  # tick labels are drawn as markup too
             y=values,
             name=METRICS[metric],
-            marker={"color": colors, "line": {"width": 0}},
+            marker=marker,
             customdata=names,
             hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>",
