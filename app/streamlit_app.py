@@ -12,12 +12,22 @@ st.set_page_config(
 
 pages = {
     "Explore": [
+        # The default page is served at "/" (Streamlit empties its url_path), so the same
+        # script is registered again, hidden, at its own path: /compare?... links work too.
+        # The default's url_path only names it (two pages may not share one).
+        st.Page(
+            "cnnviz_app/pages/compare.py",
+            title="Compare architectures",
+            icon=":material/leaderboard:",
+            url_path="compare-home",
+            default=True,
+        ),
         st.Page(
             "cnnviz_app/pages/compare.py",
             title="Compare architectures",
             icon=":material/leaderboard:",
             url_path="compare",
-            default=True,
+            visibility="hidden",
         ),
         st.Page(
             "cnnviz_app/pages/explorer.py",
