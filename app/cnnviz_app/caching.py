@@ -15,6 +15,7 @@ import streamlit as st
 import cnnviz
 from cnnviz import spec, zoo
 from cnnviz.result import Analysis
+from cnnviz.training import TrainingStep
 
 Config = tuple[tuple[str, Any], ...]  # hashable model config: sorted (option, value) pairs
 
@@ -49,6 +50,19 @@ def spec_analysis(text: str) -> Analysis:
     """``cnnviz.analyze`` of the model a spec text describes, on the meta device."""
     model = spec.build(parsed_spec(text))
     return cnnviz.analyze(model, model.default_input_size)
+
+
+@st.cache_data(max_entries=64, show_spinner="Tracing a training step…")
+def training_step(
+    name: str,
+    config: Config,
+    input_size: tuple[int, ...],
+    optimizer: str = "adamw",
+    dtype: str = "float32",
+) -> TrainingStep:
+    """``cnnviz.training_step`` of a zoo model (train mode, on the meta device), cached on
+    the name, config, input size (batch first), optimizer and dtype."""
+    return cnnviz.training_step(model(name, config), input_size, optimizer, dtype)  # type: ignore[arg-type]
 
 
 def _erf_progress(bar):
