@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import compare, fmt, safety, zoo
-from cnnviz.render import erf_plots, plots
+from cnnviz.render import erf_plots, graph, plots
 
 st.title("Layer explorer")
 st.caption(
@@ -67,12 +67,27 @@ with widgets.user_errors():
         )
         log = st.checkbox("log scale", key="log", bind="query-params")
         st.plotly_chart(
-            plots.layer_bars(a, metric or "macs", log=log, selected=chosen),
+            plots.layer_bars(a, metric or "macs", log=log, selected=chosen, productivity=True),
             key="bars",
             on_select=_select_from_chart,
             selection_mode="points",
         )
         st.caption("Click a bar to select that layer.")
+        prod = compare.productivity_summary(a)
+        if prod["unproductive"] or prod["probably_unproductive"]:
+            st.caption(
+                "Hatched bars add no new context at this input (Richter et al., ICMLA "
+                "2021): their receptive field is larger than the input along every path "
+                f"(x, unproductive: {prod['unproductive']}) or along the widest "
+                f"(/, probably unproductive: {prod['probably_unproductive']}). None is "
+                f"unproductive from {prod['productive_from']} on, none even probably from "
+                f"{prod['all_productive_from']}."
+            )
+        else:
+            st.caption(
+                "Every layer adds context at this input: no receptive field is larger than it "
+                f"(Richter et al., ICMLA 2021). Below {prod['productive_from']} some would not."
+            )
     with right:
         st.plotly_chart(plots.rf_growth_plot(a), key="growth")
         st.caption(
@@ -91,6 +106,7 @@ with widgets.user_errors():
     st.markdown(
         f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
         f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
+        + (f"; **{row.productivity}** at this input" if row.productivity in plots.HATCH else "")
     )
     if rf.size is None:
         st.info(f"The receptive field is unknown here: {rf.reason}.")
@@ -125,6 +141,50 @@ with widgets.user_errors():
             f"and columns {view['window'][1][0]}..{view['window'][1][1]}; {shifted}. "
             "Pixels outside the image fall on padding."
         )
+
+
+@st.fragment
+def graph_section(a, layer: str) -> None:
+    """The data-flow graph; its own controls rerun only this part of the page (so it shows
+    its own errors: the page's error box is not around a fragment's rerun)."""
+    with widgets.user_errors():
+        st.subheader("Data-flow graph")
+        auto = graph.default_depth(a)
+        g1, g2 = st.columns([1, 2])
+        pick = g1.selectbox(
+            "graph depth",
+            ["auto", *map(str, graph.depth_choices(a)), "all"],
+            key="graph_depth",
+            bind="query-params",
+            help="Rows deeper than this are folded into their container (layer3, layer3.1) "
+            "as one box that sums them; all: every row. Auto: "
+            + ("every row" if auto is None else f"folded at {auto}")
+            + f" for this model's {len(a.layers)} rows.",
+        )
+        color_by = g2.segmented_control(
+            "colour by",
+            graph.COLOR_BY,
+            default="macs",
+            key="graph_color",
+            bind="query-params",
+        )
+        depth = auto if pick == "auto" else None if pick == "all" else int(pick)
+        node = graph.node_of(a, layer, depth)
+        st.graphviz_chart(
+            a.to_dot(depth, color_by or "macs", highlight=node),
+            width="stretch",
+            alt=f"Data-flow graph of {a.model_name}",
+        )
+        st.caption(
+            "One box per layer, or per container when folded; an arrow runs from each layer "
+            "to the ones that read its output, so a residual add has two. The selected "
+            "layer's box (or the container holding it) is outlined in red. Darker: more "
+            "MACs, params or a larger RF; by productivity: green productive, yellow "
+            "probably unproductive, red unproductive at this input."
+        )
+
+
+graph_section(a, st.session_state.get("layer") or default_layer)
 
 with widgets.user_errors():  # an ERF error leaves the rest of the page in place
     st.subheader("Effective receptive field")
@@ -170,4 +230,21 @@ with widgets.user_errors():  # an ERF error leaves the rest of the page in place
         )
 
 st.subheader("All layers")
-st.dataframe(compare.layer_table(a), hide_index=True, key="table")
+saved = st.toggle(
+    "saved for backward",
+    key="saved",
+    bind="query-params",
+    help="Add the bytes each layer keeps for the backward pass in one training step at this "
+    "input (train mode, its batch as shown), from cnnviz.training_step.",
+)
+step = None
+if saved:
+    with widgets.user_errors():
+        step = caching.training_step(name, cfg, shape)
+table = compare.layer_table(a, productivity=True, step=step)
+st.dataframe(table, hide_index=True, key="table")
+if step is not None:
+    st.caption(
+        f"Saved for backward in one training step of a {fmt.shape(shape)} input: "
+        f"{fmt.nbytes(step.saved_bytes)} in all ({fmt.count(step.saved_bytes)} bytes)."
+    )
