@@ -59,6 +59,25 @@ with widgets.user_errors():
             st.caption(note)
     with right:
         st.plotly_chart(lab_plots.compare_bars(lab), key="bars")
+        side = lab.productive_from
+        st.metric(
+            "last conv unproductive below",
+            fmt.size((side, side)),
+            help="Below this input size the stack's last conv (and the single conv) is "
+            "unproductive: its receptive field is larger than the input.",
+        )
+        if side > 1:
+            st.caption(
+                f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
+                "last convs stop adding context: their receptive field is larger than the "
+                "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
+                f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
+                "conv stops below its own RF: "
+                + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
+                + "."
+            )
+        else:
+            st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
     st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")
     st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
 
