@@ -348,6 +348,7 @@ def effective_receptive_field(
     seed: int = 0,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
     progress: Callable[[int, int], None] | None = None,
+    waiting: Callable[[int], None] | None = None,
 ) -> EffectiveRF:
     """Measure the ERF of the central unit of ``layer`` over the input.
 
@@ -365,7 +366,8 @@ def effective_receptive_field(
 
     Cost: ``n_samples`` forward and backward passes on the CPU, about 3x the model's
     activation memory plus its parameters, checked against ``cap_bytes`` first.
-    ``progress(done, n_samples)`` is called after each sample.
+    ``progress(done, n_samples)`` is called after each sample; ``waiting(place)`` while
+    other jobs hold or wait for the compute lock (:func:`cnnviz.safety.exclusive`).
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
@@ -417,7 +419,7 @@ def effective_receptive_field(
     if isinstance(weights, (bytes, bytearray, memoryview)):
         _header(bytes(weights), model, "the weights file")  # a bad file never waits for the lock
     job = _Job(layer, module_name, call_index, input_size, theoretical, n_samples, seed)
-    with safety.exclusive():  # one real-compute job at a time (shared with cnnviz.timing)
+    with safety.exclusive(waiting):  # one real-compute job at a time (shared with timing)
         return _measure(model, job, weights, progress)
 
 

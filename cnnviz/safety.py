@@ -33,20 +33,64 @@ ERF_MAX_MACS = 300 * 10**9
 #: One real-compute job at a time per process (timing, per-layer timing, effective RF): on a
 #: shared server, two users' jobs would otherwise slow each other and double the memory.
 COMPUTE_LOCK = threading.Lock()
+_QUEUE = threading.Condition()  # guards _WAITERS; notified whenever the queue moves
+_WAITERS: list[object] = []  # jobs waiting for COMPUTE_LOCK, first come first served
+
+
+def queue_length() -> int:
+    """How many jobs wait for :data:`COMPUTE_LOCK` now (not counting the one holding it)."""
+    with _QUEUE:
+        return len(_WAITERS)
+
+
+def queue_text(place: int) -> str:
+    """What a job at ``place`` in the queue waits for (the running job and those before it).
+
+    >>> queue_text(3)
+    'waiting: 3 jobs are ahead of this one (place 3)'
+    >>> queue_text(1)
+    'waiting: 1 job is ahead of this one (place 1)'
+    """
+    ahead = "1 job is" if place == 1 else f"{place} jobs are"
+    return f"waiting: {ahead} ahead of this one (place {place})"
 
 
 @contextlib.contextmanager
-def exclusive(waiting: Callable[[], None] | None = None) -> Iterator[None]:
-    """Hold :data:`COMPUTE_LOCK`; ``waiting()`` is called first when another job holds it.
+def exclusive(waiting: Callable[[int], None] | None = None, poll: float = 0.5) -> Iterator[None]:
+    """Hold :data:`COMPUTE_LOCK`, first come first served. While other jobs hold or wait for
+    it, ``waiting(place)`` is called about every ``poll`` seconds with this job's place in the
+    queue (1: next); an exception it raises (a page being stopped) leaves the queue.
 
     >>> with exclusive():
     ...     COMPUTE_LOCK.locked()
     True
     """
-    if not COMPUTE_LOCK.acquire(blocking=False):
-        if waiting is not None:
-            waiting()
-        COMPUTE_LOCK.acquire()
+    ticket: object | None = object()
+    with _QUEUE:
+        if not _WAITERS and COMPUTE_LOCK.acquire(blocking=False):
+            ticket = None
+        else:
+            _WAITERS.append(ticket)
+    try:
+        while ticket is not None:
+            with _QUEUE:
+                place = _WAITERS.index(ticket) + 1
+            if waiting is not None:
+                waiting(place)
+            if place == 1 and COMPUTE_LOCK.acquire(timeout=poll):
+                with _QUEUE:
+                    _WAITERS.remove(ticket)
+                    ticket = None
+                    _QUEUE.notify_all()  # everyone moves up one place
+            elif place > 1:
+                with _QUEUE:
+                    _QUEUE.wait(poll)
+    except BaseException:
+        with _QUEUE:
+            if ticket in _WAITERS:
+                _WAITERS.remove(ticket)
+            _QUEUE.notify_all()
+        raise
     try:
         yield
     finally:

@@ -54,6 +54,102 @@ PEAK_TFLOPS = {
 
 Progress = Callable[[int, int, str], None]  # (done, total, message)
 
+#: Multiply-accumulates per second per CPU thread assumed by :func:`estimate_seconds` before this
+#: process has timed anything (a 2-core server measured about 50 G/s per thread in float32);
+#: every timed configuration updates the rate of its device and dtype (:data:`_RATES`).
+CPU_MACS_PER_THREAD = {"float32": 25e9, "bfloat16": 5e9, "float16": 2e9}
+CUDA_MACS = {"float32": 10e12, "bfloat16": 50e12, "float16": 50e12}
+_RATES: dict[tuple[str, str], float] = {}  # (device type, dtype) -> MAC/s last measured
+#: Seconds to build a model's copy per parameter (random init on the CPU).
+_INIT_SECONDS_PER_PARAM = 5e-9
+
+
+class _Stop(Exception):
+    """A timing request ran out of its time budget or was cancelled; ``note`` says which."""
+
+    def __init__(self, status: str, note: str) -> None:
+        super().__init__(note)
+        self.status, self.note = status, note
+
+
+@dataclass
+class _Watch:
+    """Stops a request between runs: at its deadline, or when ``cancelled()`` says so; and
+    repeats the last progress message about twice a second, so that a caller (a Streamlit
+    page) gets a chance to stop it from its progress callback too."""
+
+    deadline: float | None = None
+    budget: float | None = None
+    cancelled: Callable[[], bool] | None = None
+    progress: Callable[[], None] | None = None
+    _last: float = 0.0
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise _Stop("cancelled", "cancelled")
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise _Stop("stopped", f"over the request's time budget of {self.budget:g} s")
+        if self.progress is not None and now - self._last > 0.5:
+            self._last = now
+            self.progress()
+
+    def left(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+
+def _rate(dev_type: str, dtype: str) -> float:
+    """Multiply-accumulates per second expected on this device in ``dtype``."""
+    if (dev_type, dtype) in _RATES:
+        return _RATES[(dev_type, dtype)]
+    if dev_type == "cuda":
+        return CUDA_MACS.get(dtype, 10e12)
+    return CPU_MACS_PER_THREAD.get(dtype, 2e9) * max(1, torch.get_num_threads())
+
+
+def _config_seconds(
+    a: Analysis, dev_type: str, cfg: Config, min_run_time: float, warmup: int
+) -> float:
+    """Expected wall time of one configuration: building the copy, warm-up (at least
+    ``warmup`` runs and 0.2 s), the timed runs (at least ``min_run_time``; CPU: about 3 runs
+    more, CUDA: 5 blocks of 2 and 5 host-timed runs) and 1 ms of overhead per run."""
+    batch0 = a.input_shapes[0][0] if a.input_shapes and a.input_shapes[0] else 1
+    one = a.total_macs * cfg.batch_size / batch0 / _rate(dev_type, cfg.dtype) + 1e-3
+    timed = max(min_run_time, (15 if dev_type == "cuda" else 3) * one) + one
+    return a.total_params * _INIT_SECONDS_PER_PARAM + max(0.2, warmup * one) + timed
+
+
+def estimate_seconds(
+    model: nn.Module | str,
+    input_size: Sequence[int] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    batch_sizes: Iterable[int] = (1, 32),
+    dtypes: Iterable[str] = ("float32", "bfloat16"),
+    min_run_time: float = 1.0,
+    warmup: int = 3,
+) -> float:
+    """Seconds :func:`benchmark` with these arguments is expected to take on this machine:
+    MACs from :func:`cnnviz.analyze` over a rate per device and dtype (an assumed one until
+    this process has timed that device and dtype, then the last measured one). A guide for
+    callers to say before running, not a bound (``time_budget`` is one).
+
+    >>> import torch.nn as nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3))
+    >>> 0.4 < estimate_seconds(net, (1, 3, 8, 8), device="cpu", batch_sizes=(1,),
+    ...                        dtypes=("float32",), min_run_time=0.2) < 1
+    True
+    """
+    target = _target(model, input_size, device)
+    a = analyze(target.meta_model, (1, *target.input_size[1:]))
+    dev_type = target.device.type
+    return sum(
+        _config_seconds(a, dev_type, Config(int(b), d, False, False), min_run_time, warmup)
+        for d in dict.fromkeys(dtypes)
+        for b in sorted({int(b) for b in batch_sizes})
+        if d in supported_dtypes(target.device)
+    )
+
 
 @dataclass(frozen=True)
 class Config:
@@ -189,10 +285,11 @@ def _prepared(
             torch.cuda.empty_cache()
 
 
-def _warm_up(fn: Callable[[], Any], runs: int) -> None:
+def _warm_up(fn: Callable[[], Any], runs: int, check: Callable[[], None] = lambda: None) -> None:
     """At least ``runs`` runs and 0.2 s: autotuning, lazy initialisation, clocks."""
     t = time.perf_counter()
     for i in range(10_000):
+        check()
         fn()
         if i + 1 >= max(1, runs) and time.perf_counter() - t > 0.2:
             break
@@ -244,7 +341,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _time_blocks(fn: Callable[[], Any], min_run_time: float, clock) -> list[float]:
+def _time_blocks(
+    fn: Callable[[], Any], min_run_time: float, clock, check: Callable[[], None] = lambda: None
+) -> list[float]:
     """Blocks of back-to-back runs between two clock marks, as torch.utils.benchmark blocks
     its runs: the steady state, where the host queues run i+1 while the GPU works on run i.
     Blocks last about 50 ms (at least 2 runs); at least 5 blocks. Returns the mean time per
@@ -258,6 +357,7 @@ def _time_blocks(fn: Callable[[], Any], min_run_time: float, clock) -> list[floa
     with _gc_paused():
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < min_run_time or len(times) < 5:
+            check()
             clock.start()
             for _ in range(per_block):
                 fn()
@@ -292,12 +392,18 @@ def _bound(host_s: float | None, latency_s: float) -> str | None:
     return "host" if host_s >= HOST_BOUND * latency_s else "device"
 
 
-def _time_cpu(fn: Callable[[], Any], min_run_time: float) -> list[float]:
+def _time_cpu(
+    fn: Callable[[], Any], min_run_time: float, check: Callable[[], None] = lambda: None
+) -> list[float]:
     from torch.utils import benchmark as tb
+
+    def run() -> Any:  # a check (a clock read) per run: nothing beside a CPU forward pass
+        check()
+        return fn()
 
     # Timer defaults to one thread; time with the threads this process (and the device
     # name) says it uses.
-    timer = tb.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    timer = tb.Timer(stmt="fn()", globals={"fn": run}, num_threads=torch.get_num_threads())
     return list(timer.blocked_autorange(min_run_time=min_run_time).times)
 
 
@@ -324,6 +430,8 @@ def benchmark(
     warmup: int = 3,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
     progress: Progress | None = None,
+    time_budget: float | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> pd.DataFrame:
     """Time ``model`` (an ``nn.Module`` or a zoo name) and return one row per configuration.
 
@@ -335,6 +443,13 @@ def benchmark(
     before), host_ms and bound (CUDA only: the host time to issue one run,
     and ``"host"`` where that is at least 90 % of the latency, so the GPU waits on Python and
     kernel launches, else ``"device"``), note.
+
+    ``time_budget`` (seconds, counted from when the compute lock is taken) bounds the
+    request: a configuration that :func:`estimate_seconds` says would not fit in what is left
+    is skipped, one that runs past it is stopped between runs, and the rows say so (status
+    ``skipped``/``stopped``). ``cancelled()``, checked between runs, stops it the same way
+    (status ``cancelled``). While it waits for another job, ``progress`` says its place in
+    the queue.
 
     >>> import torch.nn as nn
     >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
@@ -364,25 +479,54 @@ def benchmark(
 
     rows: list[dict[str, Any]] = []
 
-    def waiting() -> None:
+    def waiting(place: int) -> None:
+        if cancelled is not None and cancelled():
+            raise _Stop("cancelled", "cancelled")
         if progress:
-            progress(0, len(configs), "waiting for another timing run to finish…")
+            progress(0, len(configs), safety.queue_text(place))
 
-    with safety.exclusive(waiting):
-        for i, cfg in enumerate(configs):
+    try:
+        with safety.exclusive(waiting):
+            watch = _Watch(cancelled=cancelled, budget=time_budget)
+            if time_budget is not None:
+                watch.deadline = time.monotonic() + time_budget
+            stopped: _Stop | None = None
+            for i, cfg in enumerate(configs):
+                msg = f"{label}: batch {cfg.batch_size}, {cfg.dtype}"
+                if progress:
+                    progress(i, len(configs), msg)
+                    watch.progress = lambda i=i, msg=msg: progress(i, len(configs), msg)
+                need = _config_seconds(a, dev.type, cfg, min_run_time, warmup)
+                if stopped is None and need > watch.left():
+                    stopped = _Stop(
+                        "skipped",
+                        f"would take about {need:.0f} s, over the request's time budget of "
+                        f"{time_budget:g} s ({max(0.0, watch.left()):.0f} s left)",
+                    )
+                if stopped is not None:
+                    rows.append({**common, **_row(cfg, status=stopped.status, note=stopped.note)})
+                    continue
+                # a zoo name is built on the device itself; a module is copied there
+                try:
+                    run = _run_one(
+                        model, a, input_size, dev, cfg, min_run_time, warmup, cap_bytes, name, watch
+                    )
+                except _Stop as e:
+                    stopped, run = e, _row(cfg, status=e.status, note=e.note)
+                rows.append({**common, **run})
+                if stopped is not None and stopped.status == "skipped":
+                    stopped = None  # one configuration too long; a smaller one may still fit
             if progress:
-                progress(i, len(configs), f"{label}: batch {cfg.batch_size}, {cfg.dtype}")
-            # a zoo name is built on the device itself; a module is copied there
-            run = _run_one(model, a, input_size, dev, cfg, min_run_time, warmup, cap_bytes, name)
-            rows.append({**common, **run})
-        if progress:
-            progress(len(configs), len(configs), "done")
+                progress(len(configs), len(configs), "done")
+    except _Stop as e:  # cancelled while waiting for the lock
+        rows = [{**common, **_row(cfg, status=e.status, note=e.note)} for cfg in configs]
     return pd.DataFrame(rows)
 
 
 def _run_one(
-    model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_bytes, name
+    model, a, input_size, dev, cfg: Config, min_run_time, warmup, cap_bytes, name, watch=None
 ) -> dict[str, Any]:
+    check = watch.check if watch is not None else (lambda: None)
     if cfg.dtype not in supported_dtypes(dev):
         return _row(cfg, status="skipped", note=f"{cfg.dtype} is not supported on {dev.type}")
     dtype = getattr(torch, cfg.dtype)
@@ -409,14 +553,14 @@ def _run_one(
                 with torch.inference_mode():
                     return prep.forward(prep.x)
 
-            _warm_up(run, warmup)
+            _warm_up(run, warmup, check)
             if dev.type == "cuda":
                 clock = _CudaClock(dev)
-                times = _time_blocks(run, min_run_time, clock)
+                times = _time_blocks(run, min_run_time, clock, check)
                 host = _host_seconds(run, clock)
                 peak = torch.cuda.max_memory_allocated(dev) - base
             else:
-                times = _time_cpu(run, min_run_time)
+                times = _time_cpu(run, min_run_time, check)
                 host = peak = None
     except torch.cuda.OutOfMemoryError as e:
         return _row(cfg, status="out of memory", note=str(e).split("\n")[0], gflops=flops / 1e9)
@@ -425,6 +569,8 @@ def _run_one(
             cfg, status="error", note=f"{type(e).__name__}: {e}".split("\n")[0], gflops=flops / 1e9
         )
     med = statistics.median(times)
+    if a.total_macs > 0:  # for estimate_seconds (a is at batch 1)
+        _RATES[(dev.type, cfg.dtype)] = a.total_macs * cfg.batch_size / med
     q = statistics.quantiles(times, n=4) if len(times) >= 4 else [min(times), med, max(times)]
     return _row(
         cfg,
