@@ -5,6 +5,7 @@ sys.path, so pages import it by name)."""
 from pathlib import Path
 
 import streamlit as st
+from cnnviz_app import uploads, widgets
 
 st.set_page_config(
     page_title="cnnviz", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide"
@@ -72,4 +73,10 @@ with st.sidebar:
         "FLOPs = 2 x MACs. Other arithmetic (bias, norm, activations, pooling, adds) is "
         "counted apart."
     )
-st.navigation(pages).run()
+uploads.guard()  # the upload caps hold on the server too (cnnviz_app/uploads.py)
+notes = st.container()  # above the page: link values the page could not use
+link = widgets.LinkCheck().before()
+try:
+    st.navigation(pages).run()
+finally:
+    link.after(notes)

@@ -9,7 +9,7 @@ exec "${STREAMLIT:-streamlit}" run app/streamlit_app.py \
   --server.headless=true \
   --server.fileWatcherType=none \
   --server.runOnSave=false \
-  --server.maxUploadSize=200 \
+  --server.maxUploadSize=240 \
   --browser.gatherUsageStats=false \
   --client.showErrorDetails=none \
   --client.toolbarMode=viewer

@@ -37,12 +37,22 @@ def default_input(name: str, config: Config = ()) -> tuple[int, ...]:
     return tuple(zoo.model_info(name).input_size_for(dict(config)))
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
 def parsed_spec(text: str) -> spec.Spec:
     """Spec text parsed and validated once per distinct text, shared as the frozen Spec (the
-    page reads it as a table, YAML, JSON and a link). A :class:`cnnviz.spec.SpecError` is not
-    cached: it is raised again on every run."""
-    return spec.validate(spec.parse(text))
+    page reads it as a table, YAML, JSON and a link). An invalid text is parsed once too: its
+    :class:`cnnviz.spec.SpecError` is kept and raised again (a fresh copy) on every run."""
+    out = _parse_once(text)
+    if isinstance(out, spec.SpecError):
+        raise spec.SpecError(out.path, out.reason)
+    return out
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _parse_once(text: str) -> spec.Spec | spec.SpecError:
+    try:
+        return spec.validate(spec.parse(text))
+    except spec.SpecError as e:
+        return e
 
 
 @st.cache_data(max_entries=64, show_spinner="Building and tracing…")
@@ -72,6 +82,17 @@ def _erf_progress(bar):
     return report
 
 
+def queue_note(bar):
+    """A waiting callback for the compute lock that says the place in the queue on ``bar``."""
+
+    def waiting(place: int) -> None:
+        from cnnviz import safety
+
+        bar.progress(0.0, text=safety.queue_text(place))
+
+    return waiting
+
+
 @st.cache_data(max_entries=32, show_spinner="Measuring the effective receptive field…")
 def effective_rf(
     name: str,
@@ -83,19 +104,12 @@ def effective_rf(
     seed: int = 0,
     _bar=None,
 ):
-    """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes).
-    ``_bar`` (an st.progress, not part of the cache key) follows the samples."""
+    """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes, which
+    cnnviz.erf checks against the model from their header first and loads under the budget
+    and the compute lock). ``_bar`` (an st.progress, not part of the cache key) follows the
+    samples."""
     from cnnviz import erf
 
-    state = None
-    if weights is not None:
-        from safetensors.torch import load as load_safetensors
-
-        try:
-            state = load_safetensors(weights)
-        except Exception as e:
-            msg = f"the uploaded file is not a readable safetensors file: {e}"
-            raise erf.WeightsError(msg) from None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         m = erf.effective_receptive_field(
@@ -103,11 +117,20 @@ def effective_rf(
             layer,
             input_size,
             n_samples=n_samples,
-            weights=state,
+            weights=weights,
             seed=seed,
             progress=None if _bar is None else _erf_progress(_bar),
+            waiting=None if _bar is None else queue_note(_bar),
         )
     return m, tuple(str(w.message) for w in caught)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def weights_bytes(name: str, config: Config = ()) -> int:
+    """The largest safetensors file of a zoo model's weights (its tensors and header)."""
+    from cnnviz import erf
+
+    return erf.weights_file_bytes(model(name, config))
 
 
 @st.cache_data(max_entries=4, show_spinner="Measuring ERFs of conv stacks…")
@@ -115,6 +138,21 @@ def erf_growth(depths: tuple[int, ...]):
     from cnnviz import erf
 
     return erf.erf_growth(depths)
+
+
+@st.cache_data(max_entries=256, ttl=300, show_spinner=False)
+def timing_estimate(
+    name: str, device: str, batches: tuple[int, ...], dtypes: tuple[str, ...], run_time: float
+) -> float:
+    """Seconds timing.benchmark would take for one zoo model (kept 5 minutes: the rates it
+    assumes learn from each run on this machine)."""
+    from cnnviz import timing
+
+    if not batches or not dtypes:
+        return 0.0
+    return timing.estimate_seconds(
+        name, device=device, batch_sizes=batches, dtypes=dtypes, min_run_time=run_time
+    )
 
 
 def layer_breakdown(name: str, device: str, dtype: str):

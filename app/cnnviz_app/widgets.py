@@ -7,6 +7,8 @@ Widgets return parameters (a hashable config, a shape); pages pass them to the l
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +90,36 @@ def input_size_widget(default: tuple[int, ...], key: str, container=None) -> tup
     return (*default[:-2], int(size), int(size))
 
 
+# What starts Markdown or Streamlit markup in running text: links and images ([), autolinks
+# (<...>, https://, www., a@b), emphasis (*, ~, and _ unless inside a word), HTML, math ($),
+# code, tables, headings, and Streamlit's :color[...], :emoji: and :material/icon: (a colon
+# before a letter).
+_MARKUP = re.compile(
+    r"([\\`*\[\]<>$~|#@])|(?<![A-Za-z0-9])(_)|(_)(?![A-Za-z0-9])|(:)(?=//|[A-Za-z])"
+    r"|(?<![\w.])(www)\.",
+    re.IGNORECASE,
+)
+_CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+
+
+def _escape(m: re.Match) -> str:
+    if m[5]:
+        return f"{m[5]}\\."
+    return "\\" + next(g for g in m.groups() if g)
+
+
+def md_text(text: object) -> str:
+    r"""Text from a visitor (a spec value, a file name, a URL value) for a Markdown message: it
+    shows as typed, never as a link, emphasis or markup. Code spans (`name`), which Markdown
+    already shows literally, stay as they are; so do underscores inside words.
+
+    >>> print(md_text("[Log in](https://e.vil/) at `layers[0]` __init__, www.e.vil, a_b"))
+    \[Log in\](https\://e.vil/) at `layers[0]` \_\_init\_\_, www\.e.vil, a_b
+    """
+    parts = _CODE_SPAN.split(" ".join(str(text).splitlines()))
+    return "".join(p if i % 2 else _MARKUP.sub(_escape, p) for i, p in enumerate(parts))
+
+
 def parse_unit(text: str | None) -> tuple[int, int] | None:
     """``"3,0"`` from the URL as (3, 0); anything else as None.
 
@@ -101,6 +133,103 @@ def parse_unit(text: str | None) -> tuple[int, int] | None:
     return (r, c) if r >= 0 and c >= 0 else None
 
 
+class LinkCheck:
+    """What a link (the URL's query values) asked of the page, against what the page shows.
+
+    Streamlit fills URL-bound widgets from the link and resets a value it cannot use to the
+    widget's default in silence (``?size=5000`` past a 1024 cap), or fails on it while filling
+    the widget (``?size=1e400`` overflows an int: the page shows Streamlit's generic error and
+    nothing below it). The router makes one per run, before the page (:meth:`before` drops
+    values no widget can read) and reports after it (:meth:`after`: a note above the page for
+    each value the page did not take). Only keys the session had no state for are checked, so
+    the user's own changes later are never reported.
+    """
+
+    def __init__(self) -> None:
+        qp = st.query_params
+        self.given = {k: qp.get_all(k) for k in qp}
+        self.fresh = [k for k in self.given if k not in st.session_state]
+        self.dropped: list[str] = []
+
+    def before(self) -> LinkCheck:
+        for key in self.fresh:
+            if any(_unreadable_number(v) for v in self.given[key]):
+                _forget_url_value(key)
+                self.dropped.append(key)
+        return self
+
+    def after(self, box) -> None:
+        for key in self.fresh:
+            if key not in st.session_state:  # not a widget or state of this page
+                continue
+            value = st.session_state[key]
+            if key in self.dropped or not _link_matches(self.given[key], value):
+                asked = ", ".join(v[:40] for v in self.given[key])
+                used = md_text(f"`{key}={_shown(value)}`")
+                box.warning(
+                    f"This page cannot use {md_text(f'`{key}={asked}`')} from its link; it "
+                    f"shows {used} instead.",
+                    icon=":material/link_off:",
+                )
+
+
+def _unreadable_number(text: str) -> bool:
+    """A number no widget can hold: infinite, NaN, or past an int64 (``1e400``, ``inf``).
+
+    >>> [_unreadable_number(t) for t in ("1e400", "-inf", "nan", "224", "resnet50", "1e19")]
+    [True, True, True, False, False, True]
+    """
+    try:
+        x = float(text)
+    except ValueError:
+        return False
+    return not math.isfinite(x) or abs(x) >= 2**63
+
+
+def _link_matches(url: list[str], value: Any) -> bool:
+    """Whether a widget's value is what the link's text for it says.
+
+    >>> _link_matches(["224"], 224), _link_matches(["0.5"], 0.5), _link_matches(["true"], True)
+    (True, True, True)
+    >>> _link_matches(["1", "3"], [1, 8]), _link_matches(["5000"], 224)
+    (False, False)
+    """
+    if isinstance(value, (list, tuple)):
+        return len(url) == len(value) and all(
+            _link_matches([u], v) for u, v in zip(url, value, strict=True)
+        )
+    text = url[-1] if url else ""
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    return text == ("" if value is None else str(value))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "(none)"
+    return "(none)" if value is None else str(value)
+
+
+def _forget_url_value(key: str) -> None:
+    """Drop ``key`` from the link, and from the values Streamlit fills widgets from (its
+    public API cannot: ``del st.query_params[key]`` leaves the initial values in place)."""
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    with ctx.session_state.query_params() as qp:
+        qp.remove_param(key)
+        initial = getattr(qp, "_initial_query_params", None)
+        if isinstance(initial, dict):
+            initial.pop(key, None)
+
+
 @contextlib.contextmanager
 def user_errors(what: str | None = None) -> Iterator[None]:
     """Show a readable message for any error the user's choices cause; the page keeps working.
@@ -108,12 +237,12 @@ def user_errors(what: str | None = None) -> Iterator[None]:
     try:
         yield
     except (cnnviz.AnalysisError, zoo.ZooError, ValueError, KeyError) as e:
-        head = f"Cannot show {what}" if what else "Cannot show this"
-        st.error(f"**{head}:** {e}", icon=":material/warning:")
+        head = f"Cannot show {md_text(what)}" if what else "Cannot show this"
+        st.error(f"**{head}:** {md_text(e)}", icon=":material/warning:")
     except Exception as e:  # a bug of ours: say so without a traceback on the page
         traceback.print_exc()
         st.error(
-            f"**Something went wrong** ({type(e).__name__}: {e}). The rest of the app "
+            f"**Something went wrong** ({type(e).__name__}: {md_text(e)}). The rest of the app "
             "still works; please report this.",
             icon=":material/bug_report:",
         )

@@ -84,7 +84,7 @@ def decode(data: bytes) -> str:
         raise SpecError(
             "",
             f"the spec is {len(data):,} bytes or more, more than the limit of "
-            f"{LIMITS.text_bytes:,}",
+            f"{LIMITS.text_bytes:,} ({LIMITS.text_bytes // 1024} KiB)",
         )
     try:
         return data.decode("utf-8")
@@ -113,7 +113,9 @@ def parse(text: str, fmt: str = "auto") -> dict:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > LIMITS.text_bytes:
         raise SpecError(
-            "", f"the spec is {size:,} bytes, more than the limit of {LIMITS.text_bytes:,}"
+            "",
+            f"the spec is {size:,} bytes, more than the limit of {LIMITS.text_bytes:,} "
+            f"({LIMITS.text_bytes // 1024} KiB)",
         )
     data: Any = None
     done = False

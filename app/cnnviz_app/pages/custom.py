@@ -5,7 +5,7 @@ the analysis runs on the meta device, so only the spec's size is limited.
 """
 
 import streamlit as st
-from cnnviz_app import caching, widgets
+from cnnviz_app import caching, uploads, widgets
 
 from cnnviz import compare, fmt, spec
 from cnnviz.render import plots
@@ -41,7 +41,7 @@ if "spec_text" not in st.session_state:
         try:
             text = spec.dumps(spec.from_url(token))
         except spec.SpecError as e:
-            st.error(f"The shared link's spec is unreadable: {e}")
+            st.error(f"The shared link's spec is unreadable: {widgets.md_text(e)}")
     st.session_state["spec_text"] = text
 
 c1, c2 = st.columns([1, 1])
@@ -67,25 +67,30 @@ upload = c2.file_uploader(
 )
 if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     st.session_state["uploaded"] = upload.file_id
-    if upload.size > MAX_UPLOAD:
-        st.error(
-            f"{upload.name} is {fmt.count(upload.size)} bytes; specs are limited to "
-            f"{fmt.count(MAX_UPLOAD)} bytes."
-        )
-    else:
+    # The browser enforces the widget's 1 MB; a file sent past it is refused here by its size.
+    if uploads.within(upload, MAX_UPLOAD, "specs"):
         try:
-            st.session_state["spec_text"] = upload.getvalue().decode("utf-8")
-        except UnicodeDecodeError as e:
+            st.session_state["spec_text"] = spec.decode(upload.getvalue())
+        except spec.SpecError as e:
             st.error(
-                f"{upload.name} is not a text file (UTF-8 fails at byte {e.start}); a spec is "
-                "YAML or JSON text. The editor keeps its spec."
+                f"{widgets.md_text(upload.name)}: {widgets.md_text(e.reason)}. The editor "
+                "keeps its spec.",
+                icon=":material/warning:",
             )
+        uploads.drop(upload)  # the text is in the editor now; the server need not keep it
 
 if "table_error" in st.session_state:
-    st.error(f"**Layer table:** {st.session_state.pop('table_error')}", icon=":material/warning:")
+    st.error(
+        f"**Layer table:** {widgets.md_text(st.session_state.pop('table_error'))}",
+        icon=":material/warning:",
+    )
 tab_text, tab_table = st.tabs(["Spec text", "Layer table"])
 with tab_text:
-    text = st.text_area("YAML or JSON", key="spec_text", height=360)
+    # One character past the limit is kept (here and by the server), so an oversized paste
+    # reads "more than the limit" at once instead of carrying megabytes to the server.
+    text = st.text_area(
+        "YAML or JSON", key="spec_text", height=360, max_chars=spec.LIMITS.text_bytes + 1
+    )
 checked, spec_error = None, None
 try:  # parsed and validated once per text; the table, downloads and link all read it
     checked = caching.parsed_spec(text)
@@ -106,8 +111,9 @@ with tab_table, widgets.user_errors():
             st.button("Apply table to the spec", key="apply", on_click=_apply_table)
 
 if spec_error is not None:
+    where = widgets.md_text(f"`{spec_error.path or 'top level'}`")  # a path holds user keys
     st.error(
-        f"**Spec error** at `{spec_error.path or 'top level'}`: {spec_error.reason}",
+        f"**Spec error** at {where}: {widgets.md_text(spec_error.reason)}",
         icon=":material/warning:",
     )
     st.stop()
@@ -120,7 +126,7 @@ with widgets.user_errors():
     final = a.receptive_field()
     m4.metric("Final RF", fmt.rf(final), help=fmt.rf_help(final))
     for note in a.notes:  # the conventions behind these numbers, for this model
-        st.caption(f"Note: {note}.")
+        st.caption(f"Note: {widgets.md_text(note)}.")
     st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
     st.plotly_chart(plots.rf_growth_plot(a), key="growth")
     st.dataframe(compare.layer_table(a), hide_index=True)

@@ -1,7 +1,7 @@
 """Layer explorer: one model layer by layer, its receptive field drawn on the input."""
 
 import streamlit as st
-from cnnviz_app import caching, widgets
+from cnnviz_app import caching, uploads, widgets
 
 from cnnviz import compare, fmt, safety, zoo
 from cnnviz.render import erf_plots, graph, plots
@@ -197,12 +197,22 @@ with widgets.user_errors():  # an ERF error leaves the rest of the page in place
     module_name = row.name if row.is_module else row.module
     e1, e2, e3 = st.columns([1, 2, 1])
     n_samples = e1.slider("samples", 1, 16, 4, key="erf_n", bind="query-params")
+    # A file of this model's weights is at most this big; the browser and the page both
+    # refuse a bigger one (the server holds at most uploads.MAX_UPLOAD_MB).
+    weights_cap = caching.weights_bytes(name, cfg)
     upload = e2.file_uploader(
         "Trained weights for this model (.safetensors, matched to its state_dict)",
         type=["safetensors"],
         key="erf_weights",
-        max_upload_size=200,  # MB, as the server allows
+        max_upload_size=max(1, min(uploads.MAX_UPLOAD_MB, -(-weights_cap // 2**20))),
     )
+    if weights_cap > uploads.MAX_UPLOAD_MB * 2**20:
+        e2.caption(
+            f"This model's weights ({fmt.nbytes(weights_cap)}) are over the "
+            f"{uploads.MAX_UPLOAD_MB} MB this server takes: random weights only."
+        )
+    if not uploads.within(upload, weights_cap, f"{name}'s weights"):
+        upload = None
     too_much = None
     try:
         safety.check_erf_work(a, n_samples)
@@ -222,7 +232,7 @@ with widgets.user_errors():  # an ERF error leaves the rest of the page in place
         )
         bar.empty()
         for note in notes:
-            st.warning(note, icon=":material/info:")
+            st.warning(widgets.md_text(note), icon=":material/info:")
         st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")
         st.caption(
             f"`{module_name}`: 50 % of the gradient mass within radius {m.radius(0.5):g} px, "

@@ -1,11 +1,13 @@
 """Timing: what the counted FLOPs cost on this machine's hardware."""
 
+import time
+
 import pandas as pd
 import streamlit as st
 import torch
 from cnnviz_app import caching, widgets
 
-from cnnviz import timing, zoo
+from cnnviz import safety, timing, zoo
 from cnnviz.render import timing_plots
 
 st.title("Timing")
@@ -69,29 +71,56 @@ both = (
 )
 devices = [main_dev.type] + (["cpu"] if both else [])
 n_configs = len(names) * len(batches) * len(dtypes) * len(devices)
-st.caption(
-    f"{n_configs} configuration{'s' * (n_configs != 1)}; batch sizes above "
-    f"{timing.MAX_BATCH} and requests "
-    "that would not fit in memory are refused before anything is allocated."
-)
 
-MAX_CONFIGS = 24  # one request may hold the shared timing lock for at most ~1-2 minutes
+MAX_CONFIGS = 24
+# One request holds the compute lock that every visitor's timing and ERF runs share, so it
+# stops after REQUEST_SECONDS of running (configurations past it are skipped or stopped), and
+# each configuration's memory is checked against MEMORY_CAP (CPU RAM; GPU memory on CUDA).
+REQUEST_SECONDS = 90
+MEMORY_CAP = {"cpu": 2 * 1024**3}
+estimate = sum(
+    caching.timing_estimate(n, dev, tuple(batches), tuple(dtypes), run_time)
+    for dev in devices
+    for n in names
+)
+st.caption(
+    f"{n_configs} configuration{'s' * (n_configs != 1)}, about {estimate:.0f} s on this "
+    f"machine (estimated from the MACs); a run stops after {REQUEST_SECONDS} s. Batch sizes "
+    f"above {timing.MAX_BATCH} and configurations that would not fit in memory are refused "
+    "before anything is allocated."
+)
 if n_configs > MAX_CONFIGS:
     st.warning(
         f"{n_configs} configurations: pick at most {MAX_CONFIGS} per run.",
         icon=":material/warning:",
     )
+elif estimate > REQUEST_SECONDS:
+    st.warning(
+        f"This run would take about {estimate:.0f} s, more than the {REQUEST_SECONDS} s one "
+        "run may take: the configurations past it will be skipped. Pick fewer models, batch "
+        "sizes or seconds per configuration to time them all.",
+        icon=":material/timer:",
+    )
+if st.session_state.get("t_cancel"):
+    st.info("The run was cancelled; the compute lock is free again.", icon=":material/cancel:")
 if st.button(
     "Run", type="primary", key="t_run", disabled=n_configs == 0 or n_configs > MAX_CONFIGS
 ):
     bar = st.progress(0.0, text="starting…")
-    done = [0]
+    # A click reruns the page, which stops this run at its next progress update (twice a
+    # second, between forward passes) and releases the lock.
+    stop = st.empty()
+    stop.button("Cancel", key="t_cancel", help="Stop timing after the current forward pass.")
+    done, spent = [0], [0.0]
     frames = []
     with widgets.user_errors():
         for dev in devices:
             for name in names:
+                started = [None]
 
-                def report(i, n, msg, _base=done[0], _dev=dev):
+                def report(i, n, msg, _base=done[0], _dev=dev, _started=started):
+                    if not msg.startswith("waiting") and _started[0] is None:
+                        _started[0] = time.monotonic()  # the lock is ours: the budget runs
                     bar.progress(min(1.0, (_base + i) / n_configs), text=f"{_dev}: {msg}")
 
                 df = timing.benchmark(
@@ -102,10 +131,15 @@ if st.button(
                     channels_last=channels_last,
                     min_run_time=run_time,
                     progress=report,
+                    time_budget=max(1.0, REQUEST_SECONDS - spent[0]),
+                    cap_bytes=MEMORY_CAP.get(dev, safety.DEFAULT_CAP_BYTES),
                 )
+                if started[0] is not None:
+                    spent[0] += time.monotonic() - started[0]
                 done[0] += len(df)
                 frames.append(df)
         bar.progress(1.0, text="done")
+        stop.empty()
         st.session_state["t_results"] = pd.concat(frames, ignore_index=True)
 
 results = st.session_state.get("t_results")
