@@ -398,8 +398,13 @@ def rf_on_input(
     unit: tuple[int, int] = (0, 0),
     show_neighbour: bool = True,
     output_spatial: tuple[int, int] | None = None,
+    picture: Any = None,
 ) -> go.Figure:
     """The window that output ``unit`` (row, col) sees, drawn on the input image.
+
+    ``picture`` (an (H, W, 3) uint8 array of the input's size, e.g. from
+    :func:`cnnviz.picture.fit`) is drawn under the window, so the field reads as a part of a
+    real image; without it the input is a plain rectangle.
 
     Pixel k spans ``[k - 0.5, k + 0.5]`` (centres on integers), so a window ``(first, last)``
     from :func:`~cnnviz.compare.unit_view` is the rectangle ``first - 0.5 .. last + 0.5``. Shapes
@@ -477,6 +482,14 @@ def rf_on_input(
     )
 
     fig = go.Figure()
+    if picture is not None:
+        if tuple(picture.shape[:2]) != (height, width):
+            raise ValueError(
+                f"the picture is {picture.shape[0]}x{picture.shape[1]}, the input "
+                f"{height}x{width}: fit it first (cnnviz.picture.fit)"
+            )
+        shapes[0]["fillcolor"] = "rgba(0,0,0,0)"  # the picture is the input
+        fig.add_trace(go.Image(z=picture, x0=0, y0=0, dx=1, dy=1, name="input", hoverinfo="skip"))
     # Grid lines every effective stride, where units' windows start: one trace, not shapes.
     gx = _grid_lines(-px, sx, width) if sx else []  # stride 0: all units share the window
     gy = _grid_lines(-py, sy, height) if sy else []
