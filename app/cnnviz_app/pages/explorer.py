@@ -170,9 +170,11 @@ def graph_section(a, layer: str) -> None:
         )
         depth = auto if pick == "auto" else None if pick == "all" else int(pick)
         node = graph.node_of(a, layer, depth)
-        st.graphviz_chart(
+        # Drawn at its natural size in a scrolling box: stretched to the page's width, a
+        # long chain of layers would be metres tall.
+        st.container(height=720, key="graph_box").graphviz_chart(
             a.to_dot(depth, color_by or "macs", highlight=node),
-            width="stretch",
+            width="content",
             alt=f"Data-flow graph of {a.model_name}",
         )
         st.caption(

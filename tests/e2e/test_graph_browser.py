@@ -1,0 +1,67 @@
+"""The explorer's data-flow graph in a real browser: Graphviz (compiled to WebAssembly in the
+page, no system Graphviz) draws ``Analysis.to_dot``, the selected layer's box is outlined, and
+the depth control redraws it. The page fixture fails a test whose browser logged an error.
+
+Run with ``python -m pytest tests/e2e``; fixtures are in tests/e2e/conftest.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+
+import cnnviz
+from cnnviz.render import graph
+from e2e.conftest import SCREENSHOTS
+from e2e.test_browser import choose, expect, open_page, url_has, wait_idle
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.e2e
+
+OUTLINE = "#d62728"  # to_dot's highlight colour
+
+
+def svg(page: Page) -> Locator:
+    return page.locator('[data-testid="stGraphVizChart"] svg')
+
+
+def node(page: Page, name: str) -> Locator:
+    """The drawn box of DOT node ``name`` (Graphviz writes the id as the group's title)."""
+    title = page.locator("title", has_text=re.compile(f"^{re.escape(name)}$"))
+    return svg(page).locator("g.node", has=title)
+
+
+def shot(page: Page, target: Locator, name: str) -> None:
+    """A picture of the graph's box with ``target`` scrolled into it, for the report."""
+    target.scroll_into_view_if_needed()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".st-key-graph_box").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_explorer_graph_renders_with_the_selected_layer_outlined(page: Page):
+    a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+    folded = graph.build(a, graph.default_depth(a))  # 69 rows: auto folds them
+    every = graph.build(a)
+    open_page(page, "/explorer?model=resnet18&layer=layer3.1.conv2")
+    expect(svg(page)).to_have_count(1)
+    svg(page).scroll_into_view_if_needed()
+    expect(svg(page).locator("g.node")).to_have_count(len(folded.nodes))
+    expect(svg(page).locator("g.edge")).to_have_count(len(folded.edges))
+    box = node(page, graph.node_of(a, "layer3.1.conv2", graph.default_depth(a))).locator("path")
+    expect(box).to_have_attribute("stroke", OUTLINE)
+    expect(svg(page).locator(f'g.node path[stroke="{OUTLINE}"]')).to_have_count(1)
+    shot(page, box, "explorer_graph_resnet18_folded")
+
+    choose(page, "graph depth", "all")
+    expect(page).to_have_url(url_has("graph_depth", "all"))
+    wait_idle(page)
+    expect(svg(page).locator("g.node")).to_have_count(len(every.nodes))
+    box = node(page, "layer3.1.conv2").locator("path")
+    expect(box).to_have_attribute("stroke", OUTLINE)
+    expect(svg(page).locator(f'g.node path[stroke="{OUTLINE}"]')).to_have_count(1)
+    shot(page, box, "explorer_graph_resnet18_all")
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
