@@ -285,14 +285,62 @@ def _prepared(
             torch.cuda.empty_cache()
 
 
-def _warm_up(fn: Callable[[], Any], runs: int, check: Callable[[], None] = lambda: None) -> None:
-    """At least ``runs`` runs and 0.2 s: autotuning, lazy initialisation, clocks."""
+#: A row is ``unstable`` when its interquartile range exceeds this share of its median, or
+#: when fewer than :data:`MIN_STABLE_RUNS` timed runs stand behind the median.
+UNSTABLE_IQR_SHARE = 0.10
+MIN_STABLE_RUNS = 5
+#: Warm-up ends once the median of the last three runs is within this share of the three
+#: before (the slow first calls are over), or after :data:`SETTLE_SECONDS` more at most.
+SETTLE_SHARE = 0.10
+SETTLE_SECONDS = 3.0
+
+
+def settled(durations: list[float]) -> bool:
+    """True when the last three runs' median is within :data:`SETTLE_SHARE` of the median
+    of the three before them: the latency has stopped falling (or rising).
+
+    >>> settled([0.9, 0.5, 0.2, 0.12, 0.11, 0.12]), settled([0.9, 0.5, 0.4, 0.3, 0.2, 0.15])
+    (False, False)
+    >>> settled([0.9, 0.2, 0.12, 0.115, 0.12, 0.118, 0.121])
+    True
+    """
+    if len(durations) < 6:
+        return False
+    before = statistics.median(durations[-6:-3])
+    return abs(statistics.median(durations[-3:]) - before) <= SETTLE_SHARE * before
+
+
+def _warm_up(
+    fn: Callable[[], Any],
+    runs: int,
+    check: Callable[[], None] = lambda: None,
+    sync: Callable[[], None] = lambda: None,
+) -> None:
+    """At least ``runs`` runs and 0.2 s (autotuning, lazy initialisation, clocks), then on
+    until the latency settles (:func:`settled`): a first CPU run of ResNet-18 took 892 ms
+    against 115-230 ms later, and a warm-up that ended before the slow calls did gave a
+    median of them with an IQR of 0."""
     t = time.perf_counter()
+    durations: list[float] = []
     for i in range(10_000):
         check()
+        s = time.perf_counter()
         fn()
-        if i + 1 >= max(1, runs) and time.perf_counter() - t > 0.2:
+        sync()
+        durations.append(time.perf_counter() - s)
+        spent = time.perf_counter() - t
+        enough = i + 1 >= max(1, runs) and spent > 0.2
+        if enough and (settled(durations) or spent > SETTLE_SECONDS + 0.2 + 3 * durations[0]):
             break
+
+
+def unstable(iqr: float, median: float, runs: int) -> bool:
+    """The quality signal of a timing row (see :data:`UNSTABLE_IQR_SHARE`).
+
+    >>> unstable(2.0, 100.0, 20), unstable(15.0, 100.0, 20), unstable(0.0, 100.0, 3)
+    (False, True, True)
+    """
+    return runs < MIN_STABLE_RUNS or iqr > UNSTABLE_IQR_SHARE * median
 
 
 class _CudaClock:
@@ -437,7 +485,10 @@ def benchmark(
 
     ``input_size`` includes the batch dimension, which each of ``batch_sizes`` replaces; a zoo
     model defaults to its own size. Columns: model, device, device_name, torch, batch_size,
-    dtype, channels_last, compiled, status, latency_ms (median), iqr_ms (spread), runs,
+    dtype, channels_last, compiled, status, latency_ms (median), iqr_ms (spread), runs (timed
+    runs behind the median), unstable (True when the IQR exceeds :data:`UNSTABLE_IQR_SHARE`
+    of the median or fewer than :data:`MIN_STABLE_RUNS` runs were taken: rerun, or time
+    longer),
     throughput (images/s), gflops (per forward), tflops (achieved), peak_tflops (where
     known), peak_memory_bytes (CUDA: the most allocated above what the process held
     before), host_ms and bound (CUDA only: the host time to issue one run,
@@ -553,9 +604,9 @@ def _run_one(
                 with torch.inference_mode():
                     return prep.forward(prep.x)
 
-            _warm_up(run, warmup, check)
-            if dev.type == "cuda":
-                clock = _CudaClock(dev)
+            clock = _CudaClock(dev) if dev.type == "cuda" else None
+            _warm_up(run, warmup, check, clock.sync if clock is not None else lambda: None)
+            if clock is not None:
                 times = _time_blocks(run, min_run_time, clock, check)
                 host = _host_seconds(run, clock)
                 peak = torch.cuda.max_memory_allocated(dev) - base
@@ -578,6 +629,7 @@ def _run_one(
         latency_ms=med * 1e3,
         iqr_ms=(q[2] - q[0]) * 1e3,
         runs=len(times),
+        unstable=unstable(q[2] - q[0], med, len(times)),
         throughput=cfg.batch_size / med,
         gflops=flops / 1e9,
         tflops=flops / med / 1e12,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -255,6 +256,28 @@ def test_timing_page_explains_host_bound_rows():
     shown = at.dataframe[0].value
     assert list(shown["bound"]) == ["host"] and "host_ms" in shown
     assert any("bound by **host**" in i.value for i in at.info)
+
+
+def test_timing_page_shows_runs_and_warns_on_unstable_rows():
+    # One stable and one unstable row (IQR 30 % of the median): the table shows runs and
+    # unstable as the library gives them, and the page warns about the unstable one.
+    from cnnviz import timing
+
+    df = timing.benchmark(
+        "resnet20", device="cpu", batch_sizes=(1,), dtypes=("float32",), min_run_time=0.05
+    )
+    df = pd.concat([df, df], ignore_index=True)
+    df.loc[0, ["runs", "iqr_ms", "unstable"]] = [20, 0.0, False]
+    df.loc[1, ["runs", "iqr_ms", "unstable"]] = [20, 0.3 * df.loc[1, "latency_ms"], True]
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("cnnviz_app/pages/timing.py")
+    at.session_state["t_results"] = df
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert list(shown["runs"]) == [20, 20] and list(shown["unstable"]) == [False, True]
+    assert any("1 row(s) are **unstable**" in w.value for w in at.warning)
 
 
 # --------------------------------------------------------------------------- effective RF

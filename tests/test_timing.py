@@ -256,3 +256,40 @@ def test_cpu_timing_uses_the_process_threads():
     assert df.loc[0, "status"] == "ok" and "2 threads" in df.loc[0, "device_name"]
     assert seen and set(seen) == {2}  # torch.utils.benchmark alone would run one thread
     assert pd.isna(df.loc[0, "host_ms"]) and df.loc[0, "bound"] is None  # CUDA-only columns
+
+
+def test_warm_up_runs_until_the_latency_settles(monkeypatch):
+    # A first call 0.9 s, then 0.6, 0.3, then ~0.12 s: the old warm-up (3 runs and 0.2 s)
+    # stopped after the third run, so the timed runs began while the model was still slow.
+    durations = iter([0.9, 0.6, 0.3, 0.12, 0.11, 0.12, 0.115, 0.118, 0.12, 0.119] + [0.12] * 50)
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    calls = []
+
+    def fn():
+        calls.append(1)
+        now[0] += next(durations)
+
+    timing._warm_up(fn, runs=3)
+    assert len(calls) == 8  # the 3 runs after 0.3 s agree with the 3 before within 10 %
+    assert timing.settled([0.3, 0.12, 0.11, 0.12, 0.115, 0.118])
+
+
+def test_warm_up_is_bounded_when_the_latency_never_settles(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: now[0])
+    step = iter(range(1, 10_000))
+
+    def fn():  # every run 30 % slower or faster than the one before: never settles
+        now[0] += 0.05 * (1.3 if next(step) % 2 else 0.7)
+
+    timing._warm_up(fn, runs=3)
+    assert now[0] <= timing.SETTLE_SECONDS + 0.2 + 3 * 0.065 + 0.1
+
+
+def test_rows_say_how_many_runs_and_whether_they_are_stable():
+    rows = timing.benchmark(nn.Sequential(nn.Conv2d(3, 4, 3)), (1, 3, 16, 16), min_run_time=0.05)
+    row = rows.iloc[0]
+    assert row["status"] == "ok" and row["runs"] >= 1
+    want = row["runs"] < timing.MIN_STABLE_RUNS or row["iqr_ms"] > 0.1 * row["latency_ms"]
+    assert bool(row["unstable"]) == bool(want)

@@ -153,6 +153,8 @@ if results is not None:
             "status",
             "latency_ms",
             "iqr_ms",
+            "runs",
+            "unstable",
             "throughput",
             "tflops",
             "peak_tflops",
@@ -175,6 +177,15 @@ if results is not None:
                 ),
             },
         )
+        if "unstable" in results and results["unstable"].fillna(False).astype(bool).any():
+            n = int(results["unstable"].fillna(False).astype(bool).sum())
+            st.warning(
+                f"{n} row(s) are **unstable**: their spread (IQR) is over "
+                f"{timing.UNSTABLE_IQR_SHARE:.0%} of the median, or fewer than "
+                f"{timing.MIN_STABLE_RUNS} timed runs stand behind it. Other work on this "
+                "machine moves these numbers: run again, or give the runs more time.",
+                icon=":material/warning:",
+            )
         if "bound" in results and (results["bound"] == "host").any():
             st.info(
                 "Rows bound by **host** spend about as long issuing kernels from Python as "
