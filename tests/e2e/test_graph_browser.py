@@ -64,4 +64,14 @@ def test_explorer_graph_renders_with_the_selected_layer_outlined(page: Page):
     expect(box).to_have_attribute("stroke", OUTLINE)
     expect(svg(page).locator(f'g.node path[stroke="{OUTLINE}"]')).to_have_count(1)
     shot(page, box, "explorer_graph_resnet18_all")
+
+    # colour by productivity: the fragment redraws the graph with the library's fills
+    fills = [n.fill for n in graph.build(a, None, "productivity").nodes]
+    yellow = "#fee391"  # probably unproductive: only the widest path outgrows 224 px
+    assert fills.count(yellow) > 0
+    page.locator(".st-key-graph_color").get_by_text("productivity", exact=True).click()
+    expect(page).to_have_url(url_has("graph_color", "productivity"))
+    wait_idle(page)
+    expect(svg(page).locator(f'g.node path[fill="{yellow}"]')).to_have_count(fills.count(yellow))
+    shot(page, svg(page).locator(f'g.node path[fill="{yellow}"]').first, "explorer_graph_prod")
     expect(page.locator('[data-testid="stException"]')).to_have_count(0)
