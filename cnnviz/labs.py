@@ -25,6 +25,7 @@ from torch import nn
 
 from cnnviz import fmt
 from cnnviz.analysis import analyze
+from cnnviz.receptive import ReceptiveField
 from cnnviz.result import Analysis, LayerRecord
 from cnnviz.zoo import SHORTCUTS, PadShortcut, conv_stack, get_model
 
@@ -125,6 +126,7 @@ class RFSide:
     macs: int  # from the analysis
     nonlinearities: int  # ReLU rows in the analysis
     output_shape: tuple[int, ...]
+    field: ReceptiveField | None = None  # the output's full field (from the analysis)
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def _side(a: Analysis, label: str, k: int, s: int, d: int) -> RFSide:
         macs=a.total_macs,
         nonlinearities=sum(r.kind == "activation" for r in a.layers),
         output_shape=last.output_shape,
+        field=last.receptive_field,
     )
 
 

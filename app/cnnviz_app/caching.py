@@ -160,3 +160,11 @@ def layer_breakdown(name: str, device: str, dtype: str):
     from cnnviz import timing
 
     return timing.layer_breakdown(name, device=device, dtype=dtype, runs=5)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def sample_picture(size: tuple[int, int]):
+    """The shipped sample photo fitted to an input size (the same for every visitor)."""
+    from cnnviz import picture
+
+    return picture.fit(picture.sample(), size)

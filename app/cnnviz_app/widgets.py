@@ -246,3 +246,38 @@ def user_errors(what: str | None = None) -> Iterator[None]:
             "still works; please report this.",
             icon=":material/bug_report:",
         )
+
+
+PICTURE_CHOICES = ("sample photo", "plain", "my picture")
+
+
+def picture_widget(size: tuple[int, int], key: str, container=None):
+    """A picture to draw the receptive field on: the shipped sample (default), none, or the
+    visitor's own PNG/JPEG (read in memory with the caps of :mod:`cnnviz.picture`, never
+    stored; a bad file is a message and the sample is drawn instead). Returns an (H, W, 3)
+    array of the input's size, or None for the plain view."""
+    from cnnviz import picture
+    from cnnviz_app import caching, uploads
+
+    box = container or st
+    choice = box.radio(
+        "draw on", PICTURE_CHOICES, key=key, horizontal=True, bind="query-params",
+        help=picture.SAMPLE_CREDIT,
+    )  # fmt: skip
+    if choice == "plain":
+        return None
+    if choice == "my picture":
+        cap = picture.MAX_UPLOAD_BYTES
+        file = box.file_uploader(
+            "A picture (PNG or JPEG; not stored)",
+            type=["png", "jpg", "jpeg"],
+            key=f"{key}_file",
+            max_upload_size=cap // 2**20,
+        )
+        if file is not None and uploads.within(file, cap, "the picture"):
+            try:
+                return picture.fit(picture.read_upload(file.getvalue(), file.name), size)
+            except picture.PictureError as e:
+                box.error(f"{md_text(str(e))}. Showing the sample photo instead.")
+    box.caption(picture.SAMPLE_CREDIT)
+    return caching.sample_picture(tuple(size))

@@ -127,7 +127,8 @@ with widgets.user_errors():
         uj = u2.slider("unit column", 0, ow - 1, key="unit_col") if ow > 1 else 0
         st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
-        fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
+        pic = widgets.picture_widget(spatial_in, "pic")
+        fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow), picture=pic)
         st.plotly_chart(fig, key="rf_input")
         view = compare.unit_view(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
         shifted = (

@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import fmt, labs
-from cnnviz.render import erf_plots, lab_plots
+from cnnviz.render import erf_plots, lab_plots, plots
 
 st.title("Receptive-field lab")
 st.caption(
@@ -80,6 +80,29 @@ with widgets.user_errors():
             st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
     st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")
     st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
+
+    st.subheader("The stack's field on a picture")
+    p1, p2 = st.columns([1, 3])
+    side = p1.select_slider(
+        "input size", (32, 64, 96, 128, 224), value=64, key="pic_size", bind="query-params"
+    )
+    field = lab.stack.field
+    with p1:
+        pic = widgets.picture_widget((side, side), "lab_pic")
+    if field is not None and field.known and not field.is_global:
+        # "same" padding: each conv of stride s keeps ceil(in / s) positions
+        out = -(-side // field.stride[0])
+        fig = plots.rf_on_input(field, (side, side), ((out - 1) // 2, (out - 1) // 2), picture=pic)
+        p2.plotly_chart(fig, key="lab_pic_fig")
+        verdict = (
+            f"larger than the {side}x{side} input: the last convs add no context here"
+            if side < lab.productive_from
+            else f"within the {side}x{side} input"
+        )
+        p2.caption(
+            f"The central unit of {lab.stack.label} sees {fmt.size(field.size)} pixels, "
+            f"{verdict}. Dashed: its neighbour, one effective stride over; shaded: padding."
+        )
 
     st.subheader("Theoretical against effective RF as depth grows")
     growth = caching.erf_growth((1, 2, 3, 4, 6, 8, 12, 16))
