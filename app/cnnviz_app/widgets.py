@@ -91,21 +91,23 @@ def input_size_widget(default: tuple[int, ...], key: str, container=None) -> tup
 
 
 # What starts Markdown or Streamlit markup in running text: links and images ([), autolinks
-# (<...>, https://, www., a@b), emphasis (*, ~, and _ unless inside a word), HTML, math ($),
-# code, tables, headings, and Streamlit's :color[...], :emoji: and :material/icon: (a colon
-# before a letter).
+# (<...>), emphasis (*, ~, and _ unless inside a word), HTML, math ($), code, tables and
+# headings take a backslash. Literal autolinks (https://, www., a@b) and Streamlit's
+# :emoji: / :material/icon: are found in the text after escapes are read, so a word joiner
+# (U+2060, invisible) goes after the colon, the "www" or the "@" instead.
 _MARKUP = re.compile(
-    r"([\\`*\[\]<>$~|#@])|(?<![A-Za-z0-9])(_)|(_)(?![A-Za-z0-9])|(:)(?=//|[A-Za-z])"
-    r"|(?<![\w.])(www)\.",
+    r"([\\`*\[\]<>$~|#])|(?<![A-Za-z0-9])(_)|(_)(?![A-Za-z0-9])"
+    r"|(:)(?=//|[A-Za-z])|(@)|(?<![\w.])(www)(?=\.)",
     re.IGNORECASE,
 )
 _CODE_SPAN = re.compile(r"(`[^`\n]+`)")
+_JOINER = "\u2060"
 
 
 def _escape(m: re.Match) -> str:
-    if m[5]:
-        return f"{m[5]}\\."
-    return "\\" + next(g for g in m.groups() if g)
+    if m[4] or m[5] or m[6]:
+        return (m[4] or m[5] or m[6]) + _JOINER
+    return "\\" + (m[1] or m[2] or m[3])
 
 
 def md_text(text: object) -> str:
@@ -113,8 +115,9 @@ def md_text(text: object) -> str:
     shows as typed, never as a link, emphasis or markup. Code spans (`name`), which Markdown
     already shows literally, stay as they are; so do underscores inside words.
 
-    >>> print(md_text("[Log in](https://e.vil/) at `layers[0]` __init__, www.e.vil, a_b"))
-    \[Log in\](https\://e.vil/) at `layers[0]` \_\_init\_\_, www\.e.vil, a_b
+    >>> md = md_text("[Log in](https://e.vil/) at `layers[0]` __init__, www.e.vil, a_b")
+    >>> print(md.replace("\u2060", "+"))
+    \[Log in\](https:+//e.vil/) at `layers[0]` \_\_init\_\_, www+.e.vil, a_b
     """
     parts = _CODE_SPAN.split(" ".join(str(text).splitlines()))
     return "".join(p if i % 2 else _MARKUP.sub(_escape, p) for i, p in enumerate(parts))

@@ -91,6 +91,10 @@ with tab_text:
     text = st.text_area(
         "YAML or JSON", key="spec_text", height=360, max_chars=spec.LIMITS.text_bytes + 1
     )
+    st.caption(
+        f"At most {spec.LIMITS.text_bytes // 1024} KiB of text: the editor does not take a "
+        "longer paste (it keeps its text); a longer file is refused with its size."
+    )
 checked, spec_error = None, None
 try:  # parsed and validated once per text; the table, downloads and link all read it
     checked = caching.parsed_spec(text)
