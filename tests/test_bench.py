@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,76 @@ def test_gpu_check_dry_run_on_cpu(gpu_check, tmp_path, capsys):
 def test_gpu_check_without_a_gpu_says_so(gpu_check, capsys):
     assert gpu_check.main([]) == 0
     assert "no CUDA device" in capsys.readouterr().out
+
+
+# bench/app_speed.py: its arithmetic on fake timings, and one very quick real run.
+
+
+@pytest.fixture(scope="module")
+def app_speed():
+    spec = importlib.util.spec_from_file_location("app_speed", ROOT / "bench" / "app_speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["app_speed"] = mod  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop("app_speed", None)
+
+
+def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
+    slow = app_speed.Item("rerun", "explorer: pick a layer", [300, 100, 200], [100, 90, 110])
+    at_target = app_speed.Item("cold", "/rf-lab", [150, 140, 160, 900], [100, 95, 105, 99])
+    empty = app_speed.Item("cold", "/timing")
+    rows = [slow.row(), at_target.row(), empty.row()]
+    # medians over medians: 200 / 100, and 155 / 99.5 (even counts take the middle two)
+    assert rows[0]["ratio"] == 2.0 and rows[0]["verdict"] == "SLOW"
+    assert rows[1]["ratio"] == pytest.approx(155 / 99.5) and rows[1]["verdict"] == "SLOW"
+    assert app_speed.verdict(1.5) == "ok"  # the target is inclusive
+    assert rows[2]["verdict"] == "n/a"
+    result = {
+        "date": "2026-01-02T03:04:05+00:00",
+        "target": 1.5,
+        "rounds": 3,
+        "quiet_ms": 300.0,
+        "machine": {
+            "platform": "test",
+            "cpus": 2,
+            "load_average_start": [1.0, 2.0, 3.0],
+            "load_average_end": [1.5, 2.0, 3.0],
+            "load_average_per_round": [],
+        },
+        "versions": {"python": "3", "chromium": "1", "streamlit": "1.67.0"},
+        "rows": rows,
+    }
+    text = app_speed.report(result)
+    assert "load average 1.00, 2.00, 3.00 (start)" in text
+    assert "explorer: pick a layer" in text and "2.00" in text and "1.56" in text
+    assert "0 of 3 within the target" in text
+    # the JSON has no NaN (the empty row's ratio is null), and a second run of a day gets _2
+    json.loads(json.dumps(app_speed._no_nan(result), allow_nan=False))
+    txt, js = app_speed.out_paths(tmp_path, "2026-01-02")
+    assert (txt.name, js.name) == ("app_speed_2026-01-02.txt", "app_speed_2026-01-02.json")
+    txt.write_text("")
+    assert app_speed.out_paths(tmp_path, "2026-01-02")[1].name == "app_speed_2026-01-02_2.json"
+
+
+@pytest.mark.e2e
+def test_app_speed_quick_run_against_the_app(app_speed, tmp_path, capsys):
+    from conftest import need
+
+    need(app_speed.CHROMIUM, "apt-get install chromium")
+    pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+    # one page's cold render and one interaction, one round: about a minute on 2 busy cores
+    args = ["--rounds", "1", "--only", "/rf-lab", "rf-lab: n", "--out", str(tmp_path), "--silent"]
+    assert app_speed.main(args) == 0
+    out = capsys.readouterr().out
+    (js,) = tmp_path.glob("app_speed_*.json")
+    assert js.with_suffix(".txt").read_text() in out
+    rows = json.loads(js.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["/rf-lab", "rf-lab: n"]
+    for r in rows:
+        assert len(r["raw"]["app_ms"]) == len(r["raw"]["trivial_ms"]) == 1
+        assert r["app_ms"] > 0 and r["trivial_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["app_ms"] / r["trivial_ms"])
+        assert f"{r['ratio']:.2f}" in out
