@@ -32,6 +32,7 @@ __all__ = [
     "productivity_summary",
     "productivity_table",
     "rf_growth",
+    "rf_paths",
     "stage_table",
     "summarize",
     "to_csv",
@@ -408,6 +409,44 @@ def rf_growth(a: Analysis) -> pd.DataFrame:
         if r.spatial and r.rf_size is not None and not r.rf_global and len(r.rf_size) > 0
     ]
     return pd.DataFrame(out, columns=list(GROWTH_COLUMNS))
+
+
+def rf_paths(a: Analysis) -> list[list[int]]:
+    """The data-flow graph cut into chains of row indices, the main path (the one through
+    the last row) first: a row continues the chain of its first input when that chain ends
+    there, else starts a branch that begins at that input (its fork). A merge (add, concat)
+    also ends the chains of its other inputs, so a branch's line runs from fork to join.
+
+    >>> import cnnviz
+    >>> from cnnviz import spec
+    >>> net = spec.build({"input": [1, 1, 8, 8], "layers": [{"concat": {"branches": [
+    ...     [{"conv": {"out": 1, "kernel": 3, "padding": 1}},
+    ...      {"conv": {"out": 1, "kernel": 3, "padding": 1}}],
+    ...     [{"conv": {"out": 1, "kernel": 5, "padding": 2}}]]}}]})
+    >>> rf_paths(cnnviz.analyze(net, (1, 1, 8, 8)))
+    [[0, 1, 3], [2, 3]]
+    """
+    index = {r.name: r.index for r in a.layers}
+    chain_of: dict[str, int] = {}
+    chains: list[list[int]] = []
+    for r in a.layers:
+        parents = [p for p in r.inputs if p in index]
+        first = parents[0] if parents else None
+        if first is not None and chains[chain_of[first]][-1] == index[first]:
+            c = chain_of[first]
+            chains[c].append(r.index)
+        else:
+            c = len(chains)
+            chains.append(([index[first]] if first is not None else []) + [r.index])
+        chain_of[r.name] = c
+        for p in parents[1:]:
+            q = chain_of[p]
+            if q != c and chains[q][-1] == index[p]:
+                chains[q].append(r.index)
+    if a.layers:
+        main = chain_of[a.layers[-1].name]
+        chains.insert(0, chains.pop(main))
+    return chains
 
 
 # --------------------------------------------------------------------------- one unit's RF

@@ -112,8 +112,9 @@ def test_rf_growth_plot(analyses):
     a = analyses["resnet50"]
     fig = P.rf_growth_plot(a)
     _ok(fig)
-    rf, stride = fig.data
-    assert (rf.name, stride.name) == ("RF size", "effective stride")
+    traces = {t.name: t for t in fig.data}
+    rf, stride = traces["RF size"], traces["effective stride"]
+    assert "RF size, branches" in traces  # the downsample shortcuts
     assert stride.yaxis == "y2" and rf.yaxis == "y"
     # resnet50's final RF 427, effective stride 32 (Araujo et al., Distill 2019, formulas)
     assert (max(rf.y), max(stride.y)) == (427, 32)

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz import fmt
-from cnnviz.compare import rf_growth, unit_view
+from cnnviz.compare import rf_growth, rf_paths, unit_view
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE, rgba, series
@@ -297,33 +297,67 @@ def layer_bars(
 
 def rf_growth_plot(a: Analysis) -> go.Figure:
     """Receptive-field size (left axis) and effective stride (right axis, log 2) against
-    depth; at each depth the largest value over its rows; a dotted line marks the input size.
+    depth; a dotted line marks the input size.
+
+    The RF follows the data flow (:func:`~cnnviz.compare.rf_paths`): ``RF size`` is the main
+    path (the one to the output), ``RF size, branches`` every side branch from its fork to its
+    join (one trace, broken by gaps), so two stacked 3x3 convs (3, then 5) and a 5x5 beside
+    them (5 at once) each show their own growth; on a path, a depth shows its largest RF.
 
     >>> import cnnviz
     >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
     >>> fig = rf_growth_plot(a)
-    >>> [t.name for t in fig.data], max(fig.data[0].y), max(fig.data[1].y)
-    (['RF size', 'effective stride'], 81, 4)
+    >>> [t.name for t in fig.data], max(fig.data[0].y), max(fig.data[-1].y)
+    (['RF size', 'RF size, branches', 'effective stride'], 81, 4)
     """
     df = rf_growth(a)
     top_stride = max(1, int(df["stride"].max())) if len(df) else 1
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     if len(df):
-        rows = df.loc[df.groupby("depth", sort=True)["rf"].idxmax()]
         strides = df.groupby("depth", sort=True)["stride"].max()
-        depth = [int(d) for d in rows["depth"]]
-        fig.add_trace(
-            go.Scatter(
-                x=depth,
-                y=[int(v) for v in rows["rf"]],
-                name="RF size",
-                mode="lines+markers",
-                line={"color": COLORS["rf"], "width": 2.5},
-                customdata=[plain(n) for n in rows["name"]],
-                hovertemplate="depth %{x}: RF %{y} px<br>%{customdata}<extra></extra>",
-            ),
-            secondary_y=False,
-        )
+        depth = [int(d) for d in strides.index]
+        by_index = df.set_index("index")
+        lines = []  # per path: its rows with a growth entry, the largest RF per depth
+        for path in rf_paths(a):
+            rows = by_index.loc[[i for i in path if i in by_index.index]]
+            if len(rows):
+                lines.append(rows.loc[rows.groupby("depth", sort=True)["rf"].idxmax()])
+        if lines and len(lines[0]):
+            main = lines[0]
+            fig.add_trace(
+                go.Scatter(
+                    x=[int(d) for d in main["depth"]],
+                    y=[int(v) for v in main["rf"]],
+                    name="RF size",
+                    mode="lines+markers",
+                    line={"color": COLORS["rf"], "width": 2.5},
+                    customdata=[plain(n) for n in main["name"]],
+                    hovertemplate="depth %{x}: RF %{y} px<br>%{customdata}<extra></extra>",
+                ),
+                secondary_y=False,
+            )
+        xs: list[int | None] = []
+        ys: list[int | None] = []
+        names: list[str] = []
+        for rows in lines[1:]:
+            xs += [int(d) for d in rows["depth"]] + [None]
+            ys += [int(v) for v in rows["rf"]] + [None]
+            names += [plain(n) for n in rows["name"]] + [""]
+        if xs:
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    name="RF size, branches",
+                    mode="lines+markers",
+                    connectgaps=False,
+                    line={"color": rgba(COLORS["rf"], 0.6), "width": 2, "dash": "dash"},
+                    marker={"symbol": "diamond"},
+                    customdata=names,
+                    hovertemplate="depth %{x}: RF %{y} px, branch<br>%{customdata}<extra></extra>",
+                ),
+                secondary_y=False,
+            )
         fig.add_trace(
             go.Scatter(
                 x=depth,
