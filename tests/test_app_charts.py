@@ -4,15 +4,52 @@ AppTest."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+import streamlit as st
 import yaml
+from streamlit.testing.v1 import AppTest
 
 import cnnviz
 from cnnviz import spec
 from cnnviz.render import plots
 
 EXAMPLES = Path(cnnviz.__file__).parent / "examples"
+APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _app_on_path():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(Path(APP).parent))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def page(name: str, **query) -> AppTest:
+    """As tests/test_app.py's helper: open a page with URL query values."""
+    at = AppTest.from_file(APP, default_timeout=90)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"cnnviz_app/pages/{name}.py")
+    at.run()
+    if query:
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
 def _example(name: str):
@@ -32,3 +69,16 @@ def test_rf_growth_shows_each_branch():
     points = [(x, y) for x, y in zip(side.x, side.y, strict=True) if x is not None]
     assert (1, 5) in points and (2, 5) in points  # the 5x5 branch, joining the concat
     assert "single_5x5" in " ".join(str(c) for c in side.customdata)
+
+
+# --------------------------------------------------------------------------- item 2
+def test_stage_bars_log_scale_from_the_url():
+    from cnnviz.compare import stage_table
+
+    a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    assert plots.stage_bars({"r": stage_table(a)}, log=True).layout.yaxis.type == "log"
+    assert plots.stage_bars({"r": stage_table(a)}).layout.yaxis.type != "log"
+    at = page("compare", models=["resnet20", "resnet56"], stage_log="true")
+    assert at.checkbox(key="stage_log").value
+    stages = charts(at)[1]
+    assert stages["layout"]["yaxis"]["type"] == "log"

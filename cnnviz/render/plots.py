@@ -165,9 +165,12 @@ def _scale_key(label: str) -> tuple[int, float, str]:
     return (0, -int(num) / int(den or 1), label)
 
 
-def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.Figure:
+def stage_bars(
+    tables: Mapping[str, pd.DataFrame], metric: str = "macs", log: bool = False
+) -> go.Figure:
     """Grouped bars: ``metric`` per stage (x), one bar trace per model (from
-    :func:`~cnnviz.compare.stage_table`); hover names the stage's spatial size.
+    :func:`~cnnviz.compare.stage_table`); hover names the stage's spatial size. ``log``: a
+    log y axis, so a small model's bars stay visible beside VGG's.
 
     >>> import cnnviz
     >>> from cnnviz.compare import stage_table
@@ -211,7 +214,11 @@ def stage_bars(tables: Mapping[str, pd.DataFrame], metric: str = "macs") -> go.F
         categoryarray=order,
         categoryorder="array",
     )
-    fig.update_yaxes(title_text=METRICS[metric], tickformat="~s")
+    fig.update_yaxes(
+        title_text=METRICS[metric] + (" (log scale)" if log else ""),
+        tickformat="~s",
+        type="log" if log else "linear",
+    )
     title = f"{METRICS[metric]} per stage"
     return _layout(fig, title, barmode="group")
 

@@ -133,8 +133,14 @@ with widgets.user_errors():
         metric = st.segmented_control(
             "metric", ["macs", "params"], default="macs", key="stage_metric", bind="query-params"
         )
+        log = st.checkbox(
+            "log scale",
+            key="stage_log",
+            bind="query-params",
+            help="Small models' bars stay visible beside VGG's.",
+        )
         tables = {label: compare.stage_table(a) for label, a in analyses.items()}
-        st.plotly_chart(plots.stage_bars(tables, metric or "macs"), key="stages")
+        st.plotly_chart(plots.stage_bars(tables, metric or "macs", log=log), key="stages")
         st.caption(
             "A stage is a run of layers at one spatial size, labelled by that size against "
             "the input's (1/4: a quarter of its height and width), so bars side by side work "
