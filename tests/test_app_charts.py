@@ -82,3 +82,28 @@ def test_stage_bars_log_scale_from_the_url():
     assert at.checkbox(key="stage_log").value
     stages = charts(at)[1]
     assert stages["layout"]["yaxis"]["type"] == "log"
+
+
+# --------------------------------------------------------------------------- item 3
+def test_a_model_keeps_its_colour_whatever_else_is_selected():
+    from cnnviz.compare import compare, stage_table
+
+    a = {
+        n: cnnviz.analyze(cnnviz.zoo.get_model(n, device="meta"), (1, 3, 32, 32))
+        for n in ("resnet20", "resnet56", "plain20")
+    }
+
+    def colours(names):
+        sub = {n: a[n] for n in names}
+        scatter = plots.macs_vs_params(compare(sub))
+        bars = plots.stage_bars({n: stage_table(x) for n, x in sub.items()})
+        dots = {t.name: t.marker.color for t in scatter.data}
+        assert dots == {t.name: t.marker.color for t in bars.data}
+        return dots
+
+    alone = colours(["resnet56"])
+    assert colours(["resnet20", "resnet56"])["resnet56"] == alone["resnet56"]
+    assert colours(["plain20", "resnet20", "resnet56"])["resnet56"] == alone["resnet56"]
+    # two variants of one model still get two colours
+    both = plots.macs_vs_params(compare({"resnet20": a["resnet20"], "resnet20 x": a["resnet20"]}))
+    assert len({t.marker.color for t in both.data}) == 2

@@ -11,6 +11,9 @@ its colorway, so figures that leave a trace's colour to plotly (timing lines) us
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import plotly.graph_objects as go
 import plotly.io as pio
 
@@ -21,6 +24,7 @@ __all__ = [
     "SERIES",
     "SHORTCUT_COLORS",
     "TEMPLATE",
+    "model_colors",
     "rgba",
     "series",
 ]
@@ -83,6 +87,30 @@ TEMPLATE.layout.colorway = SERIES
 def series(i: int) -> str:
     """The colour of series ``i`` (cycling past ten)."""
     return SERIES[i % len(SERIES)]
+
+
+def model_colors(labels: Sequence[str]) -> list[str]:
+    """One colour per label ("resnet18", "resnet18 shortcut=A"), fixed by the model's place in
+    :func:`cnnviz.zoo.list_models` (others: by a checksum of the name), so a model keeps its
+    colour whatever else a chart shows; a label whose colour is taken in this chart (a second
+    variant of a model) gets the next free one.
+
+    >>> model_colors(["vgg16", "alexnet"]) == [SERIES[4], SERIES[0]]
+    True
+    >>> model_colors(["alexnet", "alexnet shortcut=A"]) == [SERIES[0], SERIES[1]]
+    True
+    """
+    from cnnviz import zoo  # lazy: the palette is imported by everything, zoo builds models
+
+    order = {name: i for i, name in enumerate(zoo.list_models())}
+    taken: list[str] = []
+    for label in labels:
+        name = str(label).split(" ")[0]
+        start = order.get(name, zlib.crc32(name.encode()))
+        free = [series(start + k) for k in range(len(SERIES))]
+        color = next((c for c in free if c not in taken), free[0])
+        taken.append(color)
+    return taken
 
 
 def rgba(color: str, alpha: float) -> str:

@@ -2,8 +2,8 @@
 shows it, so a page (Streamlit, a notebook) only draws what the library computed.
 
 Colors come from :mod:`cnnviz.render.palette`: fixed per role (``COLORS``) and per model
-(``series(i)``, in the order the models are given), so the same model keeps its color from
-figure to figure.
+(``model_colors``, by the model's place in the zoo, not in the selection), so the same model
+keeps its color from figure to figure.
 
 >>> import cnnviz
 >>> from cnnviz.render import plots
@@ -25,7 +25,7 @@ from cnnviz import fmt
 from cnnviz.compare import rf_growth, rf_paths, unit_view
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
-from cnnviz.render.palette import COLORS, TEMPLATE, rgba, series
+from cnnviz.render.palette import COLORS, TEMPLATE, model_colors, rgba
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,6 +103,7 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
     rfs = [_rf_number(v) for v in df["rf"]]
     top = max((r for r in rfs if r is not None), default=0.0)
     fig = go.Figure()
+    colors = model_colors(list(df["label"]))
     for i, (row, rf) in enumerate(zip(df.to_dict("records"), rfs, strict=True)):
         size = lo if rf is None or top <= 0 else min(hi, max(lo, hi * rf / top))
         rf_label = plain(row["rf"]) if rf is None else f"{row['rf']} px"
@@ -123,7 +124,7 @@ def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
                 cliponaxis=False,  # a label near the edge is drawn whole
                 marker={
                     "size": size,
-                    "color": series(i),
+                    "color": colors[i],
                     "opacity": 0.85,
                     "line": {"width": 1, "color": "white"},
                 },
@@ -182,6 +183,7 @@ def stage_bars(
     _check_metric(metric, ("params", "macs", "extra_ops", "layers"))
     fig = go.Figure()
     order: list[str] = []
+    colors = model_colors(list(tables))
     for i, (label, t) in enumerate(tables.items()):
         xs, seen = [], set()
         for scale in t["scale"]:  # two stages of one model at one scale: number the second
@@ -195,7 +197,7 @@ def stage_bars(
                 x=xs,
                 y=values,
                 name=plain(label),
-                marker_color=series(i),
+                marker_color=colors[i],
                 text=[fmt.compact(v) for v in values],
                 textposition="none",
                 customdata=[
