@@ -8,46 +8,13 @@ test as the oracle; the app must show exactly those.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-import streamlit as st
+from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
 from cnnviz import labs, safety, spec, zoo
-
-APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _app_on_path():
-    """``streamlit run app/streamlit_app.py`` puts app/ on sys.path, so pages import the
-    cnnviz_app package; AppTest does not, so these tests do it for their duration."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(Path(APP).parent))
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-def page(name: str, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=90)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(f"cnnviz_app/pages/{name}.py")
-    at.run()
-    if query:  # AppTest applies URL-bound values after a page switch on the next run
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def text_of(at: AppTest) -> str:
@@ -304,7 +271,8 @@ def test_shortcut_lab_erf_plain_vs_residual():
 def test_rf_lab_shows_erf_growth():
     at = page("rf_lab")
     assert any("√n" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 3
+    # the comparison bars, the RF growing layer by layer, the field on a picture, ERF growth
+    assert len(at.get("plotly_chart")) == 4
 
 
 def test_uploaded_safetensors_bytes(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from test_app import _app_on_path, _clear_caches, page  # noqa: F401 (fixtures)
+from apptest import app_on_path, clear_caches, page  # noqa: F401 (fixtures)
 
 import cnnviz
 from cnnviz import picture, zoo

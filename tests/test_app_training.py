@@ -7,45 +7,13 @@ Every number shown must be the library's: the oracle is ``cnnviz.training_step``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-import streamlit as st
+from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
 from cnnviz import fmt, labs, zoo
 from cnnviz.render import graph
-
-APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _app_on_path():
-    """The pages import cnnviz_app, which ``streamlit run`` finds next to the router."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(str(Path(APP).parent))
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-
-
-def page(name: str, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(f"cnnviz_app/pages/{name}.py")
-    at.run()
-    if query:  # AppTest applies URL-bound values after a page switch on the next run
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def table(at: AppTest, column: str):
@@ -69,6 +37,8 @@ def analysis(name: str, size: int, **cfg) -> cnnviz.Analysis:
 # --------------------------------------------------------------------------- compare
 def test_compare_training_step_of_resnet18_is_the_librarys():
     at = page("compare", models=["resnet18"])
+    assert not any("peak_bytes" in d.value.columns for d in at.dataframe)  # off until asked
+    at.toggle(key="train_on").set_value(True).run()
     step = cnnviz.training_step(zoo.get_model("resnet18", device="meta"), (32, 3, 224, 224))
     row = table(at, "peak_bytes").iloc[0]
     assert row["label"] == "resnet18"
@@ -83,7 +53,14 @@ def test_compare_training_step_of_resnet18_is_the_librarys():
 
 
 def test_compare_training_choices_come_from_the_link_and_the_widgets():
-    at = page("compare", models=["resnet20"], train_batch="8", gpu_gb="8", train_opt="sgd")
+    at = page(
+        "compare",
+        models=["resnet20"],
+        train_on="true",
+        train_batch="8",
+        gpu_gb="8",
+        train_opt="sgd",
+    )
     model = zoo.get_model("resnet20", device="meta")
     step = cnnviz.training_step(model, (8, 3, 32, 32), optimizer="sgd")
     row = table(at, "peak_bytes").iloc[0]

@@ -162,6 +162,16 @@ def training_section(jobs: dict) -> None:
 
 def _training(jobs: dict) -> None:
     st.subheader("Training step")
+    # Off until asked for: it traces a forward and a backward per model (seconds each), and
+    # the page's first view should cost no more than its totals.
+    if not st.toggle(
+        "Trace a training step for each model",
+        key="train_on",
+        bind="query-params",
+        help="Peak memory, saved tensors and the largest batch that fits a GPU.",
+    ):
+        st.caption("Peak training memory, saved tensors and the largest batch per GPU size.")
+        return
     st.caption(
         "One step of training: forward in train mode, backward of the summed outputs, and "
         "an optimizer step whose state already exists (a step of a running loop), traced "

@@ -1,0 +1,45 @@
+"""What the AppTest files share: the app's path, clean caches, and opening a page by name.
+
+A test module imports the fixtures by name so pytest uses them there:
+``from apptest import APP, app_on_path, clear_caches, page``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def app_on_path():
+    """``streamlit run app/streamlit_app.py`` puts app/ on sys.path, so pages import the
+    cnnviz_app package; AppTest does not, so these tests do it for their duration."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(Path(APP).parent))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def page(name: str, **query) -> AppTest:
+    """The app opened on page ``name`` with URL query values; fails on an exception."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(f"cnnviz_app/pages/{name}.py")
+    at.run()
+    if query:  # AppTest applies URL-bound values after a page switch on the next run
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
