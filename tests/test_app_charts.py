@@ -107,3 +107,52 @@ def test_a_model_keeps_its_colour_whatever_else_is_selected():
     # two variants of one model still get two colours
     both = plots.macs_vs_params(compare({"resnet20": a["resnet20"], "resnet20 x": a["resnet20"]}))
     assert len({t.marker.color for t in both.data}) == 2
+
+
+# --------------------------------------------------------------------------- item 4
+def _cpu_results():
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "model": ["m"] * 3,
+            "device": ["cpu"] * 3,
+            "dtype": ["float32"] * 3,
+            "batch_size": [1, 8, 64],
+            "latency_ms": [50.0, 600.0, 5000.0],
+            "iqr_ms": [1.0, 2.0, 3.0],
+            "throughput": [20.0, 13.333, 12.8],
+            "tflops": [0.004, 0.0035, 0.0033],
+            "status": ["ok"] * 3,
+        }
+    )
+
+
+def test_timing_axes_read_plainly():
+    from cnnviz.render import timing_plots
+
+    df = _cpu_results()
+    fmt = timing_plots.latency_plot(df).layout.yaxis.tickformat
+    # d3: "~r" rounds to significant digits without an exponent (no "5e+3")
+    assert "e" not in fmt and "r" in fmt
+    tf = timing_plots.tflops_plot(df)
+    assert tf.layout.yaxis.title.text == "GFLOP/s"  # 0.004 TFLOP/s reads 4 GFLOP/s
+    assert max(tf.data[0].y) == pytest.approx(4.0)
+    df["tflops"] = [90.0, 100.0, 120.0]
+    assert timing_plots.tflops_plot(df).layout.yaxis.title.text == "TFLOP/s"
+
+
+def test_timing_table_shows_throughput_to_three_digits():
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.run()
+    at.switch_page("cnnviz_app/pages/timing.py")
+    df = _cpu_results()
+    df["throughput"] = [1.2345, 13.333, 0.4567]
+    at.session_state["t_results"] = df
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert list(shown["throughput"]) == [1.2345, 13.333, 0.4567]  # the numbers stay exact
+    # shown with 3 significant digits: Streamlit's sprintf-js "%g" is x.toPrecision(3)
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert config["throughput"]["type_config"]["format"] == "%.3g"

@@ -49,7 +49,8 @@ def latency_plot(df: pd.DataFrame) -> go.Figure:
         yaxis_type="log",
         # ticks at the batch sizes timed, and labelled latencies (not bare digits 2..9)
         xaxis={"tickvals": sorted(_ok(df)["batch_size"].unique().tolist())},
-        yaxis={"tickformat": ".3~g", "dtick": "D2"},
+        # ",.3~r": 3 significant digits without an exponent (5,000, not 5e+3)
+        yaxis={"tickformat": ",.3~r", "dtick": "D2"},
         legend_title="model / device / dtype",
         height=420,
         margin={"t": 60, "b": 40},
@@ -58,7 +59,8 @@ def latency_plot(df: pd.DataFrame) -> go.Figure:
 
 
 def tflops_plot(df: pd.DataFrame) -> go.Figure:
-    """Achieved TFLOP/s per configuration, with the device's peak where known.
+    """Achieved TFLOP/s per configuration, with the device's peak where known; in GFLOP/s
+    when every value is below 1 TFLOP/s (a CPU's 0.004 TFLOP/s reads 4 GFLOP/s).
 
     >>> import pandas as pd
     >>> df = pd.DataFrame({"model": ["m"], "device": ["cuda"], "dtype": ["bfloat16"],
@@ -68,19 +70,22 @@ def tflops_plot(df: pd.DataFrame) -> go.Figure:
     ['bar', 'scatter']
     """
     ok = _ok(df)
+    values = [ok["tflops"]] + ([ok["peak_tflops"]] if "peak_tflops" in ok else [])
+    top = max((float(v.max()) for v in values if v.notna().any()), default=0.0)
+    unit, scale = ("TFLOP/s", 1.0) if top >= 1 else ("GFLOP/s", 1000.0)
     fig = go.Figure()
     for name, g in _series(ok):
         fig.add_trace(
             go.Bar(
                 x=[f"batch {b}" for b in g["batch_size"]],
-                y=g["tflops"],
+                y=g["tflops"] * scale,
                 name=name,
-                hovertemplate="%{y:.2f} TFLOP/s<extra>" + name + "</extra>",
+                hovertemplate="%{y:.3~r} " + unit + "<extra>" + name + "</extra>",
             )
         )
     if "peak_tflops" in ok and ok["peak_tflops"].notna().any():
         for dtype, g in ok[ok["peak_tflops"].notna()].groupby("dtype"):
-            peak = float(g["peak_tflops"].iloc[0])
+            peak = float(g["peak_tflops"].iloc[0]) * scale
             fig.add_trace(
                 go.Scatter(
                     x=[f"batch {b}" for b in sorted(ok["batch_size"].unique())],
@@ -94,8 +99,9 @@ def tflops_plot(df: pd.DataFrame) -> go.Figure:
         template=TEMPLATE,
         barmode="group",
         height=420,
-        title="Achieved TFLOP/s (counted FLOPs / measured latency)",
-        yaxis_title="TFLOP/s",
+        title=f"Achieved {unit} (counted FLOPs / measured latency)",
+        yaxis_title=unit,
+        yaxis_tickformat=",.3~r",
         legend_title="model / device / dtype",
         margin={"t": 60, "b": 40},
     )

@@ -170,7 +170,9 @@ if results is not None:
             hide_index=True,
             column_config={
                 "latency_ms": st.column_config.NumberColumn(format="%.3f"),
-                "throughput": st.column_config.NumberColumn("images/s", format="%.0f"),
+                # 3 significant digits (0.457, 13.3, 1230; "%.0f" read "1"): sprintf-js's %g
+                # is Number(x.toPrecision(3)), no exponent
+                "throughput": st.column_config.NumberColumn("images/s", format="%.3g"),
                 "tflops": st.column_config.NumberColumn(format="%.3f"),
                 "host_ms": st.column_config.NumberColumn(
                     format="%.3f", help="Host time to issue one run (CUDA only)"
