@@ -156,3 +156,22 @@ def test_timing_table_shows_throughput_to_three_digits():
     # shown with 3 significant digits: Streamlit's sprintf-js "%g" is x.toPrecision(3)
     config = json.loads(at.dataframe[0].proto.columns)
     assert config["throughput"]["type_config"]["format"] == "%.3g"
+
+
+# --------------------------------------------------------------------------- item 5
+def test_the_mode_bar_stands_beside_the_title_not_over_it():
+    # Plotly's toolbar lies horizontally across the top right, over a title on a narrow
+    # chart; standing upright at the right edge it leaves the title line free.
+    from cnnviz.compare import stage_table
+    from cnnviz.render import palette, timing_plots
+
+    a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    figs = [
+        plots.rf_growth_plot(a),
+        plots.layer_bars(a),
+        plots.stage_bars({"resnet20": stage_table(a)}),
+        timing_plots.tflops_plot(_cpu_results()),
+    ]
+    assert palette.TEMPLATE.layout.modebar.orientation == "v"
+    for fig in figs:
+        assert fig.layout.template.layout.modebar.orientation == "v"

@@ -79,9 +79,13 @@ NODE_FILLS = {
     "other": "#F7F7F7",
 }
 
-#: ``plotly_white`` with :data:`SERIES` as its colorway: every figure's ``template``.
+#: ``plotly_white`` with :data:`SERIES` as its colorway and an upright mode bar: every
+#: figure's ``template``.
 TEMPLATE = go.layout.Template(pio.templates["plotly_white"])
 TEMPLATE.layout.colorway = SERIES
+# The toolbar stands upright at the right edge: lying across the top, it covered the title of
+# a narrow chart on hover.
+TEMPLATE.layout.modebar = {"orientation": "v"}
 
 
 def series(i: int) -> str:
