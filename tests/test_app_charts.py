@@ -175,3 +175,23 @@ def test_the_mode_bar_stands_beside_the_title_not_over_it():
     assert palette.TEMPLATE.layout.modebar.orientation == "v"
     for fig in figs:
         assert fig.layout.template.layout.modebar.orientation == "v"
+
+
+# --------------------------------------------------------------------------- item 6
+def _headers(at: AppTest, i: int) -> list[str]:
+    """The headers a reader sees: a column's configured label, else its name."""
+    df = at.dataframe[i].value
+    config = json.loads(at.dataframe[i].proto.columns or "{}")
+    return [(config.get(c) or {}).get("label") or c for c in df.columns]
+
+
+def test_tables_have_human_headers():
+    at = page("compare", models=["resnet20"])
+    heads = _headers(at, 0)
+    assert not [h for h in heads if "_" in h], heads  # weighted_depth, conv_params ...
+    assert len(set(heads)) == len(heads)
+    assert "final RF" in heads
+    at = page("shortcut_lab")
+    heads = _headers(at, 0)
+    assert not [h for h in heads if "_" in h], heads  # params_A_minus_none
+    assert len(set(heads)) == len(heads)

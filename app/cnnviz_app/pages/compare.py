@@ -87,11 +87,20 @@ with widgets.user_errors():
     st.dataframe(
         view[[c for c in cols if c in view]],
         hide_index=True,
+        # the library's machine names, read as headers (each one distinct, so none is cut
+        # to a second "params")
         column_config={
+            "label": "model",
+            "params": "params",
+            "macs": "MACs",
+            "flops": "FLOPs",
+            "weighted_depth": "weighted depth",
             "rf": "final RF",
-            "fc_share": "params in FC",
-            "peak_activation_bytes": "peak activations",
             "activation_bytes": "all activations",
+            "peak_activation_bytes": "peak activations",
+            "conv_params": "conv params",
+            "fc_params": "FC params",
+            "fc_share": "FC share of params",
         },
     )
     st.caption(

@@ -6,6 +6,15 @@ from cnnviz_app import caching, widgets
 from cnnviz import labs
 from cnnviz.render import erf_plots, lab_plots
 
+
+def _header(column: str) -> str:
+    """A header for shortcut_stage_table's columns: params_A "params, A",
+    params_A_minus_none "params, A − none"."""
+    metric, _, rest = column.partition("_")
+    metric = {"macs": "MACs"}.get(metric, metric)
+    return f"{metric}, {rest.replace('_minus_', ' − ')}" if rest else metric
+
+
 st.title("ResNet shortcut lab")
 st.caption(
     "Shortcuts fight degradation: a plain deep net trains worse than a shallower one, a "
@@ -64,7 +73,9 @@ with widgets.user_errors():
     # exact counts with thousands separators (Streamlit's "compact" would say 4.1B, where
     # the rest of the app says 4.1G)
     numbers = {
-        c: st.column_config.NumberColumn(format="localized") for c in table.columns if c != "stage"
+        c: st.column_config.NumberColumn(_header(c), format="localized")
+        for c in table.columns
+        if c != "stage"
     }
     st.dataframe(table, hide_index=True, column_config=numbers)
     metric = st.segmented_control(
