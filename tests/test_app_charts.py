@@ -195,3 +195,21 @@ def test_tables_have_human_headers():
     heads = _headers(at, 0)
     assert not [h for h in heads if "_" in h], heads  # params_A_minus_none
     assert len(set(heads)) == len(heads)
+
+
+# --------------------------------------------------------------------------- item 7
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+def test_picked_models_are_explained_where_they_are_picked():
+    from cnnviz import zoo
+
+    at = page("compare", models=["conv_stack", "plain20"])
+    text = _captions(at)
+    for name in ("conv_stack", "plain20"):
+        info = zoo.model_info(name)
+        assert info.description in text and info.paper in text
+    at = page("explorer", model="resnet_cifar")
+    info = zoo.model_info("resnet_cifar")
+    assert info.description in _captions(at) and info.paper in _captions(at)

@@ -17,6 +17,12 @@ DEFAULT = ["alexnet", "vgg16", "googlenet", "resnet50"]
 names = st.multiselect(
     "Models", zoo.list_models(), default=DEFAULT, key="models", bind="query-params"
 )
+if names:  # what each picked name is, and where it comes from
+    st.caption(
+        "  \n".join(
+            f"**{n}**: {zoo.model_info(n).description} *{zoo.model_info(n).paper}*" for n in names
+        )
+    )
 with st.expander("Model options and input size"):
     same = st.checkbox(
         "Use one input size for all models",

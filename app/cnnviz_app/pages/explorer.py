@@ -18,6 +18,8 @@ c1, c2, c3 = st.columns([2, 3, 1])
 name = c1.selectbox("Model", names, index=names.index("resnet50"), key="model", bind="query-params")
 with c2.expander("Options"):
     cfg = widgets.option_widgets(name, "exp.")
+info = zoo.model_info(name)  # what the picked name is, and where it comes from
+st.caption(f"**{name}**: {info.description} *{info.paper}*")
 default = None
 with widgets.user_errors():  # an option the model refuses (an even kernel) is a message
     default = caching.default_input(name, cfg)
