@@ -213,3 +213,11 @@ def test_picked_models_are_explained_where_they_are_picked():
     at = page("explorer", model="resnet_cifar")
     info = zoo.model_info("resnet_cifar")
     assert info.description in _captions(at) and info.paper in _captions(at)
+
+
+def test_timing_explains_the_picked_models():
+    from cnnviz import zoo
+
+    at = page("timing", t_models=["plain20"])
+    info = zoo.model_info("plain20")
+    assert info.description in _captions(at) and info.paper in _captions(at)

@@ -36,6 +36,8 @@ names = c1.multiselect(
     bind="query-params",
     max_selections=4,
 )
+for n in names:  # what each picked name is, and where it comes from
+    c1.caption(f"**{n}**: {zoo.model_info(n).description} *{zoo.model_info(n).paper}*")
 batches = c2.multiselect(
     "Batch sizes", [1, 2, 4, 8, 16, 32, 64], default=[1, 8], key="t_batches", bind="query-params"
 )
