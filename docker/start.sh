@@ -3,7 +3,8 @@
 # PORT defaults to 8501; STREAMLIT (optional) names the streamlit executable.
 set -eu
 cd "$(dirname "$0")/.."
-exec "${STREAMLIT:-streamlit}" run app/streamlit_app.py \
+# app/serve.py wraps app/streamlit_app.py: imports done before serving, security headers.
+exec "${STREAMLIT:-streamlit}" run app/serve.py \
   --server.port="${PORT:-8501}" \
   --server.address="${ADDRESS:-0.0.0.0}" \
   --server.headless=true \

@@ -75,10 +75,11 @@ def decode(data: bytes) -> str:
 
     >>> decode(b"layers: [relu]")
     'layers: [relu]'
-    >>> decode(b"input: \\xff")
-    Traceback (most recent call last):
-    ...
-    cnnviz.spec._core.SpecError: not UTF-8 text (fails at byte 7); a spec is YAML or JSON text
+    >>> try:
+    ...     decode(b"input: \\xff")
+    ... except SpecError as e:
+    ...     print(e)
+    not a text file (UTF-8 fails at byte 7); a spec is YAML or JSON text
     """
     if len(data) > LIMITS.text_bytes:
         raise SpecError(
@@ -90,7 +91,7 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise SpecError(
-            "", f"not UTF-8 text (fails at byte {e.start}); a spec is YAML or JSON text"
+            "", f"not a text file (UTF-8 fails at byte {e.start}); a spec is YAML or JSON text"
         ) from None
 
 

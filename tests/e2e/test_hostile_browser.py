@@ -190,3 +190,14 @@ def test_upload_under_an_id_the_server_never_issued_is_refused(page: Page, base_
     assert all(s >= 400 for s in statuses), statuses
     assert uploaded_bytes(base_url) <= before + 1024
     assert re.fullmatch(r"[0-9a-f-]{36}", session)
+
+
+# --------------------------------------------------------------------- the server
+def test_responses_forbid_framing_and_sniffing(base_url):
+    # Found: responses carried no X-Frame-Options or CSP; app/serve.py adds them.
+    for path in ("/", "/explorer", "/_stcore/health"):
+        with urllib.request.urlopen(f"{base_url}{path}", timeout=10) as r:
+            headers = {k.lower(): v for k, v in r.headers.items()}
+        assert headers.get("x-frame-options") == "DENY", path
+        assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), path
+        assert headers.get("x-content-type-options") == "nosniff", path

@@ -86,8 +86,8 @@ estimate = sum(
     for n in names
 )
 st.caption(
-    f"{n_configs} configuration{'s' * (n_configs != 1)}, about {estimate:.0f} s on this "
-    f"machine (estimated from the MACs); a run stops after {REQUEST_SECONDS} s. Batch sizes "
+    f"{n_configs} configuration{'s' * (n_configs != 1)}; about {estimate:.0f} s on this "
+    f"machine (estimated from the MACs), and a run stops after {REQUEST_SECONDS} s. Batch sizes "
     f"above {timing.MAX_BATCH} and configurations that would not fit in memory are refused "
     "before anything is allocated."
 )

@@ -1,0 +1,86 @@
+"""The app as the server runs it (docker/start.sh: ``streamlit run app/serve.py``): the router
+(streamlit_app.py) in an ``st.App`` that
+
+- imports what the pages use before the server answers anything (:func:`warm`): the first
+  import of torch, its lazily loaded parts, plotly and pandas holds the interpreter lock for
+  seconds (C extensions initialising), which on a cold server stalled every visitor's page and
+  the health check together;
+- adds security headers to every HTTP response (:class:`SecurityHeaders`): no framing by
+  other sites, no MIME sniffing, no referrer (a shared ``?spec=`` link holds the model).
+
+AppTest and ``streamlit run app/streamlit_app.py`` still run the router directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+#: Headers on every HTTP response (not the WebSocket).
+HEADERS = {
+    b"x-frame-options": b"DENY",
+    b"content-security-policy": b"frame-ancestors 'none'",
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+}
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`HEADERS` on every HTTP response that does not set them."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in HEADERS.items() if k not in have]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def warm() -> float:
+    """Import what the pages use, and what torch loads lazily the first time a page needs it
+    (an optimizer imports torch._dynamo; an image, PIL's plugins); returns the seconds taken."""
+    t0 = time.perf_counter()
+    import pandas  # noqa: F401
+    import plotly.graph_objects  # noqa: F401
+    import torch
+    from PIL import Image
+
+    import cnnviz
+    import cnnviz.render.erf_plots
+    import cnnviz.render.lab_plots
+    import cnnviz.render.plots
+    import cnnviz.render.timing_plots
+    from cnnviz import erf, labs, spec, timing, zoo  # noqa: F401
+
+    Image.init()
+    with torch.device("meta"):
+        p = torch.nn.Parameter(torch.empty(1))
+    torch.optim.AdamW([p])  # imports torch._dynamo
+    cnnviz.analyze(zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    return time.perf_counter() - t0
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(_app) -> AsyncIterator[None]:
+    took = await asyncio.to_thread(warm)
+    print(f"cnnviz: warmed up in {took:.1f} s", flush=True)
+    yield
+
+
+app = st.App("streamlit_app.py", lifespan=_lifespan, middleware=[Middleware(SecurityHeaders)])
