@@ -5,6 +5,8 @@
   import of torch, its lazily loaded parts, plotly and pandas holds the interpreter lock for
   seconds (C extensions initialising), which on a cold server stalled every visitor's page and
   the health check together;
+- freezes what the warm-up loaded out of the garbage collector's way (and the server runs
+  without Streamlit's full collection after every script run: runner.postScriptGC=false);
 - adds security headers to every HTTP response (:class:`SecurityHeaders`): no framing by
   other sites, no MIME sniffing, no referrer (a shared ``?spec=`` link holds the model).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 
@@ -79,7 +82,11 @@ def warm() -> float:
 @contextlib.asynccontextmanager
 async def _lifespan(_app) -> AsyncIterator[None]:
     took = await asyncio.to_thread(warm)
-    print(f"cnnviz: warmed up in {took:.1f} s", flush=True)
+    # What the warm-up loaded (modules, classes, torch's op tables) lives as long as the
+    # server: frozen, Python's collections no longer walk it (they hold the lock meanwhile).
+    gc.collect()
+    gc.freeze()
+    print(f"cnnviz: warmed up in {took:.1f} s; {gc.get_freeze_count()} objects frozen", flush=True)
     yield
 
 

@@ -11,6 +11,7 @@ exec "${STREAMLIT:-streamlit}" run app/serve.py \
   --server.fileWatcherType=none \
   --server.runOnSave=false \
   --server.maxUploadSize=240 \
+  --runner.postScriptGC=false \
   --browser.gatherUsageStats=false \
   --client.showErrorDetails=none \
   --client.toolbarMode=viewer
