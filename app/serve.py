@@ -18,18 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 import time
 from collections.abc import AsyncIterator
 
 import streamlit as st
 from starlette.middleware import Middleware
-
-#: How long a thread may hold the interpreter lock while another waits for it (Python's
-#: default: 5 ms). The event loop that answers every request gives the lock up at each
-#: socket call and waits up to this long to get it back from a page's script thread, so under
-#: many visitors a request queued behind a few hundred such waits took seconds.
-SWITCH_INTERVAL_S = 0.001
 
 #: Headers on every HTTP response (not the WebSocket).
 HEADERS = {
@@ -93,7 +86,6 @@ async def _lifespan(_app) -> AsyncIterator[None]:
     # server: frozen, Python's collections no longer walk it (they hold the lock meanwhile).
     gc.collect()
     gc.freeze()
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     print(f"cnnviz: warmed up in {took:.1f} s; {gc.get_freeze_count()} objects frozen", flush=True)
     yield
 

