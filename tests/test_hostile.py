@@ -411,7 +411,9 @@ def test_timing_request_stops_at_its_time_budget():
     )
     took = time.perf_counter() - t0
     assert took < 8, took
-    assert len(df) == 7 and "ok" in set(df["status"])
+    # How many configurations fit in 2 s depends on the machine's load (a busy CI may finish
+    # none): what must hold is that the rest are stopped or skipped, saying why.
+    assert len(df) == 7
     over = df[df["status"] != "ok"]
     assert len(over) and all("time budget" in n for n in over["note"])
 
