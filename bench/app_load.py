@@ -359,13 +359,19 @@ async def _compute(browser, url: str, what: str, level: Level, args) -> None:
         await page.goto(path, timeout=args.timeout * 1000)
         await page.wait_for_function(_IDLE, arg=[title, args.quiet], timeout=args.timeout * 1000)
         await page.get_by_role("button", name=button, exact=True).click()
-        await asyncio.sleep(1)
+        # the run has started once its progress bar shows (a busy server may take a while)
+        await page.locator('[data-testid="stProgress"]').first.wait_for(timeout=300_000)
         await page.wait_for_function(_IDLE, arg=[title, args.quiet], timeout=300_000)
         if await page.locator('[data-testid="stException"]').count():
             outcome = "exception"
         elif what == "timing":
-            rows = await page.locator('[data-testid="stDataFrame"]').count()
-            outcome = "table shown" if rows else "no table"
+            try:  # the table's component loads lazily, after the run is over
+                await page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=30_000)
+                outcome = "table shown"
+            except Exception:
+                alerts = page.locator('[data-testid="stAlertContentError"]')
+                said = [t[:160] for t in await alerts.all_inner_texts()]
+                outcome = f"no table; errors: {said}"
         else:
             charts = await page.locator('[data-testid="stPlotlyChart"]').count()
             outcome = f"{charts} charts"
