@@ -220,3 +220,66 @@ def test_random_weights_keep_a_deep_plain_nets_gradient():
         )
     assert m.map.max() > 0 and m.radius(0.5) > 0
     assert seen == [(0, 2), (1, 2), (2, 2)]
+
+
+# --------------------------------------------------------------------------- the ERF map's legend
+def _rgb(color: str) -> tuple[float, float, float]:
+    """A plotly colour ("white", "#RRGGBB", "rgb(..)", "rgba(..)") as 0..1 channels."""
+    named = {"white": "#FFFFFF", "black": "#000000"}
+    color = named.get(color, color)
+    if color.startswith("#"):
+        return tuple(int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))  # type: ignore[return-value]
+    parts = color[color.index("(") + 1 : -1].split(",")
+    return tuple(float(p) / 255 for p in parts[:3])  # type: ignore[return-value]
+
+
+def _contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two colours: (L1 + 0.05) / (L2 + 0.05), 1 (same) to 21."""
+
+    def luminance(c: str) -> float:
+        lin = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in _rgb(c)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_erf_heatmap_legend_shows_and_names_what_is_drawn():
+    from cnnviz.render import erf_plots
+
+    # A 9x9 map centred on (4, 4): 7 at the centre, 0.5 on each of the 8 pixels of the first
+    # ring, 0.0625 on each of the 16 of the second: 7 + 4 + 1 = 12 in all.
+    z = np.zeros((9, 9))
+    z[2:7, 2:7] = 0.0625
+    z[3:6, 3:6] = 0.5
+    z[4, 4] = 7.0
+    assert z.sum() == 7 + 8 * 0.5 + 16 * 0.0625 == 12
+    # 7x7 theoretical RF, stride 1, padding 3: unit (4, 4) sees rows/cols 4 - 3 = 1 .. 1 + 6 = 7
+    rf = cnnviz.ReceptiveField((7, 7), (1, 1), (3, 3))
+    m = erf.EffectiveRF(z, rf, "x", (4, 4), (4.0, 4.0), 1)
+    # 50 % (6 of 12) lies in the centre pixel alone: radius 0, a 1x1 square;
+    # 95 % (11.4) needs the second ring (7 + 4 = 11 < 11.4): radius 2, a 2*2+1 = 5 px square
+    assert (m.radius(0.5), m.radius(0.95)) == (0.0, 2.0)
+    fig = erf_plots.erf_heatmap(m)
+    entries = {t.name: t for t in fig.data if t.type == "scatter" and t.showlegend is not False}
+    assert set(entries) == {
+        "theoretical RF: 7x7 px",
+        "95 % of the mass: 5x5 px square",
+        "50 % of the mass: 1x1 px square",
+    }
+    assert not [n for n in entries if "r=" in n]  # no radius posing as what is drawn
+    # each entry's swatch is the line it names: same colour and dash, and the side it states
+    shapes = {s.name: s for s in fig.layout.shapes}
+    for name, trace in entries.items():
+        box = shapes[name]
+        assert (trace.line.color, trace.line.dash) == (box.line.color, box.line.dash)
+        side = int(name.split(": ")[1].split("x")[0])
+        assert (box.x1 - box.x0, box.y1 - box.y0) == (side, side)
+    # ... and visible on the legend's own background (WCAG's 3:1 for graphics)
+    legend = fig.layout.legend
+    background = legend.bgcolor or fig.layout.template.layout.paper_bgcolor or "white"
+    for trace in entries.values():
+        assert _contrast(trace.line.color, background) >= 3, (trace.name, background)
+    assert _contrast(legend.font.color or "black", background) >= 4.5  # readable text
+    # the legend lies beside the map, horizontally, not over it
+    assert legend.orientation == "h" and (legend.y < 0 or legend.y > 1)

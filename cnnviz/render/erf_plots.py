@@ -12,23 +12,27 @@ from cnnviz.render.palette import COLORS, TEMPLATE
 
 
 def _square(fig: go.Figure, center, half: float, color: str, dash: str, name: str) -> None:
+    """The square of half-width ``half`` around ``center`` (pixel k spans k - 0.5 .. k + 0.5,
+    so its side is ``2 * half + 1``), and a legend entry of the same line."""
     cy, cx = center
+    line = {"color": color, "dash": dash, "width": 2}
     fig.add_shape(
         type="rect",
         x0=cx - half - 0.5,
         x1=cx + half + 0.5,
         y0=cy - half - 0.5,
         y1=cy + half + 0.5,
-        line={"color": color, "dash": dash, "width": 2},
+        line=line,
         name=name,
     )
-    fig.add_trace(
-        go.Scatter(x=[None], y=[None], mode="lines", name=name, line={"color": color, "dash": dash})
-    )
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=name, line=line))
 
 
 def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
     """The ERF map over the input, the theoretical RF box, and the 50 % / 95 % squares.
+
+    Each box is named by what it is, with its size in pixels ("95 % of the mass: 15x15 px
+    square": the side of the smallest centred square holding 95 % of the map, not a radius).
 
     >>> import numpy as np, cnnviz
     >>> m = EffectiveRF(np.pad(np.ones((3, 3)), 2), cnnviz.ReceptiveField((5, 5), (1, 1),
@@ -48,26 +52,18 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
         )
     )
     (r0, r1), (c0, c1) = m.theoretical.window(m.unit)
+    box = f"theoretical RF: {r1 - r0 + 1}x{c1 - c0 + 1} px"
+    line = {"color": COLORS["theoretical"], "width": 2}
     fig.add_shape(
-        type="rect",
-        x0=c0 - 0.5,
-        x1=c1 + 0.5,
-        y0=r0 - 0.5,
-        y1=r1 + 0.5,
-        line={"color": COLORS["theoretical"], "width": 2},
-        name="theoretical RF",
+        type="rect", x0=c0 - 0.5, x1=c1 + 0.5, y0=r0 - 0.5, y1=r1 + 0.5, line=line, name=box
     )
-    fig.add_trace(
-        go.Scatter(
-            x=[None],
-            y=[None],
-            mode="lines",
-            name="theoretical RF",
-            line={"color": COLORS["theoretical"]},
-        )
-    )
-    _square(fig, m.center, m.radius(0.95), "white", "dash", f"95 % (r={m.radius(0.95):g})")
-    _square(fig, m.center, m.radius(0.5), "white", "dot", f"50 % (r={m.radius(0.5):g})")
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=box, line=line))
+    # White lines read on the map's dark purples and greens; the legend gets a dark ground
+    # too, or its white swatches vanish on a white page.
+    for mass, dash in ((0.95, "dash"), (0.5, "dot")):
+        side = m.width(mass)
+        name = f"{mass * 100:.0f} % of the mass: {side:g}x{side:g} px square"
+        _square(fig, m.center, m.radius(mass), "white", dash, name)
     h, w = m.map.shape
     fig.update_layout(
         template=TEMPLATE,
@@ -83,7 +79,14 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
             "title": "y (input pixels)",
             "scaleanchor": "x",
         },
-        legend={"orientation": "h", "y": -0.2},
+        legend={
+            "orientation": "h",
+            "yanchor": "top",
+            "y": -0.2,
+            "bgcolor": COLORS["ink"],
+            "font": {"color": "white"},
+            "itemwidth": 40,  # room for a dash and a dot pattern to show
+        },
         margin={"t": 60, "b": 40},
     )
     return fig
