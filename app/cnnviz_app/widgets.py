@@ -251,6 +251,91 @@ def user_errors(what: str | None = None) -> Iterator[None]:
         )
 
 
+#: Headers for the library's machine column names (cnnviz.compare's and cnnviz.timing's
+#: tables), as a reader says them; a page passes its own labels for anything else.
+HEADERS = {
+    "label": "model",
+    "name": "layer",
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "rf": "RF",
+    "rf_stride": "RF stride",
+    "conv_params": "conv params",
+    "fc_params": "FC params",
+    "extra_ops": "other ops",
+    "weighted_depth": "weighted depth",
+    "batch_size": "batch size",
+    "latency_ms": "latency (ms)",
+    "iqr_ms": "spread, IQR (ms)",
+    "throughput": "images/s",
+    "host_ms": "host (ms)",
+    "ms": "time (ms)",
+    "gflops_per_s": "GFLOP/s",
+    "unproductive": "unproductive layers",
+    "probably_unproductive": "probably unproductive",
+    "productive_from": "no unproductive layer from",
+    "all_productive_from": "none even probably from",
+}
+#: A table with more columns than this is wider than a phone's screen (400 px): it says so.
+WIDE_TABLE = 5
+SCROLL_HINT = "{n} columns: scroll the table sideways to see them all."
+_CHAR_PX, _HEADER_PAD_PX = 8, 36  # a header's letters at the grid's font, its sort arrow
+
+
+def header(column: str) -> str:
+    """The header a reader sees for a machine column name: :data:`HEADERS`, else the name
+    with spaces.
+
+    >>> header("weighted_depth"), header("peak_tflops"), header("fits")
+    ('weighted depth', 'peak tflops', 'fits')
+    """
+    return HEADERS.get(column) or column.replace("_", " ")
+
+
+def column_config(df, config: dict | None = None) -> dict[str, Any]:
+    """Streamlit column configs for ``df``: each column gets a human header (``config``'s
+    label, else :func:`header`) and, where the header is longer than every value, a width
+    that shows it whole (an auto-sized column is as wide as its values, so "FC share of
+    params" over "0.0 %" was cut off).
+
+    >>> import pandas as pd
+    >>> cfg = column_config(pd.DataFrame({"fc_params": ["1.2M"], "label": ["resnet"]}))
+    >>> cfg["fc_params"]["label"], cfg["fc_params"]["width"]  # 9 letters * 8 px + 36 px
+    ('FC params', 108)
+    >>> cfg["label"]["label"], cfg["label"]["width"]  # "resnet" is longer than "model"
+    ('model', None)
+    """
+    out: dict[str, Any] = {}
+    for col in df.columns:
+        given = (config or {}).get(col)
+        cfg = {**st.column_config.Column(), **_as_config(given)}
+        cfg["label"] = cfg.get("label") or header(str(col))
+        longest = max((len(str(v)) for v in df[col].head(200)), default=0)
+        if cfg.get("width") is None and len(cfg["label"]) > longest:
+            cfg["width"] = len(cfg["label"]) * _CHAR_PX + _HEADER_PAD_PX
+        out[str(col)] = cfg
+    return out
+
+
+def _as_config(given) -> dict[str, Any]:
+    """A column's config as a dict: a bare string is its label."""
+    if isinstance(given, str):
+        return {"label": given}
+    return {k: v for k, v in (given or {}).items() if v is not None}
+
+
+def table(df, config: dict | None = None, *, container=None, **kwargs):
+    """``st.dataframe`` with human headers (:func:`column_config`) and, when it has more
+    than :data:`WIDE_TABLE` columns, a caption under it saying it scrolls sideways (nothing
+    else shows that on a phone). ``kwargs`` go to ``st.dataframe``."""
+    box = container or st
+    kwargs.setdefault("hide_index", True)
+    shown = box.dataframe(df, column_config=column_config(df, config), **kwargs)
+    if len(df.columns) > WIDE_TABLE:
+        box.caption(SCROLL_HINT.format(n=len(df.columns)))
+    return shown
+
+
 PICTURE_CHOICES = ("sample photo", "plain", "my picture")
 
 

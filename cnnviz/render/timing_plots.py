@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -58,6 +62,29 @@ def latency_plot(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
+#: FLOP/s units, largest first: (name, TFLOP/s in one of them).
+FLOPS_UNITS = (("TFLOP/s", 1.0), ("GFLOP/s", 1e-3), ("MFLOP/s", 1e-6))
+
+
+def flops_unit(*columns: Iterable[Any]) -> tuple[str, float]:
+    """The FLOP/s unit that reads best for rates given in TFLOP/s (columns of numbers; missing
+    values are skipped): the largest unit in which the largest rate is at least 1, and the
+    factor that converts TFLOP/s into it. A CPU's 0.004 TFLOP/s reads 4 GFLOP/s.
+
+    >>> flops_unit([0.004, 0.0035]), flops_unit([90.0], [989.4, None]), flops_unit([2e-4])
+    (('GFLOP/s', 1000.0), ('TFLOP/s', 1.0), ('MFLOP/s', 1000000.0))
+    >>> flops_unit([]), flops_unit([float("nan")]), flops_unit([0.9995])
+    (('TFLOP/s', 1.0), ('TFLOP/s', 1.0), ('GFLOP/s', 1000.0))
+    """
+    known = [float(v) for c in columns for v in c if v is not None and not math.isnan(float(v))]
+    top = max(known, default=0.0)
+    for unit, size in FLOPS_UNITS:
+        if top >= size:
+            return unit, 1 / size
+    unit, size = FLOPS_UNITS[-1] if top > 0 else FLOPS_UNITS[0]
+    return unit, 1 / size
+
+
 def tflops_plot(df: pd.DataFrame) -> go.Figure:
     """Achieved TFLOP/s per configuration, with the device's peak where known; in GFLOP/s
     when every value is below 1 TFLOP/s (a CPU's 0.004 TFLOP/s reads 4 GFLOP/s).
@@ -70,9 +97,7 @@ def tflops_plot(df: pd.DataFrame) -> go.Figure:
     ['bar', 'scatter']
     """
     ok = _ok(df)
-    values = [ok["tflops"]] + ([ok["peak_tflops"]] if "peak_tflops" in ok else [])
-    top = max((float(v.max()) for v in values if v.notna().any()), default=0.0)
-    unit, scale = ("TFLOP/s", 1.0) if top >= 1 else ("GFLOP/s", 1000.0)
+    unit, scale = flops_unit(ok["tflops"], ok.get("peak_tflops", []))
     fig = go.Figure()
     for name, g in _series(ok):
         fig.add_trace(

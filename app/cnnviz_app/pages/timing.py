@@ -166,18 +166,29 @@ if results is not None:
             "note",
         ]
         # columns that no row fills (GPU-only ones on a CPU run) would only show "None"
-        shown = [c for c in cols if c in results and results[c].notna().any()]
-        st.dataframe(
-            results[shown],
-            hide_index=True,
-            column_config={
-                "latency_ms": st.column_config.NumberColumn(format="%.3f"),
-                # 3 significant digits (0.457, 13.3, 1230; "%.0f" read "1"): sprintf-js's %g
-                # is Number(x.toPrecision(3)), no exponent
-                "throughput": st.column_config.NumberColumn("images/s", format="%.3g"),
-                "tflops": st.column_config.NumberColumn(format="%.3f"),
-                "host_ms": st.column_config.NumberColumn(
-                    format="%.3f", help="Host time to issue one run (CUDA only)"
+        view = results[[c for c in cols if c in results and results[c].notna().any()]].copy()
+        # FLOP/s in the unit that reads (a CPU's 0.004 TFLOP/s as 4 GFLOP/s), bytes in MiB
+        unit, scale = timing_plots.flops_unit(view.get("tflops", []), view.get("peak_tflops", []))
+        for col in ("tflops", "peak_tflops"):
+            if col in view:
+                view[col] = view[col] * scale
+        if "peak_memory_bytes" in view:
+            view["peak_memory_bytes"] = view["peak_memory_bytes"] / 2**20
+        # "%.3g": 3 significant digits (0.457, 13.3, 1230; "%.0f" read "1"): sprintf-js's
+        # %g is Number(x.toPrecision(3)), no exponent
+        number = st.column_config.NumberColumn
+        widgets.table(
+            view,
+            {
+                "latency_ms": number("latency (ms)", format="%.3f"),
+                "iqr_ms": number("spread, IQR (ms)", format="%.3f"),
+                "runs": number("timed runs"),
+                "throughput": number("images/s", format="%.3g"),
+                "tflops": number(f"achieved {unit}", format="%.3g"),
+                "peak_tflops": number(f"peak {unit}", format="%.3g"),
+                "peak_memory_bytes": number("peak memory (MiB)", format="%.1f"),
+                "host_ms": number(
+                    "host (ms)", format="%.3f", help="Host time to issue one run (CUDA only)"
                 ),
             },
         )
@@ -208,7 +219,18 @@ if results is not None:
             "spread their interquartile range."
         )
 
-with st.expander("Per-layer breakdown (one configuration)"):
+
+def _ask_for_layers() -> None:
+    # Set before the rerun the click starts, so that run draws the expander open already.
+    st.session_state["t_layers_asked"] = True
+
+
+# The last per-layer table stays (with what it timed) until the next one: the page's other
+# widgets rerun it. The expander opens on it: a rerun that changed what the expander shows
+# drew it closed, hiding the table just asked for.
+layers = st.session_state.get("t_layer_table")
+asked = st.session_state.pop("t_layers_asked", False)
+with st.expander("Per-layer breakdown (one configuration)", expanded=asked or layers is not None):
     st.caption(
         "Each leaf layer's median time beside its MACs from cnnviz.analyze: where the time "
         "goes, and which layers run far from the device's peak."
@@ -216,20 +238,23 @@ with st.expander("Per-layer breakdown (one configuration)"):
     p1, p2, p3 = st.columns(3)
     one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
     one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
-    if p3.button("Time each layer", key="t_layers") and one:
+    p3.button("Time each layer", key="t_layers", on_click=_ask_for_layers, disabled=not one)
+    if asked and one:
         with widgets.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
             table = caching.layer_breakdown(one, main_dev.type, one_dtype)
-            st.dataframe(
-                table,
-                hide_index=True,
-                column_config={
-                    "ms": st.column_config.NumberColumn(format="%.3f"),
-                    "macs": st.column_config.NumberColumn("MACs", format="localized"),
-                    "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
-                },
-            )
-            st.caption(
-                f"Batch 1, {one_dtype}, median of 5 passes on {timing.device_name(main_dev)}. "
-                "Small layers run far below the device's peak: their time is mostly launch "
-                "and memory traffic, not arithmetic."
-            )
+            layers = st.session_state["t_layer_table"] = (one, one_dtype, table)
+    if layers is not None:
+        model, dtype, table = layers
+        widgets.table(
+            table,
+            {
+                "ms": st.column_config.NumberColumn("time (ms)", format="%.3f"),
+                "macs": st.column_config.NumberColumn("MACs", format="localized"),
+                "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
+            },
+        )
+        st.caption(
+            f"{model}, batch 1, {dtype}, median of 5 passes on "
+            f"{timing.device_name(main_dev)}. Small layers run far below the device's peak: "
+            "their time is mostly launch and memory traffic, not arithmetic."
+        )
