@@ -130,6 +130,12 @@ def _assert_human(at: AppTest) -> int:
     return len(at.dataframe)
 
 
+def test_compare_tables_have_human_headers_and_scroll_hints():
+    at = page("compare", models=["resnet20", "resnet56"], train_on="true")
+    assert _assert_human(at) == 3  # totals, training step, productivity
+    assert any("12 columns" in c.value for c in at.caption)  # the totals
+
+
 def test_timing_tables_have_human_headers():
     rows = _cpu_rows()
     rows["peak_memory_bytes"] = [2**20, 3 * 2**20]
@@ -145,3 +151,35 @@ def test_timing_tables_have_human_headers():
     heads = _headers(at.dataframe[1])
     assert heads == ["layer", "time (ms)", "kind", "MACs", "GFLOP/s"]
     _assert_human(at)
+
+
+# --------------------------------------------------------------------------- no repeated work
+def test_compare_reruns_repeat_no_analysis_or_figure(monkeypatch):
+    from cnnviz import compare
+    from cnnviz.render import plots
+
+    calls: list[str] = []
+
+    def counted(module, name):
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    for name in ("compare", "stage_table", "productivity_table"):
+        counted(compare, name)
+    for name in ("macs_vs_params", "stage_bars"):
+        counted(plots, name)
+    at = page("compare", models=["resnet20", "resnet56"])
+    assert {"compare", "macs_vs_params", "stage_bars"} <= set(calls)
+    calls.clear()
+    at.run()  # a rerun that changed nothing
+    assert calls == []
+    at2 = page("compare", models=["resnet20", "resnet56"])  # another visitor, same models
+    assert calls == [] and not at2.exception
+    at.multiselect(key="models").set_value(["resnet20"]).run()
+    at.multiselect(key="models").set_value(["resnet20", "resnet56"]).run()  # back again
+    assert calls.count("macs_vs_params") == 1  # only the new set of models was drawn

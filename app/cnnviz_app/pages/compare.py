@@ -1,10 +1,119 @@
 """Compare architectures: totals, where the parameters sit, MACs against params, per stage."""
 
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import compare, fmt, training, zoo
 from cnnviz.render import plots
+
+Job = tuple[str, str, caching.Config, tuple[int, ...]]  # label, zoo name, config, input shape
+
+
+# Cached across sessions with st.cache_resource: the results are frozen (an Analysis, tables
+# and figures the page only reads), so every rerun and visitor shares them as they are;
+# st.cache_data would unpickle them on each hit, and an unpickled Plotly figure is validated
+# all over again. A rerun that did not change the models repeats no analysis, table or figure.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _analysis(name: str, config: caching.Config, shape: tuple[int, ...]):
+    return caching.analysis(name, config, shape)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the page shows for one set of models, but the training step."""
+
+    summary: pd.DataFrame  # compare.compare: the numbers
+    totals: pd.DataFrame  # the same, as the table reads them (1.2M, 3.4 MiB, 12.5 %)
+    exact: str  # exact params and MACs per model
+    notes: tuple[str, ...]
+    csv: str
+    json: str
+    scatter: go.Figure
+    stages: dict[str, pd.DataFrame]
+    productivity: pd.DataFrame
+
+
+TOTALS = [
+    "label",
+    "input",
+    "params",
+    "macs",
+    "flops",
+    "weighted_depth",
+    "rf",
+    "activation_bytes",
+    "peak_activation_bytes",
+    "conv_params",
+    "fc_params",
+    "fc_share",
+]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _overview(jobs: tuple[Job, ...]) -> Overview:
+    analyses = {label: _analysis(name, cfg, shape) for label, name, cfg, shape in jobs}
+    df = compare.compare(analyses)
+    view = df.copy()
+    for col in ("params", "conv_params", "fc_params", "macs", "flops"):
+        view[col] = view[col].map(fmt.compact)
+    for col in ("activation_bytes", "peak_activation_bytes"):
+        view[col] = view[col].map(fmt.nbytes)
+    view["fc_share"] = (df["fc_share"] * 100).round(1).astype(str) + " %"
+    # 212, "7x5", "unknown": one type for the table (Arrow refuses a column of ints and text)
+    view["rf"] = view["rf"].map(str)
+    exact = "Exact counts: " + "; ".join(
+        f"{r.label}: {fmt.count(r.params)} params, {fmt.count(r.macs)} MACs"
+        for r in df.itertuples()
+    )
+    notes = [
+        f"{r.label}: the final RF is unknown because {r.rf_note}."
+        for r in df.itertuples()
+        if r.rf_note
+    ]
+    notes += [f"{label}: {note}." for label, a in analyses.items() for note in a.notes]
+    return Overview(
+        summary=df,
+        totals=view[[c for c in TOTALS if c in view]],
+        exact=exact,
+        notes=tuple(notes),
+        csv=compare.to_csv(df),
+        json=compare.to_json(df),
+        scatter=plots.macs_vs_params(df),
+        stages={label: compare.stage_table(a) for label, a in analyses.items()},
+        productivity=compare.productivity_table(analyses),
+    )
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _stage_bars(jobs: tuple[Job, ...], metric: str, log: bool) -> go.Figure:
+    return plots.stage_bars(_overview(jobs).stages, metric, log=log)
+
+
+@st.fragment
+def stage_section(jobs: tuple[Job, ...]) -> None:
+    """Per-stage bars; their metric and scale rerun only this part of the page."""
+    with widgets.user_errors():
+        st.subheader("Per stage")
+        metric = st.segmented_control(
+            "metric", ["macs", "params"], default="macs", key="stage_metric", bind="query-params"
+        )
+        log = st.checkbox(
+            "log scale",
+            key="stage_log",
+            bind="query-params",
+            help="Small models' bars stay visible beside VGG's.",
+        )
+        st.plotly_chart(_stage_bars(jobs, metric or "macs", log), key="stages")
+        st.caption(
+            "A stage is a run of layers at one spatial size, labelled by that size against "
+            "the input's (1/4: a quarter of its height and width), so bars side by side work "
+            "at the same resolution; 'head' is everything after global pooling or flatten."
+        )
+
 
 st.title("Compare architectures")
 st.caption(
@@ -51,7 +160,7 @@ if not names:
     st.stop()
 
 analyses = {}
-jobs = {}  # label -> (name, config, input shape): what the training step is traced on
+jobs = {}  # label -> (name, config, input shape): what the analysis and training step trace
 for name in names:  # a model that cannot take this input is a message; the others stay
     cfg = configs[name]
     label = name + "".join(f" {k}={v}" for k, v in cfg)
@@ -59,43 +168,20 @@ for name in names:  # a model that cannot take this input is a message; the othe
         shape = caching.default_input(name, cfg)
         if same:
             shape = (*shape[:-2], int(size), int(size))
-        analyses[label] = caching.analysis(name, cfg, shape)
+        analyses[label] = _analysis(name, cfg, shape)
         jobs[label] = (name, cfg, shape)
 if not analyses:
     st.stop()
+key = tuple((label, *job) for label, job in jobs.items())
 
 with widgets.user_errors():
-    df = compare.compare(analyses)
-
+    ov = _overview(key)
     st.subheader("Totals")
-    view = df.copy()
-    for col in ("params", "conv_params", "fc_params", "macs", "flops"):
-        view[col] = view[col].map(fmt.compact)
-    for col in ("activation_bytes", "peak_activation_bytes"):
-        view[col] = view[col].map(fmt.nbytes)
-    view["fc_share"] = (df["fc_share"] * 100).round(1).astype(str) + " %"
-    # 212, "7x5", "unknown": one type for the table (Arrow refuses a column of ints and text)
-    view["rf"] = view["rf"].map(str)
-    cols = [
-        "label",
-        "input",
-        "params",
-        "macs",
-        "flops",
-        "weighted_depth",
-        "rf",
-        "activation_bytes",
-        "peak_activation_bytes",
-        "conv_params",
-        "fc_params",
-        "fc_share",
-    ]
-    st.dataframe(
-        view[[c for c in cols if c in view]],
-        hide_index=True,
+    widgets.table(
+        ov.totals,
         # the library's machine names, read as headers (each one distinct, so none is cut
         # to a second "params")
-        column_config={
+        {
             "label": "model",
             "params": "params",
             "macs": "MACs",
@@ -109,58 +195,26 @@ with widgets.user_errors():
             "fc_share": "FC share of params",
         },
     )
-    st.caption(
-        "Exact counts: "
-        + "; ".join(
-            f"{r.label}: {fmt.count(r.params)} params, {fmt.count(r.macs)} MACs"
-            for r in df.itertuples()
-        )
-    )
-    for r in df.itertuples():
-        if r.rf_note:
-            st.caption(f"{r.label}: the final RF is unknown because {r.rf_note}.")
-    for label, a in analyses.items():  # unused parameters (aux heads), norm conventions
-        for note in a.notes:
-            st.caption(f"{label}: {note}.")
+    st.caption(ov.exact)
+    for note in ov.notes:  # unknown final RFs, unused parameters (aux heads), conventions
+        st.caption(note)
     c1, c2 = st.columns(2)
-    c1.download_button(
-        "Download CSV", compare.to_csv(df), "cnnviz_compare.csv", "text/csv", key="dl_csv"
-    )
+    c1.download_button("Download CSV", ov.csv, "cnnviz_compare.csv", "text/csv", key="dl_csv")
     c2.download_button(
-        "Download JSON",
-        compare.to_json(df),
-        "cnnviz_compare.json",
-        "application/json",
-        key="dl_json",
+        "Download JSON", ov.json, "cnnviz_compare.json", "application/json", key="dl_json"
     )
 
     left, right = st.columns(2)
     with left:
         st.subheader("MACs against parameters")
-        st.plotly_chart(plots.macs_vs_params(df), key="scatter")
+        st.plotly_chart(ov.scatter, key="scatter")
         st.caption(
             "Marker size: final receptive field. Right: parameter-heavy (AlexNet and VGG, "
             "mostly in their fully connected layers); up: compute-heavy (VGG, then ResNet-50). "
             "GoogLeNet and ResNet buy more compute per parameter."
         )
     with right:
-        st.subheader("Per stage")
-        metric = st.segmented_control(
-            "metric", ["macs", "params"], default="macs", key="stage_metric", bind="query-params"
-        )
-        log = st.checkbox(
-            "log scale",
-            key="stage_log",
-            bind="query-params",
-            help="Small models' bars stay visible beside VGG's.",
-        )
-        tables = {label: compare.stage_table(a) for label, a in analyses.items()}
-        st.plotly_chart(plots.stage_bars(tables, metric or "macs", log=log), key="stages")
-        st.caption(
-            "A stage is a run of layers at one spatial size, labelled by that size against "
-            "the input's (1/4: a quarter of its height and width), so bars side by side work "
-            "at the same resolution; 'head' is everything after global pooling or flatten."
-        )
+        stage_section(key)
 
 
 GPUS = (8, 16, 24, 40, 80)  # GB, common GPU memory sizes
@@ -237,19 +291,18 @@ def _training(jobs: dict) -> None:
         "fits",
         "max_batch_text",
     ]
-    st.dataframe(
+    widgets.table(
         view[cols],
-        hide_index=True,
-        key="train_table",
-        column_config={
+        {
             "peak_bytes": "peak memory",
             "saved_bytes": "saved for backward",
             "state_bytes": "params + grads + optimizer",
             "forward_macs": "forward MACs",
             "backward_macs": "backward MACs",
             "fits": st.column_config.CheckboxColumn(f"fits at batch {batch}"),
-            "max_batch_text": f"on a {gpu} GB GPU",
+            "max_batch_text": f"largest batch on a {gpu} GB GPU",
         },
+        key="train_table",
     )
     st.caption(
         f"Batch {batch}, {optimizer}, {dtype}. The largest batch "
@@ -263,18 +316,7 @@ training_section(jobs)
 
 with widgets.user_errors():
     st.subheader("Where depth stops adding context")
-    pdf = compare.productivity_table(analyses)
-    st.dataframe(
-        pdf,
-        hide_index=True,
-        key="productivity_table",
-        column_config={
-            "unproductive": "unproductive layers",
-            "probably_unproductive": "probably unproductive",
-            "productive_from": "no unproductive layer from",
-            "all_productive_from": "none even probably from",
-        },
-    )
+    widgets.table(_overview(key).productivity, key="productivity_table")
     st.caption(
         "A layer is unproductive at an input size when its receptive field, even along its "
         "smallest path from the input, already exceeds the input: it can add no new context, "
