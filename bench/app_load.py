@@ -18,8 +18,9 @@ reports its script run over (``data-test-script-state="notRunning"`` on ``stApp`
 Errors, per visit: an exception box on the page (``stException``), an error on the browser
 console (except the two known 404 probes of ``/<page>/_stcore/health`` and ``host-config``
 that Streamlit's frontend makes on a direct load of a page other than ``/``), a failed
-request, or a visit over ``--timeout``. A thread probes ``/_stcore/health`` every 0.5 s and
-records each answer's latency (a probe without an answer in 5 s counts as 5 s and a failure).
+request, or a visit over ``--timeout``. A process of its own probes ``/_stcore/health`` every
+0.5 s and records each answer's latency (a probe without an answer in 5 s counts as 5 s and a
+failure).
 
 With ``--compute`` two more contexts run real compute beside the browsing sessions: the
 Timing page runs VGG-19 at batches 2-64 (the request that once held the compute lock for
@@ -161,30 +162,51 @@ def _rss_mib(pid: int) -> dict[str, float]:
     return out
 
 
-class HealthProbe(threading.Thread):
-    """GET /_stcore/health every 0.5 s until stopped; keeps every latency (seconds)."""
+class HealthProbe:
+    """GET /_stcore/health every 0.5 s until stopped; keeps every latency (seconds).
+
+    The probe runs in a process of its own: a thread in this one timed its own wait for this
+    process's interpreter lock, which the browser sessions' event loop holds, and not only
+    the server's answer.
+    """
 
     def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
         self.url = f"{url}/_stcore/health"
         self.latencies: list[float] = []
-        self.times: list[float] = []  # time.monotonic() of each probe
+        self.times: list[float] = []  # time.monotonic() of each probe (one clock system-wide)
         self.failures = 0
-        self._halt = threading.Event()
+        self._proc: subprocess.Popen | None = None
 
-    def run(self) -> None:
-        while not self._halt.is_set():
-            t0 = time.perf_counter()
-            self.times.append(time.monotonic())
-            ok = _get(self.url, HEALTH_TIMEOUT_S) == "ok"
-            took = time.perf_counter() - t0
-            self.latencies.append(took if ok else max(took, HEALTH_TIMEOUT_S))
-            self.failures += not ok
-            self._halt.wait(max(0.0, HEALTH_EVERY_S - took))
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "--probe", self.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def stop(self) -> None:
-        self._halt.set()
-        self.join(HEALTH_TIMEOUT_S + 1)
+        assert self._proc is not None, "start() first"
+        out, _ = self._proc.communicate("", timeout=HEALTH_TIMEOUT_S + 10)  # EOF: stop
+        for line in out.splitlines():
+            at, took, ok = line.split()
+            self.times.append(float(at))
+            self.latencies.append(float(took))
+            self.failures += ok != "1"
+
+
+def probe_until_eof(url: str) -> None:
+    """The probe process: one line ``<monotonic> <seconds> <ok>`` per probe on stdout, until
+    stdin closes."""
+    halt = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), halt.set()), daemon=True).start()
+    while not halt.is_set():
+        t0 = time.perf_counter()
+        at = time.monotonic()
+        ok = _get(url, HEALTH_TIMEOUT_S) == "ok"
+        took = time.perf_counter() - t0
+        print(f"{at:.4f} {took if ok else max(took, HEALTH_TIMEOUT_S):.4f} {int(ok)}", flush=True)
+        halt.wait(max(0.0, HEALTH_EVERY_S - took))
 
 
 # --------------------------------------------------------------------------- the sessions
@@ -475,6 +497,10 @@ def report(levels: list[Level]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--probe"]:  # HealthProbe's own process
+        probe_until_eof(argv[1])
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, nargs="+", default=[5, 10, 20])
     ap.add_argument("--duration", type=float, default=120.0, help="seconds of browsing")

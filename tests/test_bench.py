@@ -95,3 +95,59 @@ def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     assert (txt.name, js.name) == ("app_speed_2026-01-02.txt", "app_speed_2026-01-02.json")
     txt.write_text("")
     assert app_speed.out_paths(tmp_path, "2026-01-02")[1].name == "app_speed_2026-01-02_2.json"
+
+
+# bench/app_load.py: the health probe, in its own process, against a local server.
+
+
+@pytest.fixture(scope="module")
+def app_load():
+    spec = importlib.util.spec_from_file_location("app_load", ROOT / "bench" / "app_load.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["app_load"] = mod  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.modules.pop("app_load", None)
+
+
+def test_health_probe_records_each_answer_from_its_own_process(app_load):
+    import http.server
+    import threading
+    import time
+
+    seen, enough = [], threading.Event()
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # "ok" on the first two probes, then a 503
+            seen.append(self.path)
+            ok = len(seen) <= 2
+            body = b"ok" if ok else b"busy"
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            if len(seen) >= 3:
+                enough.set()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe = app_load.HealthProbe(f"http://127.0.0.1:{server.server_port}")
+        t0 = time.monotonic()
+        probe.start()
+        assert enough.wait(60), "no three probes within 60 s"
+        probe.stop()
+    finally:
+        server.shutdown()
+    n = len(probe.latencies)
+    assert n >= 3 and len(probe.times) == n
+    assert probe.failures == n - 2  # every probe after the second got the 503
+    assert probe.latencies[2] == app_load.HEALTH_TIMEOUT_S  # a failed probe counts as 5 s
+    assert all(0 < t < app_load.HEALTH_TIMEOUT_S for t in probe.latencies[:2])
+    assert all(t0 <= t for t in probe.times) and probe.times == sorted(probe.times)
+    assert set(seen) == {"/_stcore/health"}
