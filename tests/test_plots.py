@@ -195,3 +195,64 @@ def test_one_palette_for_every_figure():
         assert not re.findall(r"#[0-9A-Fa-f]{6}\b|#[0-9A-Fa-f]{3}\b", source), name
         assert "plotly_white" not in source and "TEMPLATE" in source, name
     assert palette.TEMPLATE.layout.colorway == palette.SERIES
+
+
+# --------------------------------------------------------------------------- issue #12 §3
+def test_layer_bars_label_resnet50_by_stage(analyses):
+    # ResNet-50 has 175 rows: a name under every bar is unreadable, none says nothing
+    a = analyses["resnet50"]
+    fig = P.layer_bars(a, "macs", selected="layer3.0.conv2")
+    axis = fig.layout.xaxis
+    assert axis.showticklabels is not False and axis.tickmode == "array"
+    assert len(axis.tickvals) <= 20 and len(axis.tickvals) == len(axis.ticktext)
+    # one label per stage, from the rows' own stage numbers: the stage's output size
+    stage_of = {r.name: r.stage for r in a.layers}
+    stages = sorted(set(stage_of.values()))
+    assert [stage_of[v] for v in axis.tickvals] == stages
+    sizes = {}
+    for r in a.layers:  # a stage's size: its first spatial output; the head pools globally
+        if r.stage not in sizes and len(r.output_shape or ()) == 4 and not r.rf_global:
+            sizes[r.stage] = f"{r.output_shape[2]}x{r.output_shape[3]}"
+    texts = [t.replace("<br>", "") for t in axis.ticktext]
+    assert texts == [sizes.get(s, "head") for s in stages]
+    assert texts[:5] == ["112x112", "56x56", "28x28", "14x14", "7x7"]  # torchvision's stages
+    # a line where each stage after the first begins: bar i spans i - 0.5 .. i + 0.5
+    names = [r.name for r in a.layers]
+    firsts = [names.index(next(n for n in names if stage_of[n] == s)) for s in stages[1:]]
+    assert sorted(s.x0 for s in fig.layout.shapes) == [i - 0.5 for i in firsts]
+    # the selected bar is named, since the ticks name stages only
+    assert any("layer3.0.conv2" in (n.text or "") for n in fig.layout.annotations)
+    # a short model keeps a name under every bar
+    alex = P.layer_bars(analyses["alexnet"]).layout.xaxis
+    assert list(alex.tickvals) == [r.name for r in analyses["alexnet"].layers]
+
+
+def test_rf_growth_plot_stride_has_its_own_panel(analyses):
+    # the stride on a second y axis over the RF's plot read as RF pixels: its own panel now
+    fig = P.rf_growth_plot(analyses["resnet50"])
+    stride = next(t for t in fig.data if t.name == "effective stride")
+    y_rf, y_stride = fig.layout.yaxis, fig.layout.yaxis2
+    assert stride.yaxis == "y2" and y_stride.overlaying is None
+    lo_rf, hi_rf = y_rf.domain
+    lo_st, hi_st = y_stride.domain
+    assert hi_st < lo_rf  # below the RF's panel, not over it
+    assert hi_st - lo_st < hi_rf - lo_rf  # the smaller panel
+    assert "effective" in y_stride.title.text and "stride" in y_stride.title.text
+    color = palette.COLORS["stride"]
+    assert stride.line.color == y_stride.title.font.color == y_stride.tickfont.color == color
+    assert fig.layout.xaxis2.matches == "x" or fig.layout.xaxis.matches == "x2"  # one depth
+
+
+def test_legends_stand_apart_from_the_plot(analyses):
+    # phone width: a legend beside or over the plot area crowds the bars; it lies in a row
+    a = analyses["resnet50"]
+    rf = a.receptive_field("layer3.0.conv2")
+    figs = [
+        P.stage_bars({k: C.stage_table(x) for k, x in analyses.items()}),
+        P.rf_growth_plot(a),
+        P.rf_on_input(rf, (224, 224), (5, 5), output_spatial=(14, 14)),
+    ]
+    for fig in figs:
+        assert fig.layout.showlegend is not False
+        legend = fig.layout.legend
+        assert legend.orientation == "h" and (legend.y < 0 or legend.y > 1), fig.layout.title

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz import fmt
-from cnnviz.compare import rf_growth, rf_paths, unit_view
+from cnnviz.compare import rf_growth, rf_paths, stage_table, unit_view
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE, model_colors, rgba
@@ -291,22 +291,87 @@ def layer_bars(
             hovertemplate="%{hovertext}<extra></extra>",
         )
     )
+    ticks = _layer_ticks(a)
     fig.update_xaxes(
-        title_text="Layer (execution order)",
+        title_text=ticks["title"],
         categoryorder="array",
         categoryarray=[plain(n) for n in names],
-        tickangle=-60,
+        tickmode="array",
+        tickvals=ticks["vals"],
+        ticktext=ticks["text"],
+        tickangle=ticks["angle"],
         tickfont={"size": 10},
-        showticklabels=len(names) <= 120,
+        showticklabels=True,
     )
+    # a thin line where each stage starts (x = category index; bar i spans i - 0.5 .. i + 0.5)
+    for start in ticks["starts"]:
+        fig.add_vline(x=start - 0.5, line={"color": COLORS["grid"], "width": 1}, layer="below")
+    if selected is not None:  # the chosen bar is named above the plot: ticks name stages only
+        fig.add_annotation(
+            x=plain(selected),
+            y=1,
+            yref="paper",
+            yanchor="bottom",
+            text=f"▼ {plain(selected)}",
+            showarrow=False,
+            font={"color": COLORS["selected"], "size": 11},
+        )
     fig.update_yaxes(title_text=METRICS[metric], type="log" if log else "linear", tickformat="~s")
     title = f"{plain(a.model_name)}: {METRICS[metric]} per layer"
     return _layout(fig, title, bargap=0.15, showlegend=False)
 
 
+#: At most this many rows are each named on the x axis; a deeper model is labelled by stage.
+MAX_ROW_TICKS = 30
+#: At most this many stage labels (a deeper U-Net keeps every k-th).
+MAX_STAGE_TICKS = 16
+
+
+def _layer_ticks(a: Analysis) -> dict[str, Any]:
+    """The x ticks of :func:`layer_bars`: every row's name up to :data:`MAX_ROW_TICKS` rows,
+    else one label per stage (its resolution, from :func:`~cnnviz.compare.stage_table`) at
+    the stage's middle row, every second one a line lower. ``starts`` are the row indices
+    where a stage after the first begins.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
+    >>> t = _layer_ticks(a)
+    >>> t["text"], t["starts"]
+    (['32x32', '<br>16x16', '8x8', '<br>head'], [24, 46, 68])
+    """
+    names = [plain(r.name) for r in a.layers]
+    stages = stage_table(a)
+    sizes = [int(n) for n in stages["layers"]]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    if len(names) <= MAX_ROW_TICKS:
+        return {
+            "vals": names,
+            "text": names,
+            "angle": -60,
+            "starts": starts[1:],
+            "title": "Layer (execution order)",
+        }
+    every = max(1, math.ceil(len(sizes) / MAX_STAGE_TICKS))
+    picked = range(0, len(sizes), every)
+    return {
+        "vals": [names[starts[i] + sizes[i] // 2] for i in picked],
+        # every second label a line lower: a 3-row stem (ResNet's conv1) beside the next
+        # stage's label would overlap it at phone width
+        "text": [
+            ("<br>" if k % 2 else "") + plain(str(stages["size"].iloc[i]))
+            for k, i in enumerate(picked)
+        ],
+        "angle": 0,
+        "starts": starts[1:],
+        "title": "Layer (execution order), by stage: output size",
+    }
+
+
 def rf_growth_plot(a: Analysis) -> go.Figure:
-    """Receptive-field size (left axis) and effective stride (right axis, log 2) against
-    depth; a dotted line marks the input size.
+    """Receptive-field size (top) and effective stride (a small panel below, log 2 axis, in
+    the stride's colour) against depth; a dotted line marks the input size. Two panels, not two
+    y axes on one plot: a second axis over the RF's invites reading the stride against the
+    RF's scale.
 
     The RF follows the data flow (:func:`~cnnviz.compare.rf_paths`): ``RF size`` is the main
     path (the one to the output), ``RF size, branches`` every side branch from its fork to its
@@ -321,7 +386,9 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
     """
     df = rf_growth(a)
     top_stride = max(1, int(df["stride"].max())) if len(df) else 1
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06
+    )
     if len(df):
         strides = df.groupby("depth", sort=True)["stride"].max()
         depth = [int(d) for d in strides.index]
@@ -343,7 +410,8 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
                     customdata=[plain(n) for n in main["name"]],
                     hovertemplate="depth %{x}: RF %{y} px<br>%{customdata}<extra></extra>",
                 ),
-                secondary_y=False,
+                row=1,
+                col=1,
             )
         xs: list[int | None] = []
         ys: list[int | None] = []
@@ -365,7 +433,8 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
                     customdata=names,
                     hovertemplate="depth %{x}: RF %{y} px, branch<br>%{customdata}<extra></extra>",
                 ),
-                secondary_y=False,
+                row=1,
+                col=1,
             )
         fig.add_trace(
             go.Scatter(
@@ -376,7 +445,8 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
                 line={"color": COLORS["stride"], "width": 2, "shape": "hv", "dash": "dot"},
                 hovertemplate="depth %{x}: stride %{y} px<extra></extra>",
             ),
-            secondary_y=True,
+            row=2,
+            col=1,
         )
         if a.input_spatial:
             side = max(a.input_spatial)
@@ -385,7 +455,8 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
                 line={"color": COLORS["reference"], "dash": "dot", "width": 1},
                 annotation_text=f"input {side} px",
                 annotation_position="top left",
-                secondary_y=False,
+                row=1,
+                col=1,
             )
     else:
         fig.add_annotation(
@@ -396,19 +467,19 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
             xref="paper",
             yref="paper",
         )
-    fig.update_xaxes(
-        title_text="Depth (conv/linear layers on the longest path)",
-        tickformat="d",
-        dtick=1 if df["depth"].max() <= 20 else None,
-    )
-    fig.update_yaxes(title_text="RF size (input px)", rangemode="tozero", secondary_y=False)
+    fig.update_xaxes(tickformat="d", dtick=1 if df["depth"].max() <= 20 else None)
+    fig.update_xaxes(title_text="Depth (conv/linear layers on the longest path)", row=2, col=1)
+    fig.update_yaxes(title_text="RF size (input px)", rangemode="tozero", row=1, col=1)
+    stride_color = COLORS["stride"]
     fig.update_yaxes(
-        title_text="Effective stride (px, log scale)",
+        title_text="effective<br>stride (px)",
+        title_font={"color": stride_color},
+        tickfont={"color": stride_color},
         type="log",
         dtick=math.log10(2),
         range=[-0.05, math.log10(top_stride) + 0.1],
-        showgrid=False,
-        secondary_y=True,
+        row=2,
+        col=1,
     )
     return _layout(fig, f"{plain(a.model_name)}: receptive field growth", hovermode="x unified")
 
