@@ -136,6 +136,34 @@ def test_compare_tables_have_human_headers_and_scroll_hints():
     assert any("12 columns" in c.value for c in at.caption)  # the totals
 
 
+def test_custom_table_has_human_headers():
+    at = page("custom")
+    heads = _headers(at.dataframe[0])
+    assert {"layer", "MACs", "RF", "RF stride"} <= set(heads)
+    assert _assert_human(at) == 1
+
+
+def test_custom_reruns_build_no_figure_again(monkeypatch):
+    from cnnviz.render import plots
+
+    calls: list[str] = []
+    real = plots.rf_growth_plot
+
+    def counted(*args, **kwargs):
+        calls.append("growth")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "rf_growth_plot", counted)
+    at = page("custom")
+    assert calls == ["growth"]
+    at.run()  # the same text: nothing to build
+    assert calls == ["growth"] and len(at.get("plotly_chart")) == 2
+    at.text_area(key="spec_text").set_value(
+        "input: [1, 1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n"
+    ).run()
+    assert calls == ["growth", "growth"]
+
+
 def test_timing_tables_have_human_headers():
     rows = _cpu_rows()
     rows["peak_memory_bytes"] = [2**20, 3 * 2**20]

@@ -4,11 +4,48 @@ The app never runs user code: specs are parsed with safe loaders and built by cn
 the analysis runs on the meta device, so only the spec's size is limited.
 """
 
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 from cnnviz_app import caching, uploads, widgets
 
 from cnnviz import compare, fmt, spec
 from cnnviz.render import plots
+from cnnviz.result import Analysis
+
+
+@dataclass(frozen=True)
+class Views:
+    """What the page shows for one valid spec text."""
+
+    analysis: Analysis
+    bars: go.Figure
+    growth: go.Figure
+    layers: pd.DataFrame
+    yaml: str
+    json: str
+    token: str  # the spec in the page's link
+
+
+# One per distinct text, shared by every rerun and visitor as it is (frozen results the page
+# only reads: st.cache_data would unpickle them on each hit, the figures validated again),
+# so a rerun that kept the text (a tab, a download) builds no figure or table again.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _views(text: str) -> Views:
+    checked = caching.parsed_spec(text)
+    a = caching.spec_analysis(text)
+    return Views(
+        analysis=a,
+        bars=plots.layer_bars(a, "params"),
+        growth=plots.rf_growth_plot(a),
+        layers=compare.layer_table(a),
+        yaml=spec.dumps(checked),
+        json=spec.dumps(checked, "json"),
+        token=spec.to_url(checked),
+    )
+
 
 st.title("Custom model")
 st.caption(
@@ -122,7 +159,8 @@ if spec_error is not None:
     )
     st.stop()
 with widgets.user_errors():
-    a = caching.spec_analysis(text)
+    v = _views(text)
+    a = v.analysis
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Parameters", fmt.compact(a.total_params), help=fmt.count(a.total_params))
     m2.metric("MACs", fmt.compact(a.total_macs), help=fmt.count(a.total_macs))
@@ -131,20 +169,17 @@ with widgets.user_errors():
     m4.metric("Final RF", fmt.rf(final), help=fmt.rf_help(final))
     for note in a.notes:  # the conventions behind these numbers, for this model
         st.caption(f"Note: {widgets.md_text(note)}.")
-    st.plotly_chart(plots.layer_bars(a, "params"), key="bars")
-    st.plotly_chart(plots.rf_growth_plot(a), key="growth")
-    st.dataframe(compare.layer_table(a), hide_index=True)
+    st.plotly_chart(v.bars, key="bars")
+    st.plotly_chart(v.growth, key="growth")
+    widgets.table(v.layers, {"output": "output shape", "stride": "RF stride"})
 
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Download YAML", spec.dumps(checked), "cnnviz_spec.yaml", key="dl_yaml")
-    d2.download_button(
-        "Download JSON", spec.dumps(checked, "json"), "cnnviz_spec.json", key="dl_json"
-    )
+    d1.download_button("Download YAML", v.yaml, "cnnviz_spec.yaml", key="dl_yaml")
+    d2.download_button("Download JSON", v.json, "cnnviz_spec.json", key="dl_json")
     # Keep the URL in step with the spec, so a reload or a shared link shows this model.
-    token = spec.to_url(checked)
-    if len(token) <= MAX_URL_TOKEN:
-        if st.query_params.get("spec") != token:
-            st.query_params["spec"] = token
+    if len(v.token) <= MAX_URL_TOKEN:
+        if st.query_params.get("spec") != v.token:
+            st.query_params["spec"] = v.token
         d3.caption("The page URL holds this spec: copy it from the address bar to share it.")
     else:
         st.query_params.pop("spec", None)
