@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "BLOCKS",
     "IMAGENET_DEPTHS",
     "BlockCase",
     "BlockNode",
@@ -41,6 +42,7 @@ __all__ = [
     "RFSide",
     "RFStep",
     "block_cases",
+    "default_block",
     "degradation_depths",
     "rf_lab",
     "rf_lab_input_size",
@@ -60,11 +62,14 @@ class RFLabOptions:
     is centred on the same pixel.
     """
 
-    n: tuple[int, int] = (1, 8)  # inclusive range
-    kernel_sizes: tuple[int, ...] = (1, 3, 5, 7)
+    n: tuple[int, int] = (1, 16)  # inclusive range
+    kernel_sizes: tuple[int, ...] = (1, 3, 5, 7, 9, 11)  # 11: AlexNet's first conv
     channels: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
     dilation: tuple[int, int] = (1, 4)  # inclusive range
     stride: tuple[int, int] = (1, 2)  # inclusive range
+    #: With stride s > 1, n is at most this: the input side is a multiple of s**n
+    #: (:func:`rf_lab_input_size`), so stride 2 and n = 16 would need a 65536x65536 input.
+    max_strided_n: int = 8
     defaults: tuple[tuple[str, int], ...] = (
         ("n", 2),
         ("k", 3),
@@ -81,8 +86,8 @@ def valid_rf_lab_options() -> RFLabOptions:
     """The slider ranges / choices :func:`rf_lab` accepts.
 
     >>> o = valid_rf_lab_options()
-    >>> o.n, o.kernel_sizes, o.stride, dict(o.defaults)["k"]
-    ((1, 8), (1, 3, 5, 7), (1, 2), 3)
+    >>> o.n, o.kernel_sizes, o.stride, o.max_strided_n, dict(o.defaults)["k"]
+    ((1, 16), (1, 3, 5, 7, 9, 11), (1, 2), 8, 3)
     """
     return _OPTIONS
 
@@ -92,8 +97,10 @@ def rf_lab_input_size(n: int, stride: int = 1) -> int:
     so every layer's output is a whole ``H / stride**i`` (>= 1) and the stack and the single
     strided conv end on the same grid.
 
-    >>> rf_lab_input_size(3), rf_lab_input_size(3, 2), rf_lab_input_size(8, 2)
-    (32, 32, 256)
+    >>> rf_lab_input_size(3), rf_lab_input_size(16), rf_lab_input_size(3, 2)
+    (32, 32, 32)
+    >>> rf_lab_input_size(8, 2)  # the largest strided stack (max_strided_n): 2^8
+    256
     """
     step = stride**n
     return -(-32 // step) * step
@@ -151,6 +158,27 @@ class RFLab:
     productive_from: int = 0
 
     @property
+    def rf_exceeds_input(self) -> str | None:
+        """A sentence when the stack's RF is larger than the analysed input, else None.
+
+        >>> print(rf_lab(16, 3).rf_exceeds_input)  # doctest: +NORMALIZE_WHITESPACE
+        The receptive field (33x33) exceeds the 32x32 input: part of every window falls on
+        padding, and conv 16 adds no new context.
+        >>> rf_lab(2, 3).rf_exceeds_input is None  # 1 + 2*(3-1) = 5 <= 32
+        True
+        """
+        side = self.input_size[-1]
+        if self.stack.rf <= side:
+            return None
+        first = next(s.layer for s in self.steps if s.rf > side)
+        later = f"conv {first} adds" if first == self.n else f"convs {first} to {self.n} add"
+        return (
+            f"The receptive field ({self.stack.rf}x{self.stack.rf}) exceeds the "
+            f"{side}x{side} input: part of every window falls on padding, and {later} "
+            "no new context."
+        )
+
+    @property
     def weight_ratio(self) -> float:
         """stack / single weights, e.g. 18/25 = 0.72 for two 3x3 vs one 5x5."""
         return self.stack.weights / self.single.weights
@@ -196,6 +224,12 @@ def _validate_rf(n: object, k: object, channels: object, dilation: object, strid
     _check_int("dilation", dilation, range(d0, d1 + 1), f"int {d0}..{d1}")
     s0, s1 = o.stride
     _check_int("stride", stride, range(s0, s1 + 1), f"int {s0}..{s1}")
+    if stride > 1 and n > o.max_strided_n:  # type: ignore[operator]
+        side = rf_lab_input_size(n, stride)  # type: ignore[arg-type]
+        raise ValueError(
+            f"rf_lab: n={n} with stride={stride} would need a {side}x{side} input "
+            f"({stride}^{n}); valid n with stride > 1: int {o.n[0]}..{o.max_strided_n}"
+        )
 
 
 def _side(a: Analysis, label: str, k: int, s: int, d: int) -> RFSide:
@@ -372,9 +406,10 @@ def _resolve_depth(depth: int, block: str | None, dataset: str | None):
     if dataset == "imagenet":
         if depth not in IMAGENET_DEPTHS:
             raise ValueError(f"depth={depth!r} is invalid for ImageNet; valid: {IMAGENET_DEPTHS}")
-        cfg = () if block is None else (("block", block),)
-        if block is not None and block not in ("basic", "bottleneck"):
+        if block is not None and block not in BLOCKS:
             raise ValueError(f"block={block!r} is invalid; valid block: 'basic', 'bottleneck'")
+        # the net's own block is no override: one traced net, whichever way it is named
+        cfg = () if block in (None, default_block(depth)) else (("block", block),)
         return f"resnet{depth}", cfg, IMAGENET_INPUT, ("layer1", "layer2", "layer3", "layer4")
     if dataset == "cifar":
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
@@ -471,6 +506,7 @@ class BlockCase:
     explanation: str
     model: str  # zoo name, e.g. "resnet34"
     block: str  # module prefix, e.g. "layer2.0"
+    block_type: str  # "basic" or "bottleneck"
     shortcut_type: str  # "none", "A", "B", "C"
     shortcut_kind: str  # "identity", "projection 1x1 stride 2", "zero-pad + ...", "none"
     in_shape: tuple[int, ...]
@@ -536,40 +572,76 @@ def _shortcut_sentence(kind: str, case: BlockCase) -> str:
     )
 
 
+BLOCKS = ("basic", "bottleneck")
+
+# One entry per case: (title, {block type: (situation template, block prefix)}). A case a block
+# type never meets is drawn from the other type's net: basic nets never change the channels at
+# the same size, and the 1x1-3x3-1x1 case is the bottleneck itself.
 _CASES = (
-    # (title, situation sentence template, which net, block prefix)
     (
         "Same shape in and out",
-        "Both convs keep {i}, so F(x) and x already have the same shape.",
-        "basic",
-        "layer1.1",
+        {
+            "basic": (
+                "Both convs keep {i}, so F(x) and x already have the same shape.",
+                "layer1.1",
+            ),
+            "bottleneck": (
+                "The first 1x1 conv shrinks {ci} to {mid} channels and the last restores "
+                "{co}, so F(x) ends at {o}, the shape of x.",
+                "layer2.1",
+            ),
+        },
     ),
     (
         "Spatial size halves, channels double",
-        "The first 3x3 conv has stride 2, so F(x) is {o} while x is {i}.",
-        "basic",
-        "layer2.0",
+        {
+            b: ("A stride-2 3x3 conv halves the size, so F(x) is {o} while x is {i}.", "layer2.0")
+            for b in BLOCKS
+        },
     ),
     (
         "Channels change at the same size",
-        "The bottleneck's last 1x1 conv expands the channels, so F(x) is {o} while x is {i}.",
-        "bottleneck",
-        "layer1.0",
+        {
+            "bottleneck": (
+                "The bottleneck's last 1x1 conv expands the channels, so F(x) is {o} while x "
+                "is {i}.",
+                "layer1.0",
+            )
+        },
     ),
     (
         "Bottleneck 1x1-3x3-1x1",
-        "A 1x1 conv reduces {ci} to {mid} channels, the 3x3 works at that width and a 1x1 "
-        "restores {co}, which is cheaper than two 3x3 convs at full width.",
-        "bottleneck",
-        "layer1.1",
+        {
+            "bottleneck": (
+                "A 1x1 conv reduces {ci} to {mid} channels, the 3x3 works at that width and a "
+                "1x1 restores {co}, which is cheaper than two 3x3 convs at full width.",
+                "layer1.1",
+            )
+        },
     ),
 )
 
 
+def default_block(depth: int) -> str:
+    """The block type ``resnet{depth}`` is built from: bottleneck from ResNet-50 on (He et al.
+    2016, Table 1), basic for 18/34 and every CIFAR net (Sec. 4.2).
+
+    >>> [default_block(d) for d in (18, 34, 50, 101, 152, 20, 110)]
+    ['basic', 'basic', 'bottleneck', 'bottleneck', 'bottleneck', 'basic', 'basic']
+    """
+    return "bottleneck" if depth in IMAGENET_DEPTHS and depth >= 50 else "basic"
+
+
 def _block_case(
-    title: str, template: str, name: str, prefix: str, shortcut: str, number: int
+    title: str,
+    template: str,
+    net: tuple[str, str, tuple[tuple[str, object], ...]],
+    prefix: str,
+    shortcut: str,
+    number: int,
 ) -> BlockCase:
-    model, a = _resnet(name, shortcut, (), IMAGENET_INPUT)
+    name, block_type, cfg = net
+    model, a = _resnet(name, shortcut, cfg, IMAGENET_INPUT)
     dotted = prefix + "."
     idx = [i for i, r in enumerate(a.layers) if r.name.startswith(dotted)]
     rows = [a.layers[i] for i in idx]
@@ -613,6 +685,7 @@ def _block_case(
         explanation="",
         model=name,
         block=prefix,
+        block_type=block_type,
         shortcut_type=shortcut,
         shortcut_kind=kind,
         in_shape=before,
@@ -635,33 +708,45 @@ def _block_case(
     return BlockCase(**{**case.__dict__, "explanation": explanation})
 
 
-def block_cases(shortcut: str = "B", depth: int = 50) -> list[BlockCase]:
+def block_cases(shortcut: str = "B", depth: int = 50, block: str | None = None) -> list[BlockCase]:
     """The four residual-block situations of He et al. 2016 as data, read from real blocks.
 
-    Cases 1-2 come from a basic-block net (``resnet{depth}`` for depth 18/34, else resnet34),
-    cases 3-4 from a bottleneck net (``resnet{depth}`` for 50/101/152, else resnet50):
-    1. same shape (``layer1.1``), 2. size halves and channels double (``layer2.0``),
-    3. channels change at the same size (bottleneck ``layer1.0``), 4. the 1x1-3x3-1x1
-    bottleneck (``layer1.1``). Under option A, ``PadShortcut`` is a single leaf row (its slicing
-    and ``F.pad`` run inside it and get no rows of their own).
+    Every case comes from ``resnet{depth}`` built from ``block`` (default
+    :func:`default_block`) where that block type meets it: 1. same shape (basic ``layer1.1``,
+    bottleneck ``layer2.1``), 2. size halves and channels double (``layer2.0``), 3. channels
+    change at the same size (bottleneck ``layer1.0``), 4. the 1x1-3x3-1x1 bottleneck
+    (``layer1.1``). A basic net never meets cases 3-4: they come from resnet50. A bottleneck
+    net's cases 1-4 all come from itself. Under option A, ``PadShortcut`` is a single leaf row
+    (its slicing and ``F.pad`` run inside it and get no rows of their own).
 
-    >>> cases = block_cases("B")
-    >>> [c.shortcut_kind for c in cases]
-    ['identity', 'projection 1x1 stride 2', 'projection 1x1', 'identity']
+    >>> cases = block_cases("B", 34)
+    >>> [(c.model, c.shortcut_kind) for c in cases]  # doctest: +NORMALIZE_WHITESPACE
+    [('resnet34', 'identity'), ('resnet34', 'projection 1x1 stride 2'),
+     ('resnet50', 'projection 1x1'), ('resnet50', 'identity')]
     >>> cases[1].shortcut[0].out_shape, cases[1].shortcut_params  # 64*128 + 2*128
     ((1, 128, 28, 28), 8448)
+    >>> [c.model for c in block_cases("B", 101)]
+    ['resnet101', 'resnet101', 'resnet101', 'resnet101']
     """
     if shortcut not in SHORTCUTS:
         raise ValueError(f"shortcut={shortcut!r} is invalid; valid shortcut: {SHORTCUTS}")
     if depth not in IMAGENET_DEPTHS:
         raise ValueError(f"depth={depth!r} is invalid; valid depth: {IMAGENET_DEPTHS}")
-    basic = f"resnet{depth}" if depth in (18, 34) else "resnet34"
-    bottleneck = f"resnet{depth}" if depth >= 50 else "resnet50"
-    nets = {"basic": basic, "bottleneck": bottleneck}
-    return [
-        _block_case(title, template, nets[net], prefix, shortcut, i)
-        for i, (title, template, net, prefix) in enumerate(_CASES, start=1)
-    ]
+    if block is not None and block not in BLOCKS:
+        raise ValueError(f"block={block!r} is invalid; valid block: {BLOCKS}")
+    return list(_block_cases(shortcut, depth, block or default_block(depth)))
+
+
+@lru_cache(maxsize=64)
+def _block_cases(shortcut: str, depth: int, block: str) -> tuple[BlockCase, ...]:
+    own = (f"resnet{depth}", block, () if block == default_block(depth) else (("block", block),))
+    other = ("resnet50", "bottleneck", ()) if block == "basic" else ("resnet34", "basic", ())
+    out = []
+    for i, (title, by_block) in enumerate(_CASES, start=1):
+        net = own if block in by_block else other
+        template, prefix = by_block[net[1]]
+        out.append(_block_case(title, template, net, prefix, shortcut, i))
+    return tuple(out)
 
 
 def degradation_depths(depths: Sequence[int] = (20, 32, 44, 56, 110)) -> pd.DataFrame:

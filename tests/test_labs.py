@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cnnviz
@@ -42,8 +42,8 @@ def test_two_3x3_vs_one_5x5(c):
 
 
 def test_options_and_table():
-    assert (OPTS.n, OPTS.kernel_sizes) == ((1, 8), (1, 3, 5, 7))
-    assert (OPTS.dilation, OPTS.stride) == ((1, 4), (1, 2))
+    assert (OPTS.n, OPTS.kernel_sizes) == ((1, 16), (1, 3, 5, 7, 9, 11))
+    assert (OPTS.dilation, OPTS.stride, OPTS.max_strided_n) == ((1, 4), (1, 2), 8)
     lab = rf_lab(3, 3, 64)
     assert lab.single.kernel_size == 7
     t = lab.table()
@@ -72,6 +72,7 @@ def test_three_3x3_vs_one_7x7_and_formulas():
     s=st.integers(*OPTS.stride),
 )
 def test_rf_lab_matches_arithmetic(n, k, c, d, s):
+    assume(s == 1 or n <= OPTS.max_strided_n)  # past it, the input would be s^n pixels wide
     lab = rf_lab(n, k, c, d, s)
     rf = 1 + (k - 1) * d * sum(s**i for i in range(n))
     assert lab.stack.rf == lab.single.rf == lab.single.kernel_size == rf
@@ -100,9 +101,10 @@ def test_rf_lab_matches_arithmetic(n, k, c, d, s):
     ("kwargs", "field"),
     [
         ({"n": 0}, "n"),
-        ({"n": 9}, "n"),
+        ({"n": 17}, "n"),
+        ({"n": 9, "stride": 2}, "n"),  # 2^9 = 512 px input: past max_strided_n
         ({"n": 2, "k": 4}, "k"),
-        ({"n": 2, "k": 9}, "k"),
+        ({"n": 2, "k": 13}, "k"),
         ({"n": 2, "channels": 65}, "channels"),
         ({"n": 2, "dilation": 5}, "dilation"),
         ({"n": 2, "stride": 3}, "stride"),
@@ -169,7 +171,7 @@ def test_stage_table_validation():
 
 
 def test_block_cases_b():
-    c1, c2, c3, c4 = block_cases("B")
+    c1, c2, c3, c4 = block_cases("B", 34)
     assert (c1.model, c1.block, c1.shortcut_kind) == ("resnet34", "layer1.1", "identity")
     assert c1.in_shape == c1.out_shape == (1, 64, 56, 56) and c1.shortcut == ()
     assert c1.merge is not None and c1.merge.type == "add"
@@ -194,19 +196,19 @@ def test_block_cases_b():
 
 
 def test_block_cases_other_shortcuts():
-    a2, a3 = block_cases("A")[1:3]
+    a2, a3 = block_cases("A", 34)[1:3]
     assert a2.shortcut_kind == "zero-pad + stride-2 subsample"
     assert a2.shortcut_params == 0 and len(a2.shortcut) == 1
     assert a2.shortcut[0].type == "PadShortcut"  # one leaf row: slicing/pad get no rows
     assert a2.shortcut[0].out_shape == (1, 128, 28, 28)
     assert a3.shortcut_kind == "zero-pad channels" and a3.shortcut[0].out_shape[1] == 256
 
-    n1, n2 = block_cases("none")[:2]
+    n1, n2 = block_cases("none", 34)[:2]
     assert n1.shortcut_kind == n2.shortcut_kind == "none"
     assert n1.merge is None and n2.shortcut == () and n2.out_shape == (1, 128, 28, 28)
-    assert n2.params == block_cases("A")[1].params  # same main path
+    assert n2.params == block_cases("A", 34)[1].params  # same main path
 
-    c1 = block_cases("C")[0]
+    c1 = block_cases("C", 34)[0]
     assert c1.shortcut_kind == "projection 1x1" and c1.shortcut_params == 64 * 64 + 2 * 64
     # block params equal the analysis rows under the prefix
     a = cnnviz.analyze(get_model("resnet34", device="meta", shortcut="C"), (1, 3, 224, 224))
@@ -218,6 +220,31 @@ def test_block_cases_other_shortcuts():
         block_cases("D")
     with pytest.raises(ValueError, match="depth="):
         block_cases("B", depth=20)
+
+
+def test_block_cases_of_a_bottleneck_net():
+    c1, c2, c3, c4 = block_cases("B", 50)
+    assert {c.model for c in (c1, c2, c3, c4)} == {"resnet50"}
+    # 1. layer2.1: 512 -> 128 -> 128 -> 512 at 28x28, identity shortcut
+    assert (c1.block, c1.shortcut_kind) == ("layer2.1", "identity")
+    assert c1.in_shape == c1.out_shape == (1, 512, 28, 28)
+    # 2. layer2.0: 256x56x56 -> 512x28x28, the stride on the 3x3 conv
+    convs = [n for n in c2.main if n.type == "Conv2d"]
+    assert [n.detail for n in convs] == [
+        "1x1, 256->128",
+        "3x3, 128->128, stride 2",
+        "1x1, 128->512",
+    ]
+    assert [n.params for n in convs] == [256 * 128, 9 * 128 * 128, 128 * 512]
+    assert (c2.in_shape, c2.out_shape) == ((1, 256, 56, 56), (1, 512, 28, 28))
+    assert c2.shortcut_params == 256 * 512 + 2 * 512
+    a = cnnviz.analyze(get_model("resnet50", device="meta"), (1, 3, 224, 224))
+    assert c2.params == sum(r.params for r in a.layers if r.name.startswith("layer2.0."))
+    assert (c3.block, c4.block) == ("layer1.0", "layer1.1")
+    # option A at the same place: 256 zero channels appended to the subsampled x
+    a2 = block_cases("A", 50)[1]
+    assert a2.shortcut[0].out_shape == (1, 512, 28, 28) and a2.shortcut_params == 0
+    assert "appends 256 zero channels" in a2.explanation  # 512 - 256
 
 
 def test_degradation_depths():
@@ -239,7 +266,7 @@ def test_rf_figures_build():
         for fig in (lab_plots.rf_steps_figure(lab), lab_plots.compare_bars(lab)):
             json.loads(fig.to_json())
     bars = lab_plots.compare_bars(rf_lab(2, 3, 64))
-    assert [list(t.y) for t in bars.data] == [
+    assert [list(t.x) for t in bars.data] == [
         [73728, 102400],
         [2 * 1024 * 9 * 4096, 1024 * 25 * 4096],
         [2, 1],
@@ -255,7 +282,7 @@ def test_block_diagrams_show_real_shapes(shortcut):
         for node in (*case.main, *case.shortcut, *case.post):
             assert "x".join(map(str, node.out_shape)) in text
             assert node.short in text
-    case = block_cases("B")[1]
+    case = block_cases("B", 34)[1]
     text = " ".join(_texts(lab_plots.block_diagram(case)))
     assert "1x128x28x28" in text and "8,192 params" in text and "1x64x56x56" in text
 

@@ -21,7 +21,7 @@ from cnnviz.zoo import SHORTCUTS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["block_diagram", "compare_bars", "rf_steps_figure", "shortcut_bars"]
+__all__ = ["block_diagram", "block_title", "compare_bars", "rf_steps_figure", "shortcut_bars"]
 
 
 def _square(cx: float, side: float) -> tuple[list[float], list[float]]:
@@ -163,44 +163,66 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
     return fig
 
 
+#: Smallest font on the comparison bars: value labels, bar names and titles stay readable
+#: on a phone (400 px) and on a projector.
+BAR_FONT = 13
+
+
 def compare_bars(lab: RFLab) -> go.Figure:
-    """Weights, MACs and non-linearities of the stack vs the single conv, side by side.
+    """Weights, MACs and non-linearities of the stack vs the single conv, one metric per row.
+
+    Rows of horizontal bars, not side-by-side columns: each row spans the chart's width, so no
+    metric's tick labels sit over another's bars, and the value labels (outside the bars, in
+    the room the x range leaves) fit at any width down to a phone's.
 
     >>> from cnnviz.labs import rf_lab
     >>> fig = compare_bars(rf_lab(2, 3, 64))
-    >>> [int(v) for v in fig.data[0].y]  # weights: 2*9*64*64 vs 25*64*64
+    >>> [int(v) for v in fig.data[0].x]  # weights: 2*9*64*64 vs 25*64*64
     [73728, 102400]
     """
     metrics = (("Weights", "weights"), ("MACs", "macs"), ("Non-linearities", "nonlinearities"))
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[m[0] for m in metrics])
-    names = [lab.stack.label, lab.single.label]
-    for col, (title, attr) in enumerate(metrics, start=1):
+    fig = make_subplots(
+        rows=len(metrics),
+        cols=1,
+        subplot_titles=[m[0] for m in metrics],
+        vertical_spacing=0.14,
+    )
+    # short names on the axis: the long ones ("16 x 11x11 conv (dilation 4)") are in the title
+    names = [f"{lab.n} x {lab.k}x{lab.k}", f"1 x {lab.single.kernel_size}x{lab.single.kernel_size}"]
+    for row, (title, attr) in enumerate(metrics, start=1):
         vals = [getattr(lab.stack, attr), getattr(lab.single, attr)]
         fig.add_trace(
             go.Bar(
-                x=names,
-                y=vals,
+                y=names,
+                x=vals,
+                orientation="h",
                 marker_color=[COLORS["stack"], COLORS["single"]],
                 text=[fmt.count(v) for v in vals],
                 textposition="outside",
+                textfont={"size": BAR_FONT},
                 cliponaxis=False,
                 name=title,
                 showlegend=False,
-                hovertemplate="%{x}<br>" + title + ": %{y:,}<extra></extra>",
+                hovertemplate="%{y}<br>" + title + ": %{x:,}<extra></extra>",
             ),
-            row=1,
-            col=col,
+            row=row,
+            col=1,
         )
-        fig.update_yaxes(range=[0, max(vals) * 1.18], row=1, col=col)
-    fig.update_yaxes(dtick=1, row=1, col=3)
+        # room right of the longer bar for its label ("1,073,741,824" is 13 characters)
+        fig.update_xaxes(range=[0, max(vals) * 1.6 or 1], visible=False, row=row, col=1)
+        fig.update_yaxes(
+            autorange="reversed", automargin=True, tickfont={"size": BAR_FONT}, row=row, col=1
+        )
+    fig.update_annotations(font={"size": BAR_FONT + 1})  # the subplot titles
     fig.update_layout(
         template=TEMPLATE,
         # two lines: at the largest settings one would run past a half-width chart
         title=f"{lab.stack.label} vs {lab.single.label}<br>"
         f"<sup>C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}</sup>",
-        height=380,
-        margin={"l": 40, "r": 20, "t": 80, "b": 40},
-        bargap=0.35,
+        height=430,
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        bargap=0.3,
+        font={"size": BAR_FONT},
     )
     return fig
 
@@ -211,27 +233,60 @@ _MAIN_X, _MAIN_W = 0.0, 3.0
 _ADD_LINE = {"color": COLORS["edge"], "width": 1.5}
 _SC_X, _SC_W = 3.3, 2.6
 _BOX_H = 0.72
+#: The diagram's x range: the main path's boxes, the shortcut's boxes and a margin.
+DIAGRAM_X = (-1.7, _SC_X + _SC_W / 2 + 0.6)
+#: Font size of the add node's label ("add: F(x) + shortcut"), right of the "+".
+ADD_FONT = 11
 
 
-def _box(fig: go.Figure, x: float, y: float, w: float, fill: str, text: str, dash: str = "solid"):
-    fig.add_shape(
-        type="rect",
-        x0=x - w / 2,
-        x1=x + w / 2,
-        y0=y - _BOX_H / 2,
-        y1=y + _BOX_H / 2,
-        line={"color": COLORS["edge"], "width": 1, "dash": dash},
-        fillcolor=fill,
-        layer="below",
-    )
-    fig.add_annotation(x=x, y=y, text=text, showarrow=False, font={"size": 11})
+class _Canvas:
+    """Shapes and annotations of a diagram, collected as plain dicts and handed to plotly
+    once: ``fig.add_shape`` / ``add_annotation`` validate the whole list on every call, which
+    made a four-case shortcut lab take over a second to draw."""
 
+    def __init__(self) -> None:
+        self.shapes: list[dict] = []
+        self.annotations: list[dict] = []
 
-def _arrow(fig: go.Figure, x0: float, y0: float, x1: float, y1: float) -> None:
-    fig.add_annotation(
-        x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
-        showarrow=True, arrowhead=2, arrowsize=1.1, arrowwidth=1.3, arrowcolor=COLORS["edge"],
-    )  # fmt: skip
+    def box(self, x: float, y: float, w: float, fill: str, text: str) -> None:
+        self.shapes.append(
+            {
+                "type": "rect", "x0": x - w / 2, "x1": x + w / 2,
+                "y0": y - _BOX_H / 2, "y1": y + _BOX_H / 2,
+                "line": {"color": COLORS["edge"], "width": 1}, "fillcolor": fill,
+                "layer": "below",
+            }
+        )  # fmt: skip
+        self.text(x, y, text, size=11)
+
+    def arrow(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.annotations.append(
+            {
+                "x": x1, "y": y1, "ax": x0, "ay": y0, "xref": "x", "yref": "y", "axref": "x",
+                "ayref": "y", "text": "", "showarrow": True, "arrowhead": 2, "arrowsize": 1.1,
+                "arrowwidth": 1.3, "arrowcolor": COLORS["edge"],
+            }
+        )  # fmt: skip
+
+    def line(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        self.shapes.append(
+            {
+                "type": "line", "x0": x0, "x1": x1, "y0": y0, "y1": y1,
+                "line": {"color": COLORS["edge"], "width": 1.3},
+            }
+        )  # fmt: skip
+
+    def text(self, x: float, y: float, text: str, size: int = 12, **kw) -> None:
+        self.annotations.append(
+            {
+                "x": x,
+                "y": y,
+                "text": text,
+                "showarrow": False,
+                "font": {"size": size, **kw.pop("font", {})},
+                **kw,
+            }
+        )
 
 
 def _fill(n: BlockNode) -> str:
@@ -245,45 +300,64 @@ def _node_text(n: BlockNode, lines: int = 2) -> str:
     return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {fmt.shape(n.out_shape)}{params}"
 
 
+def block_title(case: BlockCase) -> str:
+    """The diagram's title: the case, then the block it is read from and its shortcut.
+
+    >>> from cnnviz.labs import block_cases
+    >>> # convs 256*128 + 9*128*128 + 128*512 = 245,760, BNs 2*(128 + 128 + 512) = 1,536
+    >>> print(block_title(block_cases("none", 50)[1]))  # doctest: +NORMALIZE_WHITESPACE
+    2. Spatial size halves, channels double<br><sup>resnet50 layer2.0 (bottleneck block) · no
+    shortcut (plain net)<br>block 247,296 params</sup>
+    """
+    if case.shortcut_type == "none":
+        sc = "no shortcut (plain net)"
+        params = f"block {fmt.count(case.params)} params"
+    else:
+        sc = f"shortcut {case.shortcut_type}: {case.shortcut_kind}"
+        params = (
+            f"block {fmt.count(case.params)} params, shortcut {fmt.count(case.shortcut_params)}"
+        )
+    return (
+        f"{case.title}<br><sup>{case.model} {case.block} ({case.block_type} block) · {sc}"
+        f"<br>{params}</sup>"
+    )
+
+
 def block_diagram(case: BlockCase) -> go.Figure:
     """The block as boxes: main path F(x) down the middle, the shortcut on the right, the add
     node and final ReLU; every box shows the row's type, real output shape and params.
 
     >>> from cnnviz.labs import block_cases
     >>> fig = block_diagram(block_cases("B")[1])
-    >>> any("1x128x28x28" in a.text for a in fig.layout.annotations)
+    >>> any("1x512x28x28" in a.text for a in fig.layout.annotations)  # resnet50 layer2.0
     True
     """
-    fig = go.Figure()
+    cv = _Canvas()
+    traces: list[go.Scatter] = []
     y = 0.0
-    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{fmt.shape(case.in_shape)}")
+    cv.box(_MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{fmt.shape(case.in_shape)}")
     top = y
     prev = y
     for node in case.main:
         y -= 1
-        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        _box(
-            fig,
-            _MAIN_X,
-            y,
-            _MAIN_W,
-            _fill(node),
-            _node_text(node),
-        )
+        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node))
         prev = y
     y -= 1
     merge_y = y
     if case.merge is not None:
-        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, merge_y + 0.3)
-        fig.add_trace(
+        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, merge_y + 0.3)
+        traces.append(
             go.Scatter(
                 x=[_MAIN_X], y=[merge_y], mode="markers+text", text=["<b>+</b>"],
                 textfont={"size": 18}, hoverinfo="skip",
                 marker={"size": 30, "color": NODE_FILLS["add"], "line": _ADD_LINE},
             )
         )  # fmt: skip
-        fig.add_annotation(
-            x=-0.35, y=merge_y, xanchor="right", showarrow=False, font={"size": 11},
+        # right of the "+" and under the shortcut's arrow into it: the one free corner (left
+        # of the "+" the label ran off the chart at phone width)
+        cv.text(
+            0.35, merge_y - 0.12, xanchor="left", yanchor="top", align="left", size=ADD_FONT,
             text=f"<b>{case.merge.short}</b>: F(x) + shortcut<br>→ "
             f"{fmt.shape(case.merge.out_shape)}",
         )  # fmt: skip
@@ -293,65 +367,50 @@ def block_diagram(case: BlockCase) -> go.Figure:
     # shortcut path on the right
     sc_top = top
     if case.shortcut_kind == "none":
-        fig.add_annotation(
-            x=_SC_X, y=(top + merge_y) / 2, showarrow=False,
-            font={"size": 12, "color": COLORS["reference"]},
+        cv.text(
+            _SC_X, (top + merge_y) / 2, font={"color": COLORS["reference"]},
             text="no shortcut<br>(plain net: out = ReLU(F(x)))",
         )  # fmt: skip
     else:
-        fig.add_shape(
-            type="line", x0=_MAIN_X + _MAIN_W / 2, x1=_SC_X, y0=sc_top, y1=sc_top,
-            line={"color": COLORS["edge"], "width": 1.3},
-        )  # fmt: skip
+        cv.line(_MAIN_X + _MAIN_W / 2, sc_top, _SC_X, sc_top)
         k = len(case.shortcut)
         cur = sc_top
         span = top - merge_y
         for j, node in enumerate(case.shortcut):
             ny = top - span * (j + 1) / (k + 1)
-            _arrow(fig, _SC_X, cur, _SC_X, ny + _BOX_H / 2)
-            fill = _fill(node)
-            _box(fig, _SC_X, ny, _SC_W, fill, _node_text(node, lines=3))
+            cv.arrow(_SC_X, cur, _SC_X, ny + _BOX_H / 2)
+            cv.box(_SC_X, ny, _SC_W, _fill(node), _node_text(node, lines=3))
             cur = ny - _BOX_H / 2
-        fig.add_shape(
-            type="line", x0=_SC_X, x1=_SC_X, y0=cur, y1=merge_y,
-            line={"color": COLORS["edge"], "width": 1.3},
-        )  # fmt: skip
-        _arrow(fig, _SC_X, merge_y, 0.3, merge_y)
+        cv.line(_SC_X, cur, _SC_X, merge_y)
+        cv.arrow(_SC_X, merge_y, 0.3, merge_y)
         if not case.shortcut:
-            fig.add_annotation(
-                x=_SC_X + 0.1, y=(top + merge_y) / 2, xanchor="left", showarrow=False,
-                text="<b>identity</b><br>0 params", font={"size": 12},
+            cv.text(
+                _SC_X + 0.1, (top + merge_y) / 2, xanchor="left",
+                text="<b>identity</b><br>0 params",
             )  # fmt: skip
     for node in case.post:
         y -= 1
-        _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        _box(
-            fig,
-            _MAIN_X,
-            y,
-            _MAIN_W,
-            _fill(node),
-            _node_text(node),
-        )
+        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node))
         prev = y
     y -= 1
-    _arrow(fig, _MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-    _box(fig, _MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{fmt.shape(case.out_shape)}")
+    cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
+    cv.box(_MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{fmt.shape(case.out_shape)}")
     rows = round(top - y) + 1
-    fig.update_xaxes(visible=False, range=[-1.7, _SC_X + _SC_W / 2 + 0.6])
-    fig.update_yaxes(visible=False, range=[y - 0.6, top + 0.6])
-    sub = (
-        f"{case.model} {case.block}, shortcut {case.shortcut_type}: {case.shortcut_kind} · "
-        f"block {fmt.count(case.params)} params, shortcut {fmt.count(case.shortcut_params)}"
+    return go.Figure(
+        data=traces,
+        layout={
+            "template": TEMPLATE,
+            "title": {"text": block_title(case), "x": 0.02},
+            "height": 110 + 66 * rows,
+            "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
+            "showlegend": False,
+            "xaxis": {"visible": False, "range": list(DIAGRAM_X)},
+            "yaxis": {"visible": False, "range": [y - 0.6, top + 0.6]},
+            "shapes": cv.shapes,
+            "annotations": cv.annotations,
+        },
     )
-    fig.update_layout(
-        template=TEMPLATE,
-        title={"text": f"{case.title}<br><sup>{sub}</sup>", "x": 0.02},
-        height=90 + 66 * rows,
-        margin={"l": 10, "r": 10, "t": 70, "b": 10},
-        showlegend=False,
-    )
-    return fig
 
 
 def shortcut_bars(df: pd.DataFrame, metric: str = "params") -> go.Figure:
