@@ -170,12 +170,13 @@ def test_shortcut_lab_option_a_zero_pads_and_subsamples(page: Page):
     panel = page.get_by_role("tabpanel")
     expect(panel).to_have_count(1)
     expect(panel).to_contain_text("every 2nd pixel")
-    expect(panel).to_contain_text("appends 64 zero channels")
+    # ResNet-50 (the default depth) layer2.0: 256 -> 512 channels, 512 - 256 = 256 zeros
+    expect(panel).to_contain_text("appends 256 zero channels")
     # the block diagram's shortcut box: PadShortcut, subsampling and the zero channels
     diagram = panel.locator(".js-plotly-plot .annotation-text")
     expect(diagram.filter(has_text="PadShortcut")).to_have_count(1)
     expect(diagram.filter(has_text="PadShortcut")).to_contain_text("::2, ::2")
-    expect(diagram.filter(has_text="PadShortcut")).to_contain_text("+64 zero channels")
+    expect(diagram.filter(has_text="PadShortcut")).to_contain_text("+256 zero channels")
     no_exception(page)
 
 
