@@ -1,8 +1,13 @@
-"""The app's cached calls into the library: zoo models, analyses, spec analyses, effective RFs.
+"""The app's cached calls into the library: zoo models, analyses, spec analyses, effective RFs,
+and the Layer explorer's figures.
 
 Results that do not depend on the visitor are cached across sessions on hashable keys (a zoo
 name and its config, spec text), never on modules. Every number on screen comes from
 ``cnnviz.analyze`` through :func:`analysis` or :func:`spec_analysis`.
+
+Figures are cached as shared objects (``st.cache_resource``): building one costs tens of
+milliseconds of plotly validation, and ``st.plotly_chart`` only reads it (``to_dict``), so a
+page draws a cached figure as it is and never changes it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,64 @@ def analysis(name: str, config: Config = (), input_size: tuple[int, ...] | None 
     """``cnnviz.analyze`` of a zoo model, cached on hashable keys (switching back is instant)."""
     m = model(name, config)
     return cnnviz.analyze(m, input_size or tuple(m.default_input_size))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def layer_bars(
+    name: str,
+    config: Config,
+    input_size: tuple[int, ...],
+    metric: str,
+    log: bool,
+    selected: str | None,
+):
+    """:func:`cnnviz.render.plots.layer_bars` of a zoo model's analysis (shared; never mutate)."""
+    from cnnviz.render import plots
+
+    a = analysis(name, config, input_size)
+    return plots.layer_bars(a, metric, log=log, selected=selected, productivity=True)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def rf_growth_plot(name: str, config: Config, input_size: tuple[int, ...]):
+    """:func:`cnnviz.render.plots.rf_growth_plot` of a zoo model (shared; never mutate)."""
+    from cnnviz.render import plots
+
+    return plots.rf_growth_plot(analysis(name, config, input_size))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def rf_on_input(
+    name: str,
+    config: Config,
+    input_size: tuple[int, ...],
+    layer: str,
+    unit: tuple[int, int],
+    picture_key: str | None,
+    _picture=None,
+):
+    """:func:`cnnviz.render.plots.rf_on_input` of one unit of a zoo model's layer on a
+    picture (shared; never mutate). ``picture_key`` names ``_picture``'s content (a digest:
+    the array itself is not hashed), None for the plain view."""
+    from cnnviz.render import plots
+
+    a = analysis(name, config, input_size)
+    row = next(r for r in a.layers if r.name == layer)
+    out = tuple(row.output_shape[2:4])
+    return plots.rf_on_input(
+        row.receptive_field, a.input_spatial, unit, output_spatial=out, picture=_picture
+    )
+
+
+def picture_key(picture) -> str | None:
+    """A digest of a picture array's shape and pixels (the cache key of :func:`rf_on_input`)."""
+    if picture is None:
+        return None
+    import hashlib
+
+    digest = hashlib.blake2b(picture.tobytes(), digest_size=16)
+    digest.update(repr((picture.shape, str(picture.dtype))).encode())
+    return digest.hexdigest()
 
 
 def default_input(name: str, config: Config = ()) -> tuple[int, ...]:

@@ -59,62 +59,86 @@ if st.session_state.get("layer") not in rows:
     url_layer = st.query_params.get("layer")
     if "layer" in st.session_state or (url_layer is not None and url_layer not in rows):
         st.session_state["layer"] = default_layer
-chosen = st.session_state.get("layer") or st.query_params.get("layer") or default_layer
 
-with widgets.user_errors():
-    left, right = st.columns([3, 2])
-    with left:
-        metric = st.segmented_control(
-            "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
-        )
-        log = st.checkbox("log scale", key="log", bind="query-params")
-        st.plotly_chart(
-            plots.layer_bars(a, metric or "macs", log=log, selected=chosen, productivity=True),
-            key="bars",
-            on_select=_select_from_chart,
-            selection_mode="points",
-        )
-        st.caption("Click a bar to select that layer.")
-        prod = compare.productivity_summary(a)
-        if prod["unproductive"] or prod["probably_unproductive"]:
-            st.caption(
-                "Hatched bars add no new context at this input (Richter et al., ICMLA "
-                "2021): their receptive field is larger than the input along every path "
-                f"(x, unproductive: {prod['unproductive']}) or along the widest "
-                f"(/, probably unproductive: {prod['probably_unproductive']}). None is "
-                f"unproductive from {prod['productive_from']} on, none even probably from "
-                f"{prod['all_productive_from']}."
+# The parts below the metrics change alone, so each is a fragment: picking a layer reruns the
+# layer panel (bars, layer, unit, graph, ERF), moving a unit slider only the unit view,
+# measuring an ERF only its panel; the page above and the table below stay as they are.
+# A fragment shows its own errors: the page's error box is not around a fragment's rerun.
+
+
+@st.fragment
+def layer_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -> None:
+    """The per-layer bars and RF growth, the layer picker and everything about that layer."""
+    rows = [r.name for r in a.layers]
+    chosen = st.session_state.get("layer") or st.query_params.get("layer") or default_layer
+    with widgets.user_errors():
+        left, right = st.columns([3, 2])
+        with left:
+            metric = st.segmented_control(
+                "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
             )
-        else:
+            log = st.checkbox("log scale", key="log", bind="query-params")
+            bars = caching.layer_bars(name, cfg, shape, metric or "macs", bool(log), chosen)
+            st.plotly_chart(bars, key="bars", on_select=_select_from_chart, selection_mode="points")
+            st.caption("Click a bar to select that layer.")
+            productivity_caption(a)
+        with right:
+            st.plotly_chart(caching.rf_growth_plot(name, cfg, shape), key="growth")
             st.caption(
-                "Every layer adds context at this input: no receptive field is larger than it "
-                f"(Richter et al., ICMLA 2021). Below {prod['productive_from']} some would not."
+                "The RF grows by (k-1) x stride-so-far at each layer: strided layers make "
+                "every later layer grow it faster. The panel below counts that stride: how "
+                "far the window moves between neighbouring units."
             )
-    with right:
-        st.plotly_chart(plots.rf_growth_plot(a), key="growth")
+
+        # index=0 when a click already chose the layer (Streamlit warns about both otherwise).
+        index = 0 if "layer" in st.session_state else rows.index(default_layer)
+        layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
+        row = next(r for r in a.layers if r.name == layer)
+        rf = row.receptive_field
+        st.markdown(
+            f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
+            f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
+            + (f"; **{row.productivity}** at this input" if row.productivity in plots.HATCH else "")
+        )
+        if rf.size is None:
+            st.info(f"The receptive field is unknown here: {rf.reason}.")
+        elif rf.is_global:
+            st.info(
+                "Every unit here sees the whole input (after global pooling or flatten + linear)."
+            )
+        elif row.output_shape is not None and len(row.output_shape) == 4:
+            unit_panel(a, name, cfg, shape, layer)
+        graph_section(a, layer)
+        erf_panel(a, name, cfg, shape, layer)
+
+
+def productivity_caption(a) -> None:
+    prod = compare.productivity_summary(a)
+    if prod["unproductive"] or prod["probably_unproductive"]:
         st.caption(
-            "The RF grows by (k-1) x stride-so-far at each layer: strided layers make "
-            "every later layer grow it faster."
+            "Hatched bars add no new context at this input (Richter et al., ICMLA "
+            "2021): their receptive field is larger than the input along every path "
+            f"(x, unproductive: {prod['unproductive']}) or along the widest "
+            f"(/, probably unproductive: {prod['probably_unproductive']}). None is "
+            f"unproductive from {prod['productive_from']} on, none even probably from "
+            f"{prod['all_productive_from']}."
+        )
+    else:
+        st.caption(
+            "Every layer adds context at this input: no receptive field is larger than it "
+            f"(Richter et al., ICMLA 2021). Below {prod['productive_from']} some would not."
         )
 
-    # index=0 when a click already chose the layer (Streamlit warns about both otherwise).
-    index = 0 if "layer" in st.session_state else rows.index(default_layer)
-    layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
+
+@st.fragment
+def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
+    """One unit of the layer and its window on the input: the unit sliders rerun only this."""
     row = next(r for r in a.layers if r.name == layer)
     rf = row.receptive_field
     seen = st.session_state.get("unit_for")
     recentre = seen is not None and seen != (name, layer)  # another layer: centre the unit
     st.session_state["unit_for"] = (name, layer)
-    st.markdown(
-        f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
-        f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
-        + (f"; **{row.productivity}** at this input" if row.productivity in plots.HATCH else "")
-    )
-    if rf.size is None:
-        st.info(f"The receptive field is unknown here: {rf.reason}.")
-    elif rf.is_global:
-        st.info("Every unit here sees the whole input (after global pooling or flatten + linear).")
-    elif row.output_shape is not None and len(row.output_shape) == 4:
+    with widgets.user_errors():
         oh, ow = row.output_shape[2], row.output_shape[3]
         u1, u2 = st.columns(2)
         # The unit lives in the URL as unit=row,col, kept by hand: a bound slider would drop
@@ -130,9 +154,11 @@ with widgets.user_errors():
         st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
         pic = widgets.picture_widget(spatial_in, "pic")
-        fig = plots.rf_on_input(rf, spatial_in, (ui, uj), output_spatial=(oh, ow), picture=pic)
+        fig = caching.rf_on_input(
+            name, cfg, shape, layer, (ui, uj), caching.picture_key(pic), _picture=pic
+        )
         st.plotly_chart(fig, key="rf_input")
-        view = compare.unit_view(rf, spatial_in, (ui, uj), output_spatial=(oh, ow))
+        view = fig.layout.meta["unit_view"]
         shifted = (
             "every unit here sees this same window (stride 0: the layer spreads fewer "
             "positions over more units)"
@@ -148,8 +174,7 @@ with widgets.user_errors():
 
 @st.fragment
 def graph_section(a, layer: str) -> None:
-    """The data-flow graph; its own controls rerun only this part of the page (so it shows
-    its own errors: the page's error box is not around a fragment's rerun)."""
+    """The data-flow graph; its own controls rerun only this part of the page."""
     with widgets.user_errors():
         st.subheader("Data-flow graph")
         auto = graph.default_depth(a)
@@ -189,60 +214,69 @@ def graph_section(a, layer: str) -> None:
         )
 
 
-graph_section(a, st.session_state.get("layer") or default_layer)
-
-with widgets.user_errors():  # an ERF error leaves the rest of the page in place
-    st.subheader("Effective receptive field")
-    st.caption(
-        "The theoretical RF says which pixels *can* influence a unit; the effective RF "
-        "(Luo et al., 2016) measures how much each one does: the input gradient of the central "
-        "unit, averaged over random inputs. It is roughly Gaussian and fills only part of the "
-        "theoretical RF. Weights are random (seeded) unless you upload trained ones."
-    )
-    module_name = row.name if row.is_module else row.module
-    e1, e2, e3 = st.columns([1, 2, 1])
-    n_samples = e1.slider("samples", 1, 16, 4, key="erf_n", bind="query-params")
-    # A file of this model's weights is at most this big; the browser and the page both
-    # refuse a bigger one (the server holds at most uploads.MAX_UPLOAD_MB).
-    weights_cap = caching.weights_bytes(name, cfg)
-    upload = e2.file_uploader(
-        "Trained weights for this model (.safetensors, matched to its state_dict)",
-        type=["safetensors"],
-        key="erf_weights",
-        max_upload_size=max(1, min(uploads.MAX_UPLOAD_MB, -(-weights_cap // 2**20))),
-    )
-    if weights_cap > uploads.MAX_UPLOAD_MB * 2**20:
-        e2.caption(
-            f"This model's weights ({fmt.nbytes(weights_cap)}) are over the "
-            f"{uploads.MAX_UPLOAD_MB} MB this server takes: random weights only."
-        )
-    if not uploads.within(upload, weights_cap, f"{name}'s weights"):
-        upload = None
-    too_much = None
-    try:
-        safety.check_erf_work(a, n_samples)
-    except safety.BudgetError as e:
-        too_much = str(e)
-        st.caption(f"{too_much[0].upper()}{too_much[1:]}.")
-    go = e3.button(
-        "Measure ERF",
-        key="erf_go",
-        disabled=rf.size is None or rf.is_global or too_much is not None,
-    )
-    if go and too_much is None:
-        weights = upload.getvalue() if upload is not None else None
-        bar = st.progress(0.0, text="effective RF: starting…")
-        m, notes = caching.effective_rf(
-            name, cfg, (1, *shape[1:]), module_name, n_samples, weights, _bar=bar
-        )
-        bar.empty()
-        for note in notes:
-            st.warning(widgets.md_text(note), icon=":material/info:")
-        st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")
+@st.fragment
+def erf_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
+    """The effective RF of the layer, measured on request: its controls rerun only this."""
+    row = next(r for r in a.layers if r.name == layer)
+    rf = row.receptive_field
+    with widgets.user_errors():  # an ERF error leaves the rest of the page in place
+        st.subheader("Effective receptive field")
         st.caption(
-            f"`{module_name}`: 50 % of the gradient mass within radius {m.radius(0.5):g} px, "
-            f"95 % within {m.radius(0.95):g} px; ERF/RF width ratio (95 %) {m.ratio(0.95):.2f}."
+            "The theoretical RF says which pixels *can* influence a unit; the effective RF "
+            "(Luo et al., 2016) measures how much each one does: the input gradient of the "
+            "central unit, averaged over random inputs. It is roughly Gaussian and fills only "
+            "part of the theoretical RF. Weights are random (seeded) unless you upload "
+            "trained ones."
         )
+        module_name = row.name if row.is_module else row.module
+        e1, e2, e3 = st.columns([1, 2, 1])
+        n_samples = e1.slider("samples", 1, 16, 4, key="erf_n", bind="query-params")
+        # A file of this model's weights is at most this big; the browser and the page both
+        # refuse a bigger one (the server holds at most uploads.MAX_UPLOAD_MB).
+        weights_cap = caching.weights_bytes(name, cfg)
+        upload = e2.file_uploader(
+            "Trained weights for this model (.safetensors, matched to its state_dict)",
+            type=["safetensors"],
+            key="erf_weights",
+            max_upload_size=max(1, min(uploads.MAX_UPLOAD_MB, -(-weights_cap // 2**20))),
+        )
+        if weights_cap > uploads.MAX_UPLOAD_MB * 2**20:
+            e2.caption(
+                f"This model's weights ({fmt.nbytes(weights_cap)}) are over the "
+                f"{uploads.MAX_UPLOAD_MB} MB this server takes: random weights only."
+            )
+        if not uploads.within(upload, weights_cap, f"{name}'s weights"):
+            upload = None
+        too_much = None
+        try:
+            safety.check_erf_work(a, n_samples)
+        except safety.BudgetError as e:
+            too_much = str(e)
+            st.caption(f"{too_much[0].upper()}{too_much[1:]}.")
+        go = e3.button(
+            "Measure ERF",
+            key="erf_go",
+            disabled=rf.size is None or rf.is_global or too_much is not None,
+        )
+        if go and too_much is None:
+            weights = upload.getvalue() if upload is not None else None
+            bar = st.progress(0.0, text="effective RF: starting…")
+            m, notes = caching.effective_rf(
+                name, cfg, (1, *shape[1:]), module_name, n_samples, weights, _bar=bar
+            )
+            bar.empty()
+            for note in notes:
+                st.warning(widgets.md_text(note), icon=":material/info:")
+            st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")
+            w50, w95 = m.width(0.5), m.width(0.95)
+            st.caption(
+                f"`{module_name}`: 50 % of the gradient mass within radius {m.radius(0.5):g} px "
+                f"(the central {w50:g}x{w50:g} px square), 95 % within {m.radius(0.95):g} px "
+                f"({w95:g}x{w95:g} px); ERF/RF width ratio (95 %) {m.ratio(0.95):.2f}."
+            )
+
+
+layer_panel(a, name, cfg, shape, default_layer)
 
 st.subheader("All layers")
 saved = st.toggle(
