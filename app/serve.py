@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -89,5 +91,10 @@ async def _lifespan(_app) -> AsyncIterator[None]:
     print(f"cnnviz: warmed up in {took:.1f} s; {gc.get_freeze_count()} objects frozen", flush=True)
     yield
 
+
+# The event loop answers every socket; at each socket call it gives up the interpreter lock and
+# then waits for it behind the page runs, up to one switch interval each time (5 ms by
+# default): with many pages running, seconds per health probe (the "convoy effect").
+sys.setswitchinterval(float(os.environ.get("CNNVIZ_SWITCH_INTERVAL", "0.001")))
 
 app = st.App("streamlit_app.py", lifespan=_lifespan, middleware=[Middleware(SecurityHeaders)])

@@ -9,7 +9,10 @@ tests/e2e/test_hostile_browser.py.
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -506,3 +509,20 @@ def test_server_warms_up_and_skips_the_gc_after_each_page():
     start = (ROOT / "docker" / "start.sh").read_text()
     assert "run app/serve.py" in start and "--runner.postScriptGC=false" in start
     assert "postScriptGC = false" in (ROOT / ".streamlit" / "config.toml").read_text()
+
+
+def test_server_hands_the_interpreter_lock_on_every_millisecond():
+    # py-spy on bench/app_load.py's server: the event loop sat in socket writes and in
+    # Thread.start, waiting for the lock behind page runs up to 5 ms (Python's default
+    # switch interval) at every call. app/serve.py sets 1 ms, or $CNNVIZ_SWITCH_INTERVAL.
+    code = (
+        "import runpy, sys; sys.path.insert(0, 'app'); "
+        "runpy.run_path('app/serve.py', run_name='serve'); print(sys.getswitchinterval())"
+    )
+    for env, expected in (({}, 0.001), ({"CNNVIZ_SWITCH_INTERVAL": "0.002"}, 0.002)):
+        env = {k: v for k, v in os.environ.items() if k != "CNNVIZ_SWITCH_INTERVAL"} | env
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert float(out.stdout.split()[-1]) == pytest.approx(expected)
