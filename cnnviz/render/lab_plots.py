@@ -197,7 +197,8 @@ def compare_bars(lab: RFLab) -> go.Figure:
                 x=vals,
                 orientation="h",
                 marker_color=[COLORS["stack"], COLORS["single"]],
-                text=[fmt.count(v) for v in vals],
+                # exact up to 7 digits; past that "110.3T" fits a phone (exact on hover)
+                text=[fmt.count(v) if v < 10**7 else fmt.compact(v) for v in vals],
                 textposition="outside",
                 textfont={"size": BAR_FONT},
                 cliponaxis=False,
@@ -216,11 +217,11 @@ def compare_bars(lab: RFLab) -> go.Figure:
     fig.update_annotations(font={"size": BAR_FONT + 1})  # the subplot titles
     fig.update_layout(
         template=TEMPLATE,
-        # two lines: at the largest settings one would run past a half-width chart
-        title=f"{lab.stack.label} vs {lab.single.label}<br>"
+        # one side a line: at the largest settings one line would run past a phone's width
+        title=f"{lab.stack.label}<br>vs {lab.single.label}<br>"
         f"<sup>C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}</sup>",
-        height=430,
-        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        height=480,
+        margin={"l": 10, "r": 10, "t": 125, "b": 10},
         bargap=0.3,
         font={"size": BAR_FONT},
     )
@@ -229,7 +230,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
 
 # ------------------------------------------------------------------ block diagram
 
-_MAIN_X, _MAIN_W = 0.0, 3.0
+_MAIN_X, _MAIN_W = 0.0, 3.3
 _ADD_LINE = {"color": COLORS["edge"], "width": 1.5}
 _SC_X, _SC_W = 3.3, 2.6
 _BOX_H = 0.72
@@ -306,7 +307,7 @@ def block_title(case: BlockCase) -> str:
     >>> from cnnviz.labs import block_cases
     >>> # convs 256*128 + 9*128*128 + 128*512 = 245,760, BNs 2*(128 + 128 + 512) = 1,536
     >>> print(block_title(block_cases("none", 50)[1]))  # doctest: +NORMALIZE_WHITESPACE
-    2. Spatial size halves, channels double<br><sup>resnet50 layer2.0 (bottleneck block) · no
+    2. Spatial size halves, channels double<br><sup>resnet50 layer2.0 (bottleneck block)<br>no
     shortcut (plain net)<br>block 247,296 params</sup>
     """
     if case.shortcut_type == "none":
@@ -317,8 +318,9 @@ def block_title(case: BlockCase) -> str:
         params = (
             f"block {fmt.count(case.params)} params, shortcut {fmt.count(case.shortcut_params)}"
         )
+    # one fact a line: a phone's width holds about 45 characters of a <sup> line
     return (
-        f"{case.title}<br><sup>{case.model} {case.block} ({case.block_type} block) · {sc}"
+        f"{case.title}<br><sup>{case.model} {case.block} ({case.block_type} block)<br>{sc}"
         f"<br>{params}</sup>"
     )
 
@@ -341,7 +343,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
     for node in case.main:
         y -= 1
         cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node))
+        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node, lines=3))
         prev = y
     y -= 1
     merge_y = y
@@ -402,8 +404,8 @@ def block_diagram(case: BlockCase) -> go.Figure:
         layout={
             "template": TEMPLATE,
             "title": {"text": block_title(case), "x": 0.02},
-            "height": 110 + 66 * rows,
-            "margin": {"l": 10, "r": 10, "t": 90, "b": 10},
+            "height": 130 + 66 * rows,
+            "margin": {"l": 10, "r": 10, "t": 110, "b": 10},
             "showlegend": False,
             "xaxis": {"visible": False, "range": list(DIAGRAM_X)},
             "yaxis": {"visible": False, "range": [y - 0.6, top + 0.6]},
