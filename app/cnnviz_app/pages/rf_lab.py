@@ -16,17 +16,41 @@ st.caption(
 opts = labs.valid_rf_lab_options()
 
 
+# Figures are the same for every visitor and never mutated (st.plotly_chart copies them): one
+# build per setting, shared by all sessions, so a rerun that changed nothing rebuilds nothing.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _bars(n: int, k: int, ch: int, d: int, s: int):
+    return lab_plots.compare_bars(labs.rf_lab(n, k, ch, dilation=d, stride=s))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _steps(n: int, k: int, ch: int, d: int, s: int):
+    return lab_plots.rf_steps_figure(labs.rf_lab(n, k, ch, dilation=d, stride=s))
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _growth_figure(depths: tuple[int, ...]):
+    return erf_plots.erf_growth_plot(caching.erf_growth(depths))
+
+
 def _pair(col, n: int, k: int, channels: int) -> None:
     lab = labs.rf_lab(n, k, channels)
     big = lab.single.kernel_size
+    h = lab.input_size[-1]
     col.markdown(f"**{n} x {k}x{k} vs one {big}x{big}**")
     col.metric("RF", f"{lab.stack.rf} = {lab.single.rf}")
-    col.metric(
-        "weights",
-        fmt.count(lab.stack.weights),
-        f"{fmt.count(lab.stack.weights - lab.single.weights)} vs {fmt.count(lab.single.weights)}",
-        delta_color="inverse",
-    )
+    for label, attr, help_text in (
+        ("weights", "weights", None),
+        ("MACs", "macs", f"Multiply-accumulates on a {h}x{h} input with C = {channels}."),
+    ):
+        ours, theirs = getattr(lab.stack, attr), getattr(lab.single, attr)
+        col.metric(
+            label,
+            fmt.count(ours),
+            f"{fmt.count(ours - theirs)} vs {fmt.count(theirs)}",
+            delta_color="inverse",
+            help=help_text,
+        )
     col.metric(
         "non-linearities",
         lab.stack.nonlinearities,
@@ -34,54 +58,17 @@ def _pair(col, n: int, k: int, channels: int) -> None:
     )
 
 
-with widgets.user_errors():
-    st.subheader("The two classic cases (C = 64)")
-    a, b = st.columns(2)
-    _pair(a, 2, 3, 64)
-    _pair(b, 3, 3, 64)
-
-    st.subheader("Try your own stack")
-    c = st.columns(5)
-    n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
-    k = c[1].select_slider("k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params")
-    ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
-    d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
-    s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
-    lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
-
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Stack**")
-        st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
-        for line in lab.formulas:
-            st.markdown(f"- `{line}`")
-        for note in lab.notes:  # gridding of dilated stacks, strides, the input size
-            st.caption(note)
-    with right:
-        st.plotly_chart(lab_plots.compare_bars(lab), key="bars")
-        side = lab.productive_from
-        st.metric(
-            "last conv unproductive below",
-            fmt.size((side, side)),
-            help="Below this input size the stack's last conv (and the single conv) is "
-            "unproductive: its receptive field is larger than the input.",
-        )
-        if side > 1:
-            st.caption(
-                f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
-                "last convs stop adding context: their receptive field is larger than the "
-                "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
-                f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
-                "conv stops below its own RF: "
-                + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
-                + "."
-            )
-        else:
-            st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
-    st.plotly_chart(lab_plots.rf_steps_figure(lab), key="steps")
-    st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
-
+@st.fragment
+def picture_section(lab: labs.RFLab) -> None:
+    """The stack's field on a picture; its own widgets (input size, the picture) rerun only
+    this part of the page (so it shows its own errors: the page's error box is not around a
+    fragment's rerun)."""
     st.subheader("The stack's field on a picture")
+    with widgets.user_errors():
+        _picture(lab)
+
+
+def _picture(lab: labs.RFLab) -> None:
     p1, p2 = st.columns([1, 3])
     side = p1.select_slider(
         "input size", (32, 64, 96, 128, 224), value=64, key="pic_size", bind="query-params"
@@ -104,9 +91,69 @@ with widgets.user_errors():
             f"{verdict}. Dashed: its neighbour, one effective stride over; shaded: padding."
         )
 
+
+with widgets.user_errors():
+    st.subheader("The two classic cases (C = 64)")
+    a, b = st.columns(2)
+    _pair(a, 2, 3, 64)
+    _pair(b, 3, 3, 64)
+
+    st.subheader("Try your own stack")
+    c = st.columns(5)
+    n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
+    k = c[1].select_slider("k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params")
+    ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
+    d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
+    s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
+    if s > 1 and n > opts.max_strided_n:
+        side = labs.rf_lab_input_size(n, s)
+        st.warning(
+            f"With stride {s}, n stops at {opts.max_strided_n}: {n} strided convs would need a "
+            f"{side:,}x{side:,} input ({s}^{n}) to end on a whole grid. Showing "
+            f"n = {opts.max_strided_n}.",
+            icon=":material/info:",
+        )
+        n = opts.max_strided_n
+    lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
+
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Stack**")
+        st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
+        for line in lab.formulas:
+            st.markdown(f"- `{line}`")
+        for note in lab.notes:  # gridding of dilated stacks, strides, the input size
+            st.caption(note)
+    with right:
+        st.plotly_chart(_bars(n, k, ch, d, s), key="bars")
+        if lab.rf_exceeds_input:
+            st.warning(lab.rf_exceeds_input, icon=":material/crop_free:")
+        side = lab.productive_from
+        st.metric(
+            "last conv unproductive below",
+            fmt.size((side, side)),
+            help="Below this input size the stack's last conv (and the single conv) is "
+            "unproductive: its receptive field is larger than the input.",
+        )
+        if side > 1:
+            st.caption(
+                f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
+                "last convs stop adding context: their receptive field is larger than the "
+                "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
+                f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
+                "conv stops below its own RF: "
+                + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
+                + "."
+            )
+        else:
+            st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
+    st.plotly_chart(_steps(n, k, ch, d, s), key="steps")
+    st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
+
+    picture_section(lab)
+
     st.subheader("Theoretical against effective RF as depth grows")
-    growth = caching.erf_growth((1, 2, 3, 4, 6, 8, 12, 16))
-    st.plotly_chart(erf_plots.erf_growth_plot(growth), key="erf_growth")
+    st.plotly_chart(_growth_figure((1, 2, 3, 4, 6, 8, 12, 16)), key="erf_growth")
     st.caption(
         "n stacked 3x3 convs with ReLUs and random weights: the theoretical RF grows by 2 "
         "pixels per layer, the effective RF (the input gradient's spread) only like √n "

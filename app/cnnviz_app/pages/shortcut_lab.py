@@ -3,7 +3,7 @@
 import streamlit as st
 from cnnviz_app import caching, widgets
 
-from cnnviz import labs
+from cnnviz import labs, zoo
 from cnnviz.render import erf_plots, lab_plots
 
 
@@ -15,6 +15,16 @@ def _header(column: str) -> str:
     return f"{metric}, {rest.replace('_minus_', ' − ')}" if rest else metric
 
 
+@st.fragment
+def stage_bars(depth: int, block: str) -> None:
+    """The per-stage bars; switching the metric reruns only them."""
+    metric = st.segmented_control(
+        "metric", ["params", "macs"], default="params", key="metric", bind="query-params"
+    )
+    with widgets.user_errors():
+        st.plotly_chart(_stage_bars(depth, block, metric or "params"), key="bars")
+
+
 st.title("ResNet shortcut lab")
 st.caption(
     "Shortcuts fight degradation: a plain deep net trains worse than a shallower one, a "
@@ -24,6 +34,40 @@ st.caption(
 )
 
 DEPTHS = [18, 34, 50, 101, 152, 20, 32, 44, 56, 110]
+
+
+# Figures are the same for every visitor and never mutated (st.plotly_chart copies them): one
+# build per setting, shared by all sessions, so switching back and forth rebuilds nothing.
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _diagrams(shortcut: str, depth: int, block: str | None):
+    return tuple(lab_plots.block_diagram(c) for c in labs.block_cases(shortcut, depth, block))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _stage_bars(depth: int, block: str, metric: str):
+    return lab_plots.shortcut_bars(labs.shortcut_stage_table(depth, block), metric)
+
+
+def _own_block() -> None:
+    """A new depth shows the blocks that net is built from (a block picked for the old depth
+    described that net)."""
+    # set, not dropped: a dropped value is read again from the link's ?block=. (Streamlit
+    # logs once that the widget also has a default: that default keeps the link clean.)
+    st.session_state["block"] = labs.default_block(st.session_state["depth"])
+
+
+def _depth_caption(depth: int, block: str) -> str:
+    info = zoo.model_info(f"resnet{depth}")
+    if depth in labs.IMAGENET_DEPTHS:
+        data = "an ImageNet net: 224x224 RGB input, 1000 classes"
+    else:
+        data = "a CIFAR-10 net: 32x32 RGB input, 10 classes, three stages of 16/32/64 channels"
+    return (
+        f"**ResNet-{depth}** ({data}), {block} blocks. {info.description} "
+        f"Paper: {info.paper} (CVPR 2016)."
+    )
+
+
 c1, c2, c3 = st.columns(3)
 # Plain numbers (no format_func) so that ?depth=20 in a shared link selects ResNet-20.
 depth = c1.selectbox(
@@ -32,41 +76,54 @@ depth = c1.selectbox(
     index=2,
     key="depth",
     bind="query-params",
+    on_change=_own_block,
     help="18, 34, 50, 101, 152: ImageNet ResNets (224 px); 20, 32, 44, 56, 110: CIFAR ResNets "
     "(32 px). 50 and 152 mean the ImageNet nets.",
 )
-block = c2.segmented_control(
-    "block",
-    ["basic", "bottleneck"],
-    key="block",
-    bind="query-params",
-    help="Default: basic up to ResNet-34, bottleneck from ResNet-50. The CIFAR nets (20-110) "
-    "are built from basic blocks only.",
-)
-if depth not in labs.IMAGENET_DEPTHS and block == "bottleneck":
+imagenet = depth in labs.IMAGENET_DEPTHS
+if not imagenet and st.session_state.get("block", st.query_params.get("block")) == "bottleneck":
     st.info(
         f"ResNet-{depth} for CIFAR is built from basic blocks (bottleneck CIFAR nets need a "
         "depth of 9n + 2, such as 164): showing basic blocks.",
         icon=":material/info:",
     )
-    block = "basic"
+    st.session_state["block"] = "basic"
+block = c2.segmented_control(
+    "block",
+    ["basic", "bottleneck"],
+    default=labs.default_block(depth),
+    required=True,
+    key="block",
+    bind="query-params",
+    help="Default: basic up to ResNet-34, bottleneck from ResNet-50. The CIFAR nets (20-110) "
+    "are built from basic blocks only.",
+)
+block = block or labs.default_block(depth)  # a link's empty ?block= clears even a required one
 shortcut = c3.segmented_control(
     "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
 )
+c1.caption(_depth_caption(depth, block))
 
 with widgets.user_errors():
     st.subheader("The four cases, with real shapes")
-    imagenet = depth in labs.IMAGENET_DEPTHS
-    cases = labs.block_cases(shortcut or "B", depth if imagenet else 34)
+    cases = labs.block_cases(
+        shortcut or "B", depth if imagenet else 34, block if imagenet else None
+    )
+    figures = _diagrams(shortcut or "B", depth if imagenet else 34, block if imagenet else None)
     if not imagenet:
         st.caption(
             f"Drawn on ImageNet ResNet blocks (224 px): ResNet-{depth} for CIFAR has only the "
             "first two cases, with 16 to 64 channels at 32x32 to 8x8."
         )
+    elif block == "basic":
+        st.caption(
+            f"ResNet-{depth} with basic blocks never changes the channels at the same size and "
+            "has no bottleneck: cases 3 and 4 are drawn from ResNet-50."
+        )
     for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
         with tab:
             st.caption(case.explanation)
-            st.plotly_chart(lab_plots.block_diagram(case), key=f"case{i}")
+            st.plotly_chart(figures[i], key=f"case{i}")
 
     st.subheader("Parameters and MACs per stage, for every shortcut type")
     table = labs.shortcut_stage_table(depth, block)
@@ -78,10 +135,7 @@ with widgets.user_errors():
         if c != "stage"
     }
     st.dataframe(table, hide_index=True, column_config=numbers)
-    metric = st.segmented_control(
-        "metric", ["params", "macs"], default="params", key="metric", bind="query-params"
-    )
-    st.plotly_chart(lab_plots.shortcut_bars(table, metric or "params"), key="bars")
+    stage_bars(depth, block)
     st.caption(
         "A adds no parameters; B pays only for the few projections where the shape "
         "changes; C projects on every block for little gain (the paper's Table 3)."

@@ -1,0 +1,243 @@
+"""The RF lab and the shortcut lab, issue #12 §3 and §5: readable comparison bars, MACs on
+the classic cases, k up to 11 and n up to 16, a note when the RF exceeds the input, the
+blocks a ResNet-50+ really uses, an "add" label that fits a phone, the picked net explained.
+
+Figures are checked on cnnviz.render.lab_plots directly; wiring by AppTest. Expected numbers
+are written as the arithmetic that gives them or come from cnnviz.analyze.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import pytest
+import torch
+from apptest import APP, app_on_path, clear_caches, page  # noqa: F401
+from streamlit.testing.v1 import AppTest
+from torch.utils.flop_counter import FlopCounterMode
+
+import cnnviz
+from cnnviz import fmt, labs, zoo
+from cnnviz.render import lab_plots
+
+PHONE = 400  # px, the narrow viewport of the issue (400x800)
+PAGE_PAD = 2 * 16  # Streamlit's padding left and right of the main column on a phone
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _axes(layout: dict, prefix: str) -> dict[str, dict]:
+    return {k: v for k, v in layout.items() if re.fullmatch(prefix + r"\d*", k)}
+
+
+# --------------------------------------------------------------------------- RF lab: bars
+def _bars_chart(at: AppTest) -> dict:
+    titles = {"Weights", "MACs", "Non-linearities"}
+    return next(
+        c for c in charts(at) if titles <= {a.get("text") for a in c["layout"]["annotations"]}
+    )
+
+
+def test_rf_lab_comparison_subplots_do_not_crowd_each_other():
+    at = page("rf_lab", n="4", k="5")
+    fig = _bars_chart(at)
+    lay = fig["layout"]
+    ys = sorted(tuple(a["domain"]) for a in _axes(lay, "yaxis").values())
+    # one metric per row: no two subplots share a row, so no tick labels of one fall over
+    # another's bars whatever the width; and each row has its own band
+    for (_, top), (bottom, _) in itertools.pairwise(ys):
+        assert top + 0.05 <= bottom, ys
+    for x in _axes(lay, "xaxis").values():
+        assert tuple(x["domain"]) == (0.0, 1.0)
+    # the value labels are readable (>= 12 px) and have room beside the longer bar
+    size = lay.get("font", {}).get("size", 12)
+    for trace in fig["data"]:
+        assert trace.get("textfont", {}).get("size", size) >= 12
+        assert trace["textposition"] == "outside"
+    for a in lay["annotations"]:
+        assert a.get("font", {}).get("size", size) >= 12
+    lab = labs.rf_lab(4, 5)
+    weights = [4 * 5 * 5 * 64 * 64, 17 * 17 * 64 * 64]  # n*k*k*C*C vs K*K*C*C, K = 1 + 4*4
+    bars = {t["name"]: t for t in fig["data"]}
+    assert bars["Weights"]["x"] == weights == [lab.stack.weights, lab.single.weights]
+    weight_axis = lay["x" + bars["Weights"].get("xaxis", "x")[1:] + "axis"]
+    assert weight_axis["range"][1] >= 1.3 * max(weights)
+
+
+# --------------------------------------------------------------------------- RF lab: MACs
+def test_rf_lab_classic_cases_show_macs():
+    at = page("rf_lab")
+    macs = [(m.value, m.delta) for m in at.metric if m.label == "MACs"]
+    # same padding on 32x32, C = 64: n*k*k*C*C*H*W against K*K*C*C*H*W
+    two, five = 2 * 3 * 3 * 64 * 64 * 32 * 32, 5 * 5 * 64 * 64 * 32 * 32
+    three, seven = 3 * 3 * 3 * 64 * 64 * 32 * 32, 7 * 7 * 64 * 64 * 32 * 32
+    assert macs == [
+        (fmt.count(two), f"{fmt.count(two - five)} vs {fmt.count(five)}"),
+        (fmt.count(three), f"{fmt.count(three - seven)} vs {fmt.count(seven)}"),
+    ]
+    with FlopCounterMode(display=False) as count:  # torch's own count: 2 FLOPs per MAC
+        zoo.conv_stack(2, 3, 64)(torch.zeros(1, 64, 32, 32))
+    assert count.get_total_flops() == 2 * two
+
+
+# --------------------------------------------------------------------------- RF lab: ranges
+def test_rf_lab_options_reach_alexnets_kernel_and_sixteen_layers():
+    o = labs.valid_rf_lab_options()
+    assert o.kernel_sizes == (1, 3, 5, 7, 9, 11) and o.n == (1, 16)
+    lab = labs.rf_lab(16, 11)
+    assert lab.stack.rf == 1 + 16 * (11 - 1)
+    assert lab.stack.weights == 16 * 11 * 11 * 64 * 64
+    assert lab.stack.macs == 16 * 11 * 11 * 64 * 64 * 32 * 32  # same padding, 32x32 input
+    at = page("rf_lab", n="16", k="11")
+    assert at.slider(key="n").value == 16 and at.select_slider(key="k").value == 11
+    rf = at.table[0].value.loc["receptive field"].tolist()
+    assert [str(v) for v in rf] == [str(1 + 16 * 10)] * 2
+
+
+def test_rf_lab_caps_strided_stacks_with_a_message():
+    with pytest.raises(ValueError, match="65536x65536"):  # 2**16
+        labs.rf_lab(16, 3, stride=2)
+    at = page("rf_lab", n="16", s="2")
+    assert not at.error
+    note = " ".join(w.value for w in at.warning)
+    assert "n stops at 8" in note and "65,536x65,536" in note
+    rf = at.table[0].value.loc["receptive field"].tolist()
+    # n = 8, stride 2: 1 + (3-1)*(1 + 2 + ... + 2^7) = 1 + 2*255
+    assert [str(v) for v in rf] == [str(1 + 2 * 255)] * 2
+
+
+# --------------------------------------------------------------------------- RF lab: RF > input
+def _column_with_chart(at: AppTest, title: str):
+    for col in at.columns:
+        specs = [json.loads(c.proto.spec) for c in col.get("plotly_chart")]
+        if any(title in (a.get("text") or "") for s in specs for a in s["layout"]["annotations"]):
+            return col
+    raise AssertionError(f"no column with a chart titled {title}")
+
+
+def test_rf_lab_says_when_the_rf_exceeds_the_input_beside_the_bars():
+    at = page("rf_lab", n="16")  # RF 1 + 16*(3-1) = 33 on the lab's 32x32 input
+    beside = _column_with_chart(at, "Non-linearities")
+    notes = " ".join(w.value for w in beside.warning)
+    assert f"({1 + 16 * 2}x{1 + 16 * 2}) exceeds the 32x32 input" in notes
+    at = page("rf_lab", n="15")  # 1 + 15*2 = 31 fits in 32
+    assert not any("exceeds" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- shortcut lab
+def _titles(at: AppTest) -> list[str]:
+    return [c["layout"]["title"]["text"] for c in charts(at) if "title" in c["layout"]]
+
+
+def _texts(fig: dict) -> str:
+    return " ".join(a.get("text") or "" for a in fig["layout"].get("annotations", ()))
+
+
+def test_shortcut_lab_at_50_draws_resnet50s_bottleneck_blocks():
+    at = page("shortcut_lab")  # depth 50, no block in the URL
+    assert at.segmented_control(key="block").value == "bottleneck"
+    diagrams = [c for c in charts(at) if "block" in c["layout"]["title"]["text"]]
+    assert len(diagrams) == 4
+    for fig in diagrams:
+        assert "resnet50" in fig["layout"]["title"]["text"]
+        assert "resnet34" not in fig["layout"]["title"]["text"]
+    halves = _texts(diagrams[1])  # layer2.0: 256 -> 128 -> 128 (stride 2) -> 512 channels
+    for box in ("1x1, 256->128", "3x3, 128->128, stride 2", "1x1, 128->512", "1x512x28x28"):
+        assert box in halves
+    assert fmt.count(256 * 512) in halves  # the projection's 1x1 conv
+    title = diagrams[1]["layout"]["title"]["text"]
+    assert f"shortcut {fmt.count(256 * 512 + 2 * 512)}" in title  # 1x1 conv + BN
+    oracle = cnnviz.analyze(zoo.get_model("resnet50", device="meta"), (1, 3, 224, 224))
+    row = next(r for r in oracle.layers if r.name == "layer2.0.downsample.0")
+    assert row.params == 256 * 512
+
+
+@pytest.mark.parametrize(("depth", "block"), [(18, "basic"), (101, "bottleneck"), (20, "basic")])
+def test_shortcut_lab_block_control_shows_the_block_used(depth, block):
+    at = page("shortcut_lab", depth=str(depth))
+    assert at.segmented_control(key="block").value == block
+
+
+def test_shortcut_lab_new_depth_shows_its_own_block():
+    at = page("shortcut_lab")
+    at.selectbox(key="depth").set_value(34).run()
+    assert at.segmented_control(key="block").value == "basic"
+    at.selectbox(key="depth").set_value(152).run()
+    assert at.segmented_control(key="block").value == "bottleneck"
+    assert all("resnet152" in t for t in _titles(at) if "layer" in t)
+    at = page("shortcut_lab", block="basic")  # ResNet-50 of basic blocks, from a link
+    assert at.segmented_control(key="block").value == "basic"
+    at.selectbox(key="depth").set_value(101).run()
+    assert at.segmented_control(key="block").value == "bottleneck"
+
+
+def test_shortcut_lab_cifar_with_bottleneck_shows_basic_on_the_control():
+    at = page("shortcut_lab", depth="20", block="bottleneck")
+    assert any("basic blocks" in i.value for i in at.info)
+    assert at.segmented_control(key="block").value == "basic"
+
+
+@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("shortcut", ["none", "A", "B", "C"])
+def test_block_titles_name_the_shortcut(shortcut, depth):
+    for case in labs.block_cases(shortcut, depth):
+        title = lab_plots.block_diagram(case).layout.title.text
+        assert "none: none" not in title and ": none" not in title
+        if shortcut == "none":
+            assert "no shortcut" in title
+        else:
+            assert f"shortcut {shortcut}: {case.shortcut_kind}" in title
+
+
+def test_block_cases_use_the_depths_own_blocks():
+    for depth in (50, 101, 152):
+        cases = labs.block_cases("B", depth)
+        assert [c.model for c in cases] == [f"resnet{depth}"] * 4
+        assert {c.block_type for c in cases} == {"bottleneck"}
+    basic = labs.block_cases("B", 50, "basic")  # ResNet-50 built from basic blocks
+    assert [(c.model, c.block_type) for c in basic[:2]] == [("resnet50", "basic")] * 2
+    # ResNet-50 layer2.0 as basic blocks: 3x3 64->128 stride 2, 3x3 128->128
+    convs = [n.detail for n in basic[1].main if n.type == "Conv2d"]
+    assert convs == ["3x3, 64->128, stride 2", "3x3, 128->128"]
+
+
+def test_shortcut_lab_titles_never_say_none_none():
+    at = page("shortcut_lab", shortcut="none")
+    titles = _titles(at)
+    assert titles and not [t for t in titles if "none: none" in t]
+
+
+# --------------------------------------------------------------------------- phone width
+def _text_px(text: str, size: float) -> float:
+    """A generous width estimate of an annotation's longest line: 0.62 em a character."""
+    lines = re.sub(r"<(?!br)[^>]+>", "", text).split("<br>")
+    return max(len(line) for line in lines) * 0.62 * size
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B", "C"])
+def test_block_diagram_add_label_fits_a_phone(shortcut):
+    for case in labs.block_cases(shortcut, 50):
+        fig = lab_plots.block_diagram(case)
+        lay = fig.layout
+        x0, x1 = lay.xaxis.range
+        plot_px = PHONE - PAGE_PAD - lay.margin.l - lay.margin.r
+        per_unit = plot_px / (x1 - x0)
+        add = next(a for a in lay.annotations if "F(x) + shortcut" in (a.text or ""))
+        width = _text_px(add.text, add.font.size or 12) / per_unit
+        left = {"left": add.x, "right": add.x - width, "center": add.x - width / 2}
+        start = left[add.xanchor or "center"]
+        assert x0 <= start and start + width <= x1, (start, start + width, (x0, x1))
+
+
+# --------------------------------------------------------------------------- §5 explained
+@pytest.mark.parametrize(("depth", "data"), [(50, "ImageNet"), (20, "CIFAR-10")])
+def test_shortcut_lab_explains_the_picked_net(depth, data):
+    at = page("shortcut_lab", depth=str(depth))
+    info = zoo.model_info(f"resnet{depth}")
+    text = " ".join(c.value for c in at.caption)
+    assert info.description in text and data in text
+    assert "Deep Residual Learning for Image Recognition" in text and "He et al. 2016" in text
