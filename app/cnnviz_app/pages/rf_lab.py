@@ -33,6 +33,16 @@ def _growth_figure(depths: tuple[int, ...]):
     return erf_plots.erf_growth_plot(caching.erf_growth(depths))
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _field_figure(n: int, k: int, ch: int, d: int, s: int, side: int, photo: bool, _pic):
+    """The stack's field on the sample photo (``_pic``, the same for a given ``side``) or, when
+    not ``photo``, on a plain grid."""
+    field = labs.rf_lab(n, k, ch, dilation=d, stride=s).stack.field
+    out = -(-side // field.stride[0])
+    centre = ((out - 1) // 2, (out - 1) // 2)
+    return plots.rf_on_input(field, (side, side), centre, picture=_pic)
+
+
 def _pair(col, n: int, k: int, channels: int) -> None:
     lab = labs.rf_lab(n, k, channels)
     big = lab.single.kernel_size
@@ -79,7 +89,12 @@ def _picture(lab: labs.RFLab) -> None:
     if field is not None and field.known and not field.is_global:
         # "same" padding: each conv of stride s keeps ceil(in / s) positions
         out = -(-side // field.stride[0])
-        fig = plots.rf_on_input(field, (side, side), ((out - 1) // 2, (out - 1) // 2), picture=pic)
+        centre = ((out - 1) // 2, (out - 1) // 2)
+        if st.session_state.get("lab_pic") == "my picture":  # a visitor's picture: not kept
+            fig = plots.rf_on_input(field, (side, side), centre, picture=pic)
+        else:  # the sample photo or none: the same for everyone
+            args = (lab.n, lab.k, lab.channels, lab.dilation, lab.stride, side, pic is not None)
+            fig = _field_figure(*args, pic)
         p2.plotly_chart(fig, key="lab_pic_fig")
         verdict = (
             f"larger than the {side}x{side} input: the last convs add no context here"
