@@ -241,3 +241,34 @@ def test_shortcut_lab_explains_the_picked_net(depth, data):
     text = " ".join(c.value for c in at.caption)
     assert info.description in text and data in text
     assert "Deep Residual Learning for Image Recognition" in text and "He et al. 2016" in text
+
+
+# --------------------------------------------------------------------------- §1 reruns
+def _counting(monkeypatch, module, name: str) -> list:
+    calls: list = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_setting_seen_before_rebuilds_no_figure(monkeypatch):
+    diagrams = _counting(monkeypatch, lab_plots, "block_diagram")
+    at = page("shortcut_lab")  # shortcut B: its four diagrams are built once
+    assert len(diagrams) == 4
+    at.segmented_control(key="shortcut").set_value("A").run()
+    assert len(diagrams) == 4 + 4
+    at.segmented_control(key="shortcut").set_value("B").run()  # back: nothing rebuilt
+    assert len(diagrams) == 8 and not at.exception
+    bars = _counting(monkeypatch, lab_plots, "compare_bars")
+    steps = _counting(monkeypatch, lab_plots, "rf_steps_figure")
+    at = page("rf_lab")
+    at.slider(key="n").set_value(4).run()
+    built = (len(bars), len(steps))
+    at.slider(key="n").set_value(3).run()  # the page's first setting again
+    at.slider(key="n").set_value(4).run()
+    assert (len(bars), len(steps)) == built == (2, 2) and not at.exception
