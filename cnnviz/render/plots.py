@@ -292,33 +292,62 @@ def layer_bars(
         )
     )
     ticks = _layer_ticks(a)
-    fig.update_xaxes(
-        title_text=ticks["title"],
-        categoryorder="array",
-        categoryarray=[plain(n) for n in names],
-        tickmode="array",
-        tickvals=ticks["vals"],
-        ticktext=ticks["text"],
-        tickangle=ticks["angle"],
-        tickfont={"size": 10},
-        showticklabels=True,
-    )
+    xaxis = {
+        "title": {"text": ticks["title"]},
+        "categoryorder": "array",
+        "categoryarray": [plain(n) for n in names],
+        "tickmode": "array",
+        "tickvals": ticks["vals"],
+        "ticktext": ticks["text"],
+        "tickangle": ticks["angle"],
+        "tickfont": {"size": 10},
+        "showticklabels": True,
+    }
+    yaxis = {
+        "title": {"text": METRICS[metric]},
+        "type": "log" if log else "linear",
+        "tickformat": "~s",
+    }
     # a thin line where each stage starts (x = category index; bar i spans i - 0.5 .. i + 0.5)
-    for start in ticks["starts"]:
-        fig.add_vline(x=start - 0.5, line={"color": COLORS["grid"], "width": 1}, layer="below")
+    shapes = [
+        {
+            "type": "line",
+            "xref": "x",
+            "yref": "paper",
+            "x0": start - 0.5,
+            "x1": start - 0.5,
+            "y0": 0,
+            "y1": 1,
+            "layer": "below",
+            "line": {"color": COLORS["grid"], "width": 1},
+        }
+        for start in ticks["starts"]
+    ]
+    notes = []
     if selected is not None:  # the chosen bar is named above the plot: ticks name stages only
-        fig.add_annotation(
-            x=plain(selected),
-            y=1,
-            yref="paper",
-            yanchor="bottom",
-            text=f"▼ {plain(selected)}",
-            showarrow=False,
-            font={"color": COLORS["selected"], "size": 11},
+        notes.append(
+            {
+                "x": plain(selected),
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "text": f"▼ {plain(selected)}",
+                "showarrow": False,
+                "font": {"color": COLORS["selected"], "size": 11},
+            }
         )
-    fig.update_yaxes(title_text=METRICS[metric], type="log" if log else "linear", tickformat="~s")
     title = f"{plain(a.model_name)}: {METRICS[metric]} per layer"
-    return _layout(fig, title, bargap=0.15, showlegend=False)
+    # one layout update: each plotly update validates the whole layout again
+    return _layout(
+        fig,
+        title,
+        bargap=0.15,
+        showlegend=False,
+        xaxis=xaxis,
+        yaxis=yaxis,
+        shapes=shapes,
+        annotations=notes,
+    )
 
 
 #: At most this many rows are each named on the x axis; a deeper model is labelled by stage.
@@ -389,6 +418,8 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.06
     )
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     if len(df):
         strides = df.groupby("depth", sort=True)["stride"].max()
         depth = [int(d) for d in strides.index]
@@ -450,38 +481,65 @@ def rf_growth_plot(a: Analysis) -> go.Figure:
         )
         if a.input_spatial:
             side = max(a.input_spatial)
-            fig.add_hline(
-                y=side,
-                line={"color": COLORS["reference"], "dash": "dot", "width": 1},
-                annotation_text=f"input {side} px",
-                annotation_position="top left",
-                row=1,
-                col=1,
+            shapes.append(
+                {
+                    "type": "line",
+                    "xref": "x domain",
+                    "yref": "y",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": side,
+                    "y1": side,
+                    "line": {"color": COLORS["reference"], "dash": "dot", "width": 1},
+                }
+            )
+            notes.append(
+                {
+                    "text": f"input {side} px",
+                    "xref": "x domain",
+                    "yref": "y",
+                    "x": 0,
+                    "y": side,
+                    "xanchor": "left",
+                    "yanchor": "bottom",
+                    "showarrow": False,
+                }
             )
     else:
-        fig.add_annotation(
-            text="no spatial receptive field to plot",
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
+        notes.append(
+            {
+                "text": "no spatial receptive field to plot",
+                "showarrow": False,
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+            }
         )
-    fig.update_xaxes(tickformat="d", dtick=1 if df["depth"].max() <= 20 else None)
-    fig.update_xaxes(title_text="Depth (conv/linear layers on the longest path)", row=2, col=1)
-    fig.update_yaxes(title_text="RF size (input px)", rangemode="tozero", row=1, col=1)
     stride_color = COLORS["stride"]
-    fig.update_yaxes(
-        title_text="effective<br>stride (px)",
-        title_font={"color": stride_color},
-        tickfont={"color": stride_color},
-        type="log",
-        dtick=math.log10(2),
-        range=[-0.05, math.log10(top_stride) + 0.1],
-        row=2,
-        col=1,
+    depth_axis = {"tickformat": "d", "dtick": 1 if df["depth"].max() <= 20 else None}
+    title = f"{plain(a.model_name)}: receptive field growth"
+    # one layout update: each plotly update validates the whole layout again
+    return _layout(
+        fig,
+        title,
+        hovermode="x unified",
+        shapes=shapes,
+        annotations=notes,
+        xaxis=depth_axis,
+        xaxis2={
+            **depth_axis,
+            "title": {"text": "Depth (conv/linear layers on the longest path)"},
+        },
+        yaxis={"title": {"text": "RF size (input px)"}, "rangemode": "tozero"},
+        yaxis2={
+            "title": {"text": "effective<br>stride (px)", "font": {"color": stride_color}},
+            "tickfont": {"color": stride_color},
+            "type": "log",
+            "dtick": math.log10(2),
+            "range": [-0.05, math.log10(top_stride) + 0.1],
+        },
     )
-    return _layout(fig, f"{plain(a.model_name)}: receptive field growth", hovermode="x unified")
 
 
 # --------------------------------------------------------------------------- one unit
