@@ -225,36 +225,45 @@ def _ask_for_layers() -> None:
     st.session_state["t_layers_asked"] = True
 
 
-# The last per-layer table stays (with what it timed) until the next one: the page's other
-# widgets rerun it. The expander opens on it: a rerun that changed what the expander shows
-# drew it closed, hiding the table just asked for.
-layers = st.session_state.get("t_layer_table")
-asked = st.session_state.pop("t_layers_asked", False)
-with st.expander("Per-layer breakdown (one configuration)", expanded=asked or layers is not None):
-    st.caption(
-        "Each leaf layer's median time beside its MACs from cnnviz.analyze: where the time "
-        "goes, and which layers run far from the device's peak."
-    )
-    p1, p2, p3 = st.columns(3)
-    one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
-    one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
-    p3.button("Time each layer", key="t_layers", on_click=_ask_for_layers, disabled=not one)
-    if asked and one:
-        with widgets.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
-            table = caching.layer_breakdown(one, main_dev.type, one_dtype)
-            layers = st.session_state["t_layer_table"] = (one, one_dtype, table)
-    if layers is not None:
-        model, dtype, table = layers
-        widgets.table(
-            table,
-            {
-                "ms": st.column_config.NumberColumn("time (ms)", format="%.3f"),
-                "macs": st.column_config.NumberColumn("MACs", format="localized"),
-                "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
-            },
-        )
+@st.fragment
+def layer_section(names: list[str], dtypes: list[str]) -> None:
+    """The per-layer breakdown: its model, dtype and button rerun only this part.
+
+    The last table stays (with what it timed) until the next one, through the page's other
+    reruns, and the expander opens on it: a rerun that changed what the expander holds drew
+    it closed, hiding the table just asked for."""
+    layers = st.session_state.get("t_layer_table")
+    asked = st.session_state.pop("t_layers_asked", False)
+    with st.expander(
+        "Per-layer breakdown (one configuration)", expanded=asked or layers is not None
+    ):
         st.caption(
-            f"{model}, batch 1, {dtype}, median of 5 passes on "
-            f"{timing.device_name(main_dev)}. Small layers run far below the device's peak: "
-            "their time is mostly launch and memory traffic, not arithmetic."
+            "Each leaf layer's median time beside its MACs from cnnviz.analyze: where the "
+            "time goes, and which layers run far from the device's peak."
         )
+        p1, p2, p3 = st.columns(3)
+        one = p1.selectbox("model", names or ["resnet18"], key="t_layer_model")
+        one_dtype = p2.selectbox("dtype", dtypes or ["float32"], key="t_layer_dtype")
+        p3.button("Time each layer", key="t_layers", on_click=_ask_for_layers, disabled=not one)
+        if asked and one:
+            with widgets.user_errors(), st.spinner(f"Timing each layer of {one} (batch 1)…"):
+                table = caching.layer_breakdown(one, main_dev.type, one_dtype)
+                layers = st.session_state["t_layer_table"] = (one, one_dtype, table)
+        if layers is not None:
+            model, dtype, table = layers
+            widgets.table(
+                table,
+                {
+                    "ms": st.column_config.NumberColumn("time (ms)", format="%.3f"),
+                    "macs": st.column_config.NumberColumn("MACs", format="localized"),
+                    "gflops_per_s": st.column_config.NumberColumn("GFLOP/s", format="%.1f"),
+                },
+            )
+            st.caption(
+                f"{model}, batch 1, {dtype}, median of 5 passes on "
+                f"{timing.device_name(main_dev)}. Small layers run far below the device's "
+                "peak: their time is mostly launch and memory traffic, not arithmetic."
+            )
+
+
+layer_section(names, dtypes)
