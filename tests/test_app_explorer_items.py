@@ -16,11 +16,11 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 import cnnviz
 from cnnviz import zoo
-from cnnviz.render import erf_plots, plots
+from cnnviz.render import plots
 
 
 def charts(at) -> dict[str, dict]:
-    """The page's plotly charts by their key's end (bars, growth, rf_input, erf_map)."""
+    """The page's plotly charts (their JSON) by title."""
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
@@ -137,4 +137,3 @@ def test_explorer_erf_legend_names_what_is_drawn():
         side = float(n.split(": ")[1].split("x")[0])
         assert boxes[n]["x1"] - boxes[n]["x0"] == side
     assert spec["layout"]["legend"]["bgcolor"] != "white"
-    assert erf_plots.erf_heatmap  # the figure comes from the library
