@@ -26,8 +26,7 @@ def _analysis(name: str, config: caching.Config, shape: tuple[int, ...]):
 class Overview:
     """Everything the page shows for one set of models, but the training step."""
 
-    summary: pd.DataFrame  # compare.compare: the numbers
-    totals: pd.DataFrame  # the same, as the table reads them (1.2M, 3.4 MiB, 12.5 %)
+    totals: pd.DataFrame  # compare.compare as the table reads it (1.2M, 3.4 MiB, 12.5 %)
     exact: str  # exact params and MACs per model
     notes: tuple[str, ...]
     csv: str
@@ -76,7 +75,6 @@ def _overview(jobs: tuple[Job, ...]) -> Overview:
     ]
     notes += [f"{label}: {note}." for label, a in analyses.items() for note in a.notes]
     return Overview(
-        summary=df,
         totals=view[[c for c in TOTALS if c in view]],
         exact=exact,
         notes=tuple(notes),
@@ -159,7 +157,7 @@ if not names:
     st.info("Pick at least one model.")
     st.stop()
 
-analyses = {}
+analyses = {}  # the models that could be analyzed at their input size
 jobs = {}  # label -> (name, config, input shape): what the analysis and training step trace
 for name in names:  # a model that cannot take this input is a message; the others stay
     cfg = configs[name]
