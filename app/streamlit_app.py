@@ -5,7 +5,9 @@ sys.path, so pages import it by name)."""
 from pathlib import Path
 
 import streamlit as st
-from cnnviz_app import uploads, widgets
+from cnnviz_app import priority, uploads, widgets
+
+priority.lower_this_thread()  # below the server's event loop, if $CNNVIZ_PAGE_NICE asks
 
 st.set_page_config(
     page_title="cnnviz", page_icon=str(Path(__file__).parent / "favicon.png"), layout="wide"

@@ -526,3 +526,35 @@ def test_server_hands_the_interpreter_lock_on_every_millisecond():
         )
         assert out.returncode == 0, out.stderr[-2000:]
         assert float(out.stdout.split()[-1]) == pytest.approx(expected)
+
+
+def test_page_runs_can_step_below_the_event_loop(monkeypatch):
+    # CNNVIZ_PAGE_NICE: a page run lowers its own thread's priority, and only its own (the
+    # event loop keeps its place in the CPU queue); unset, nothing changes.
+    from cnnviz_app import priority
+
+    def nice_in_a_thread() -> tuple[int, int]:
+        seen = []
+        worker = threading.Thread(
+            target=lambda: seen.append(
+                (priority.lower_this_thread(), os.getpriority(os.PRIO_PROCESS, 0))
+            )
+        )
+        worker.start()
+        worker.join()
+        return seen[0]
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)  # this (main) thread's nice value
+    monkeypatch.delenv(priority.ENV, raising=False)
+    assert nice_in_a_thread() == (base, base)
+    monkeypatch.setenv(priority.ENV, "2")
+    after, read_back = nice_in_a_thread()
+    assert after == read_back == min(base + 2, 19)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base
+    monkeypatch.setenv(priority.ENV, "two")  # a bad value changes nothing
+    assert nice_in_a_thread() == (base, base)
+
+    calls = []  # and the router asks for it on every page run
+    monkeypatch.setattr(priority, "lower_this_thread", lambda: calls.append(1) or base)
+    page("rf_lab")
+    assert len(calls) >= 2
