@@ -87,12 +87,20 @@ st.navigation(
 """
 
 # Logs every change of stApp's script state, [performance.now(), state], from the page's start
-# (performance.now() counts from the navigation's start).
+# (performance.now() counts from the navigation's start). One observer call may carry several
+# changes (a short fragment run goes running -> notRunning within one task): each record's
+# new value is the next record's old one, the last the attribute's value now.
 RUN_LOG = """(() => {
   const log = [];
   window.__runlog = log;
   let app = null;
-  const note = () => log.push([performance.now(), app.getAttribute('data-test-script-state')]);
+  const STATE = 'data-test-script-state';
+  const note = (records) => {
+    const now = performance.now(), current = app.getAttribute(STATE);
+    if (!records || !records.length) { log.push([now, current]); return; }
+    records.forEach((r, i) =>
+      log.push([now, i + 1 < records.length ? records[i + 1].oldValue : current]));
+  };
   const watch = () => {
     if (app && app.isConnected) return;
     const el = document.querySelector('[data-testid="stApp"]');
@@ -100,7 +108,7 @@ RUN_LOG = """(() => {
     app = el;
     note();
     new MutationObserver(note).observe(el, {
-      attributes: true, attributeFilter: ['data-test-script-state'] });
+      attributes: true, attributeOldValue: true, attributeFilter: [STATE] });
   };
   new MutationObserver(watch).observe(document, {childList: true, subtree: true});
 })();"""
