@@ -13,6 +13,7 @@ from torch import nn
 
 import cnnviz
 from cnnviz import zoo
+from cnnviz.render import graph
 from cnnviz.render.graph import build
 
 
@@ -131,6 +132,26 @@ def test_dot_text_quotes_names_and_labels_each_node():
     assert len(re.findall(r"^  \"[^\"]+\" \[label", dot, re.M)) == len(a.layers) + 1  # + input
     folded = a.to_dot(depth=1, highlight="layer2")
     assert '"layer2" [label="layer2 (16 rows)' in folded and "penwidth=3" in folded
+
+
+def test_each_node_has_a_css_safe_svg_id_in_the_dot_text():
+    # The app outlines the selected node by CSS on this id, so a new layer needs no new DOT
+    a = cnnviz.analyze(zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
+    for depth in (None, 1, 2):
+        dot = a.to_dot(depth)
+        ids = dict(re.findall(r'^  "([^"]+)" \[.*, id="([^"]+)"\];$', dot, re.M))
+        nodes = [n.id or "(root)" for n in build(a, depth).nodes]
+        assert list(ids) == nodes and len(set(ids.values())) == len(nodes)
+        assert all(re.fullmatch(r"cnnviz-n\d+", i) for i in ids.values())  # no dots, no #
+        assert all(ids[n] == graph.svg_id(a, n, depth) for n in nodes)
+        assert a.to_dot(depth, "productivity").count(" id=") == len(nodes)
+    assert graph.svg_id(a, graph.node_of(a, "layer3.1.relu#2", 2), 2) == ids["layer3.1"]
+    with pytest.raises(KeyError, match="no node 'layer3' in the graph of resnet18 at depth 2"):
+        graph.svg_id(a, "layer3", 2)
+    # highlight keeps the id and adds the outline (the CLI and library users' way)
+    line = next(x for x in a.to_dot(2, highlight="layer3.1").splitlines() if "penwidth" in x)
+    assert line.startswith('  "layer3.1" [') and f'id="{ids["layer3.1"]}"' in line
+    assert f'color="{graph.OUTLINE}"' in line
 
 
 def test_mermaid_has_the_same_edges_with_safe_ids():

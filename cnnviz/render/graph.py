@@ -30,6 +30,7 @@ _PRODUCTIVITY = {
     "unproductive": "#fb8072",
 }
 _NEUTRAL = "#f0f0f0"
+OUTLINE = "#d62728"  # the highlighted node's outline (``to_dot(highlight=...)``, the app's CSS)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,35 @@ def node_of(a: Analysis, row: str, depth: int | None = None) -> str:
         if r.name == row:
             return _node_of(r, depth)
     raise KeyError(f"no row named {row!r} in {a.model_name}")
+
+
+def svg_id(a: Analysis, node: str, depth: int | None = None) -> str:
+    """The SVG id :func:`to_dot` gives node ``node`` (a :func:`node_of` id) at ``depth``:
+    ``cnnviz-n<i>``, ``i`` its place in :func:`build`'s nodes. Graphviz writes it as the
+    id of the node's ``<g>``, so a page can restyle one node with CSS while the DOT text
+    (and so the drawing) stays the same; names such as ``layer3.5.relu#3`` are no CSS ids.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 64, 64))
+    >>> svg_id(a, "input"), svg_id(a, "conv1"), svg_id(a, node_of(a, "layer3.1.relu#2", 1), 1)
+    ('cnnviz-n0', 'cnnviz-n1', 'cnnviz-n7')
+    """
+    keys = _keys(a, depth)
+    if node not in keys:
+        at = "" if depth is None else f" at depth {depth}"
+        raise KeyError(f"no node {node!r} in the graph of {a.model_name}{at}")
+    return _svg_id(keys.index(node))
+
+
+def _svg_id(i: int) -> str:
+    return f"cnnviz-n{i}"
+
+
+def _keys(a: Analysis, depth: int | None) -> list[str]:
+    """The graph's node ids in :func:`build`'s order: the inputs, then rows or containers."""
+    owner = {r.name: _node_of(r, depth) for r in a.layers}
+    inputs = sorted({p for r in a.layers for p in r.inputs if p not in owner})
+    return [*inputs, *dict.fromkeys(owner.values())]
 
 
 def depth_choices(a: Analysis) -> tuple[int, ...]:
@@ -201,7 +231,9 @@ def _dot_id(s: str) -> str:
 def to_dot(
     a: Analysis, depth: int | None = None, color_by: ColorBy = "macs", highlight: str | None = None
 ) -> str:
-    """Graphviz DOT text: node ids are the rows' (or containers') names, quoted.
+    """Graphviz DOT text: node ids are the rows' (or containers') names, quoted; each node
+    also has an SVG ``id`` (:func:`svg_id`: ``cnnviz-n0``, ``cnnviz-n1``, ... in order) for
+    CSS. ``highlight`` names a node (a :func:`node_of` id) to outline in red.
 
     >>> import torch.nn as nn, cnnviz
     >>> print(to_dot(cnnviz.analyze(nn.Conv2d(1, 2, 3), (1, 1, 8, 8))))  # doctest: +ELLIPSIS
@@ -209,6 +241,9 @@ def to_dot(
     ...
       "input" -> "(root)";
     }
+    >>> a = cnnviz.analyze(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8))
+    >>> to_dot(a, highlight="1").splitlines()[-4]  # doctest: +ELLIPSIS
+    '  "1" [label="1 (ReLU)...", id="cnnviz-n2", penwidth=3, color="#d62728"];'
     """
     g = build(a, depth, color_by)
     out = [
@@ -217,14 +252,16 @@ def to_dot(
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [color="#555555"];',
     ]
-    for n in g.nodes:
+    for i, n in enumerate(g.nodes):
         label = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in n.label)
         extra = (
-            ', penwidth=3, color="#d62728"' if highlight is not None and n.id == highlight else ""
+            f', penwidth=3, color="{OUTLINE}"'
+            if highlight is not None and n.id == highlight
+            else ""
         )
         out.append(
             f'  {_dot_id(n.id or "(root)")} [label="{label}", fillcolor="{n.fill}", '
-            f'fontcolor="{_ink(n.fill)}"{extra}];'
+            f'fontcolor="{_ink(n.fill)}", id="{_svg_id(i)}"{extra}];'
         )
     for src, dst in g.edges:
         out.append(f"  {_dot_id(src or '(root)')} -> {_dot_id(dst or '(root)')};")
