@@ -7,6 +7,7 @@ Every number shown must be the library's: the oracle is ``cnnviz.training_step``
 from __future__ import annotations
 
 import json
+import re
 
 from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
@@ -122,25 +123,42 @@ def test_explorer_saved_for_backward_is_the_training_steps():
     assert f"({fmt.count(step.saved_bytes)} bytes)" in captions(at)
 
 
+def outlined(at: AppTest) -> str:
+    """The DOT name of the node the page's style rule outlines in red, by its SVG id."""
+    (rule,) = [h.proto.body for h in at.get("html") if "#d62728" in h.proto.body]
+    (sid,) = set(re.findall(r"g#(cnnviz-n\d+) ", rule))
+    assert "stroke:#d62728" in rule.replace(" ", "") and "stroke-width:3px" in rule.replace(" ", "")
+    (name,) = re.findall(rf'^  "((?:[^"\\]|\\.)*)" \[.*\bid="{sid}"', dot(at), re.M)
+    return name
+
+
 def test_explorer_graph_highlights_the_selected_layer():
     at = page("explorer")  # resnet50: 175 rows, so the graph opens folded
     a = analysis("resnet50", 224)
     depth = graph.default_depth(a)
     assert depth is not None and at.selectbox(key="graph_depth").value == "auto"
+    before = dot(at)
+    assert before == a.to_dot(depth, "macs")  # no highlight in the DOT text: CSS draws it
+    assert outlined(at) == graph.node_of(a, at.selectbox(key="layer").value, depth)
     at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
-    assert dot(at) == a.to_dot(depth, "macs", highlight="layer3.5")
-    assert '"layer3.5" [' in next(line for line in dot(at).splitlines() if "penwidth" in line)
+    assert dot(at) == before  # the same text: the browser does not lay the graph out again
+    assert outlined(at) == "layer3.5" == graph.node_of(a, "layer3.5.relu#3", depth)
+    at.selectbox(key="layer").set_value("fc").run()
+    assert dot(at) == before and outlined(at) == "fc"
+    at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
     at.selectbox(key="graph_depth").set_value("all").run()
     at.segmented_control(key="graph_color").set_value("productivity").run()
     assert not at.exception
-    assert dot(at) == a.to_dot(None, "productivity", highlight="layer3.5.relu#3")
+    assert dot(at) == a.to_dot(None, "productivity")
+    assert outlined(at) == "layer3.5.relu#3"
 
 
 def test_explorer_graph_view_from_a_link():
     at = page("explorer", model="resnet18", graph_depth="1", graph_color="rf")
     a = analysis("resnet18", 224)
     layer = at.selectbox(key="layer").value
-    assert dot(at) == a.to_dot(1, "rf", highlight=graph.node_of(a, layer, 1))
+    assert dot(at) == a.to_dot(1, "rf")
+    assert outlined(at) == graph.node_of(a, layer, 1)
 
 
 # --------------------------------------------------------------------------- RF lab

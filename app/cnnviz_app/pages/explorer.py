@@ -197,11 +197,18 @@ def graph_section(a, layer: str) -> None:
             bind="query-params",
         )
         depth = auto if pick == "auto" else None if pick == "all" else int(pick)
-        node = graph.node_of(a, layer, depth)
+        # The selected layer's box is outlined by a style rule on its SVG id, not in the DOT
+        # text: new text makes the browser lay out and draw the whole graph again (a second
+        # on a big net), the same text leaves the drawing as it is.
+        box = graph.svg_id(a, graph.node_of(a, layer, depth), depth)
+        st.html(
+            f"<style>.st-key-graph_box g#{box} path, .st-key-graph_box g#{box} polygon "
+            f"{{stroke: {graph.OUTLINE}; stroke-width: 3px}}</style>"
+        )
         # Drawn at its natural size in a scrolling box: stretched to the page's width, a
         # long chain of layers would be metres tall.
         st.container(height=720, key="graph_box").graphviz_chart(
-            a.to_dot(depth, color_by or "macs", highlight=node),
+            a.to_dot(depth, color_by or "macs"),
             width="content",
             alt=f"Data-flow graph of {a.model_name}",
         )
