@@ -62,6 +62,7 @@ def app_speed():
 
 def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     slow = app_speed.Item("rerun", "explorer: pick a layer", [300, 100, 200], [100, 90, 110])
+    slow.lost = 2  # two actions started no run: reported, and not in the medians
     at_target = app_speed.Item("cold", "/rf-lab", [150, 140, 160, 900], [100, 95, 105, 99])
     empty = app_speed.Item("cold", "/timing")
     rows = [slow.row(), at_target.row(), empty.row()]
@@ -89,6 +90,7 @@ def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     assert "load average 1.00, 2.00, 3.00 (start)" in text
     assert "explorer: pick a layer" in text and "2.00" in text and "1.56" in text
     assert "0 of 3 within the target" in text
+    assert "started no script run (not timed): explorer: pick a layer 2" in text
     # the JSON has no NaN (the empty row's ratio is null), and a second run of a day gets _2
     json.loads(json.dumps(app_speed._no_nan(result), allow_nan=False))
     txt, js = app_speed.out_paths(tmp_path, "2026-01-02")
