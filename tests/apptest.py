@@ -43,3 +43,9 @@ def page(name: str, **query) -> AppTest:
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def spec_editor(at: AppTest):
+    """The Custom page's spec editor (a new key each time the page puts text in it)."""
+    (box,) = [t for t in at.text_area if t.label == "YAML or JSON"]
+    return box

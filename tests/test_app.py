@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
+from apptest import APP, app_on_path, clear_caches, page, spec_editor  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -145,7 +145,7 @@ def test_custom_default_example_and_edit():
         "input: [1, 3, 32, 32]\nlayers:\n  - conv: {out: 8, kernel: 3}\n  - relu\n"
         "  - flatten\n  - linear: {out: 10}\n"
     )
-    at.text_area(key="spec_text").set_value(text).run()
+    spec_editor(at).set_value(text).run()
     # 8*3*3*3 + 8 = 224 conv; 8*30*30*10 + 10 = 72,010 linear
     assert metric(at, "Parameters") == "72.2K"
     assert any(m.label == "Parameters" and "72,234" in (m.help or "") for m in at.metric)
@@ -154,11 +154,11 @@ def test_custom_default_example_and_edit():
 def test_custom_bad_spec_points_at_field():
     at = page("custom")
     bad = "input: [1, 3, 32, 32]\nlayers:\n  - conv: {out: 8, kernel: -1}\n"
-    at.text_area(key="spec_text").set_value(bad).run()
+    spec_editor(at).set_value(bad).run()
     assert not at.exception
     assert at.error and "layers[0].conv.kernel" in at.error[0].value
     yaml_attack = "!!python/object/apply:os.system ['echo pwned']"
-    at.text_area(key="spec_text").set_value(yaml_attack).run()
+    spec_editor(at).set_value(yaml_attack).run()
     assert not at.exception and at.error
 
 
@@ -169,7 +169,7 @@ def test_custom_parses_its_text_once_per_text(monkeypatch):
     monkeypatch.setattr(spec, "parse", lambda text, *a, **k: calls.append(text) or real(text))
     at = page("custom")
     text = "input: [1, 1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n"
-    at.text_area(key="spec_text").set_value(text).run()
+    spec_editor(at).set_value(text).run()
     at.run()  # a rerun with the same text parses nothing
     assert not at.exception and metric(at, "Parameters") == "20"  # 2*1*3*3 + 2
     assert calls.count(text) == 1
@@ -182,11 +182,19 @@ def test_custom_spec_from_shared_url():
     assert metric(at, "Parameters") == "40"  # 4*1*3*3 + 4
 
 
+def example_menu(at):
+    """The Custom page's example menu (its key changes when it must show another value)."""
+    (menu,) = [s for s in at.selectbox if s.label == "Start from an example"]
+    return menu
+
+
 def test_custom_example_picker():
     at = page("custom")
-    for name in spec.examples():
-        at.selectbox(key="example").set_value(name).run()
+    for name, text in reversed(spec.examples().items()):
+        example_menu(at).set_value(name).run()
         assert not at.exception and not at.error, name
+        assert spec_editor(at).value == text
+        assert example_menu(at).value == name
 
 
 # --------------------------------------------------------------------------- timing
@@ -304,7 +312,7 @@ def test_timing_per_layer_breakdown():
 def test_custom_url_follows_the_spec_and_table_applies():
     at = page("custom")
     text = "input: [1, 1, 16, 16]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n"
-    at.text_area(key="spec_text").set_value(text).run()
+    spec_editor(at).set_value(text).run()
     token = at.query_params["spec"]
     token = token[0] if isinstance(token, list) else token
     assert spec.from_url(token) == spec.parse(spec.dumps(spec.parse(text)))
@@ -399,13 +407,16 @@ def test_custom_example_menu_follows_the_spec_in_the_url():
     name = list(ex)[-1]
     at = page("custom", spec=spec.to_url(spec.parse(ex[name])))
     # the editor holds the canonical text of that example; the menu shows it when they match
-    text = at.text_area(key="spec_text").value
+    text = spec_editor(at).value
     assert spec.validate(spec.parse(text)) == spec.validate(spec.parse(ex[name]))
-    assert at.selectbox(key="example").value in (name, None)
-    at.text_area(key="spec_text").set_value(ex[name]).run()
-    assert at.selectbox(key="example").value == name
-    at.text_area(key="spec_text").set_value(ex[name] + "\n# mine\n").run()
-    assert at.selectbox(key="example").value is None  # the user's own text
+    assert example_menu(at).value in (name, None)
+    spec_editor(at).set_value(ex[name]).run()
+    assert example_menu(at).value == name
+    spec_editor(at).set_value(ex[name] + "\n# mine\n").run()
+    assert example_menu(at).value is None  # the user's own text
+    example_menu(at).set_value(name).run()  # the new menu still loads an example
+    assert spec_editor(at).value == ex[name]
+    assert example_menu(at).value == name
 
 
 def test_compare_says_why_a_final_rf_is_unknown():

@@ -8,7 +8,7 @@ import json
 
 import pandas as pd
 import pytest
-from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
+from apptest import APP, app_on_path, clear_caches, page, spec_editor  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -158,9 +158,7 @@ def test_custom_reruns_build_no_figure_again(monkeypatch):
     assert calls == ["growth"]
     at.run()  # the same text: nothing to build
     assert calls == ["growth"] and len(at.get("plotly_chart")) == 2
-    at.text_area(key="spec_text").set_value(
-        "input: [1, 1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n"
-    ).run()
+    spec_editor(at).set_value("input: [1, 1, 8, 8]\nlayers:\n  - conv: {out: 2, kernel: 3}\n").run()
     assert calls == ["growth", "growth"]
 
 

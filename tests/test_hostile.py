@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import torch
+from apptest import spec_editor
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -225,9 +226,7 @@ def test_cli_binary_spec_file_is_a_message(tmp_path, capsys):
 
 def test_custom_page_shows_dunder_names_intact():
     at = page("custom")
-    at.text_area(key="spec_text").set_value(
-        "input: [1, 1, 4, 4]\nlayers:\n  - relu: {name: __init__}\n"
-    ).run()
+    spec_editor(at).set_value("input: [1, 1, 4, 4]\nlayers:\n  - relu: {name: __init__}\n").run()
     assert not at.exception and at.error
     # Markdown would read __init__ as bold "init": the name is escaped (or shown as code)
     body = at.error[0].value
@@ -327,7 +326,7 @@ def test_receptive_fields_past_a_float_render_on_the_custom_page():
     a = cnnviz.analyze(spec.build(text), (1, 1, 8, 8))
     assert a.receptive_field().size[0] > 10**308
     at = page("custom")
-    at.text_area(key="spec_text").set_value(text).run()
+    spec_editor(at).set_value(text).run()
     assert not at.exception and not at.error
     assert next(m.value for m in at.metric if m.label == "Final RF").startswith("inf")
 
@@ -364,7 +363,7 @@ def test_oversized_editor_text_is_a_clear_message_and_keeps_nothing_stale():
     at = page("custom")
     big = "# " + "x" * (spec.LIMITS.text_bytes + 10) + "\ninput: [1, 1, 4, 4]\nlayers: [relu]\n"
     t0 = time.perf_counter()
-    at.text_area(key="spec_text").set_value(big).run()
+    spec_editor(at).set_value(big).run()
     assert time.perf_counter() - t0 < 10
     assert not at.exception and at.error
     assert "limit" in at.error[0].value and "64" in at.error[0].value
@@ -378,7 +377,7 @@ def test_invalid_spec_text_is_parsed_once(monkeypatch):
     monkeypatch.setattr(spec, "parse", lambda text, *a, **k: calls.append(text) or real(text))
     at = page("custom")
     bad = "input: [1, 1, 4, 4]\nlayers:\n  - conv: {out: 2, kernel: 3\n"
-    at.text_area(key="spec_text").set_value(bad).run()
+    spec_editor(at).set_value(bad).run()
     at.run()
     at.run()
     assert not at.exception and at.error

@@ -58,43 +58,49 @@ MAX_UPLOAD = spec.LIMITS.text_bytes
 MAX_URL_TOKEN = 4000  # characters; browsers and proxies handle URLs of this size
 
 
+# The script never writes a live widget's key. A file upload sends two reruns back to back;
+# a value written by the first run, cut short before it reached the browser, came back stale
+# with the second: the example menu's callback fired and an example replaced the visitor's spec,
+# or the editor's old text returned. So a widget that must show a value the page chose is a new
+# widget under a new key, made with that value; a stale value for the old key is ignored.
+def _put_text(text: str) -> None:
+    """Show ``text`` in a new editor."""
+    st.session_state["editor"] = (st.session_state.get("editor", (-1, ""))[0] + 1, text)
+
+
+def _editor_key() -> str:
+    return f"spec_text_{st.session_state['editor'][0]}"
+
+
+def _text() -> str:
+    """The editor's text: what the visitor typed, else what the page put there."""
+    return st.session_state.get(_editor_key(), st.session_state["editor"][1])
+
+
 def _apply_table() -> None:
     rows, shape, name = st.session_state["edited_rows"]
     try:
-        st.session_state["spec_text"] = spec.dumps(spec.from_table(rows, shape, name))
+        _put_text(spec.dumps(spec.from_table(rows, shape, name)))
     except spec.SpecError as e:
         st.session_state["table_error"] = str(e)
 
 
-def _load_example() -> None:
-    if st.session_state["example"] is not None:
-        st.session_state["spec_text"] = examples[st.session_state["example"]]
+def _load_example(key: str) -> None:
+    if st.session_state[key] is not None:
+        _put_text(examples[st.session_state[key]])
 
 
-if "spec_text" not in st.session_state:
+if "editor" not in st.session_state:
     token = st.query_params.get("spec")
-    text = next(iter(examples.values()))
+    first = next(iter(examples.values()))
     if token:
         try:
-            text = spec.dumps(spec.from_url(token))
+            first = spec.dumps(spec.from_url(token))
         except spec.SpecError as e:
             st.error(f"The shared link's spec is unreadable: {widgets.md_text(e)}")
-    st.session_state["spec_text"] = text
+    _put_text(first)
 
 c1, c2 = st.columns([1, 1])
-# The example menu shows the example the editor holds, or nothing once the text is the user's.
-if "example" not in st.session_state or (
-    examples.get(st.session_state["example"]) != st.session_state["spec_text"]
-):
-    match = next((k for k, v in examples.items() if v == st.session_state["spec_text"]), None)
-    st.session_state["example"] = match
-c1.selectbox(
-    "Start from an example",
-    list(examples),
-    key="example",
-    on_change=_load_example,
-    placeholder="choose an example…",
-)
 upload = c2.file_uploader(
     "…or upload a spec (.yaml / .json)",
     type=["yaml", "yml", "json"],
@@ -107,7 +113,7 @@ if upload is not None and st.session_state.get("uploaded") != upload.file_id:
     # The browser enforces the widget's 1 MB; a file sent past it is refused here by its size.
     if uploads.within(upload, MAX_UPLOAD, "specs"):
         try:
-            st.session_state["spec_text"] = spec.decode(upload.getvalue())
+            _put_text(spec.decode(upload.getvalue()))
         except spec.SpecError as e:
             st.error(
                 f"{widgets.md_text(upload.name)}: {widgets.md_text(e.reason)}. The editor "
@@ -115,6 +121,22 @@ if upload is not None and st.session_state.get("uploaded") != upload.file_id:
                 icon=":material/warning:",
             )
         uploads.drop(upload)  # the text is in the editor now; the server need not keep it
+
+# The example menu shows the example the editor holds, or nothing once the text is the user's.
+held = next((k for k, v in examples.items() if v == _text()), None)
+generation, shown = st.session_state.get("example_menu", (0, held))
+if st.session_state.get(f"example_{generation}", shown) != held:
+    generation, shown = generation + 1, held
+st.session_state["example_menu"] = (generation, shown)
+c1.selectbox(
+    "Start from an example",
+    list(examples),
+    index=None if shown is None else list(examples).index(shown),
+    key=f"example_{generation}",
+    on_change=_load_example,
+    args=(f"example_{generation}",),
+    placeholder="choose an example…",
+)
 
 if "table_error" in st.session_state:
     st.error(
@@ -126,8 +148,14 @@ with tab_text:
     # One character past the limit is kept (here and by the server), so an oversized paste
     # reads "more than the limit" at once instead of carrying megabytes to the server.
     text = st.text_area(
-        "YAML or JSON", key="spec_text", height=360, max_chars=spec.LIMITS.text_bytes + 1
+        "YAML or JSON",
+        _text(),
+        key=_editor_key(),
+        height=360,
+        max_chars=spec.LIMITS.text_bytes + 1,
     )
+    # Kept outside the widget too: Streamlit forgets a widget's value on a page that is left.
+    st.session_state["editor"] = (st.session_state["editor"][0], text)
     st.caption(
         f"At most {spec.LIMITS.text_bytes // 1024} KiB of text: the editor does not take a "
         "longer paste (it keeps its text); a longer file is refused with its size."
