@@ -107,6 +107,68 @@ def _picture(lab: labs.RFLab) -> None:
         )
 
 
+@st.fragment
+def own_stack() -> None:
+    """The stack built from the sliders: its widgets rerun only this part of the page, not
+    the classic cases or the ERF growth figure above and below it (so it shows its own
+    errors: the page's error box is not around a fragment's rerun)."""
+    with widgets.user_errors():
+        c = st.columns(5)
+        n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
+        k = c[1].select_slider(
+            "k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params"
+        )
+        ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
+        d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
+        s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
+        if s > 1 and n > opts.max_strided_n:
+            side = labs.rf_lab_input_size(n, s)
+            st.warning(
+                f"With stride {s}, n stops at {opts.max_strided_n}: {n} strided convs would need a "
+                f"{side:,}x{side:,} input ({s}^{n}) to end on a whole grid. Showing "
+                f"n = {opts.max_strided_n}.",
+                icon=":material/info:",
+            )
+            n = opts.max_strided_n
+        lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
+
+        left, right = st.columns(2)
+        with left:
+            st.markdown("**Stack**")
+            st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
+            for line in lab.formulas:
+                st.markdown(f"- `{line}`")
+            for note in lab.notes:  # gridding of dilated stacks, strides, the input size
+                st.caption(note)
+        with right:
+            st.plotly_chart(_bars(n, k, ch, d, s), key="bars")
+            if lab.rf_exceeds_input:
+                st.warning(lab.rf_exceeds_input, icon=":material/crop_free:")
+            side = lab.productive_from
+            st.metric(
+                "last conv unproductive below",
+                fmt.size((side, side)),
+                help="Below this input size the stack's last conv (and the single conv) is "
+                "unproductive: its receptive field is larger than the input.",
+            )
+            if side > 1:
+                st.caption(
+                    f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
+                    "last convs stop adding context: their receptive field is larger than the "
+                    "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
+                    f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
+                    "conv stops below its own RF: "
+                    + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
+                    + "."
+                )
+            else:
+                st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
+        st.plotly_chart(_steps(n, k, ch, d, s), key="steps")
+        st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
+
+        picture_section(lab)
+
+
 with widgets.user_errors():
     st.subheader("The two classic cases (C = 64)")
     a, b = st.columns(2)
@@ -114,58 +176,7 @@ with widgets.user_errors():
     _pair(b, 3, 3, 64)
 
     st.subheader("Try your own stack")
-    c = st.columns(5)
-    n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
-    k = c[1].select_slider("k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params")
-    ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
-    d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
-    s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
-    if s > 1 and n > opts.max_strided_n:
-        side = labs.rf_lab_input_size(n, s)
-        st.warning(
-            f"With stride {s}, n stops at {opts.max_strided_n}: {n} strided convs would need a "
-            f"{side:,}x{side:,} input ({s}^{n}) to end on a whole grid. Showing "
-            f"n = {opts.max_strided_n}.",
-            icon=":material/info:",
-        )
-        n = opts.max_strided_n
-    lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
-
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Stack**")
-        st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
-        for line in lab.formulas:
-            st.markdown(f"- `{line}`")
-        for note in lab.notes:  # gridding of dilated stacks, strides, the input size
-            st.caption(note)
-    with right:
-        st.plotly_chart(_bars(n, k, ch, d, s), key="bars")
-        if lab.rf_exceeds_input:
-            st.warning(lab.rf_exceeds_input, icon=":material/crop_free:")
-        side = lab.productive_from
-        st.metric(
-            "last conv unproductive below",
-            fmt.size((side, side)),
-            help="Below this input size the stack's last conv (and the single conv) is "
-            "unproductive: its receptive field is larger than the input.",
-        )
-        if side > 1:
-            st.caption(
-                f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
-                "last convs stop adding context: their receptive field is larger than the "
-                "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
-                f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
-                "conv stops below its own RF: "
-                + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
-                + "."
-            )
-        else:
-            st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
-    st.plotly_chart(_steps(n, k, ch, d, s), key="steps")
-    st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
-
-    picture_section(lab)
+    own_stack()
 
     st.subheader("Theoretical against effective RF as depth grows")
     st.plotly_chart(_growth_figure((1, 2, 3, 4, 6, 8, 12, 16)), key="erf_growth")
