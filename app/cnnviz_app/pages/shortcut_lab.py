@@ -25,6 +25,35 @@ def stage_bars(depth: int, block: str) -> None:
         st.plotly_chart(_stage_bars(depth, block, metric or "params"), key="bars")
 
 
+@st.fragment
+def cases_section(depth: int, block: str, imagenet: bool) -> None:
+    """The shortcut control and the four cases it draws; switching the shortcut reruns only
+    them (so they show their own errors: the page's error box is not around a fragment's
+    rerun)."""
+    shortcut = st.segmented_control(
+        "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
+    )
+    with widgets.user_errors():
+        cases = labs.block_cases(
+            shortcut or "B", depth if imagenet else 34, block if imagenet else None
+        )
+        figures = _diagrams(shortcut or "B", depth if imagenet else 34, block if imagenet else None)
+        if not imagenet:
+            st.caption(
+                f"Drawn on ImageNet ResNet blocks (224 px): ResNet-{depth} for CIFAR has only the "
+                "first two cases, with 16 to 64 channels at 32x32 to 8x8."
+            )
+        elif block == "basic":
+            st.caption(
+                f"ResNet-{depth} with basic blocks never changes the channels at the same size and "
+                "has no bottleneck: cases 3 and 4 are drawn from ResNet-50."
+            )
+        for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
+            with tab:
+                st.caption(case.explanation)
+                st.plotly_chart(figures[i], key=f"case{i}")
+
+
 st.title("ResNet shortcut lab")
 st.caption(
     "Shortcuts fight degradation: a plain deep net trains worse than a shallower one, a "
@@ -68,7 +97,7 @@ def _depth_caption(depth: int, block: str) -> str:
     )
 
 
-c1, c2, c3 = st.columns(3)
+c1, c2 = st.columns(2)
 # Plain numbers (no format_func) so that ?depth=20 in a shared link selects ResNet-20.
 depth = c1.selectbox(
     "depth (ImageNet 18-152, CIFAR 20-110)",
@@ -99,31 +128,11 @@ block = c2.segmented_control(
     "are built from basic blocks only.",
 )
 block = block or labs.default_block(depth)  # a link's empty ?block= clears even a required one
-shortcut = c3.segmented_control(
-    "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
-)
 c1.caption(_depth_caption(depth, block))
 
 with widgets.user_errors():
     st.subheader("The four cases, with real shapes")
-    cases = labs.block_cases(
-        shortcut or "B", depth if imagenet else 34, block if imagenet else None
-    )
-    figures = _diagrams(shortcut or "B", depth if imagenet else 34, block if imagenet else None)
-    if not imagenet:
-        st.caption(
-            f"Drawn on ImageNet ResNet blocks (224 px): ResNet-{depth} for CIFAR has only the "
-            "first two cases, with 16 to 64 channels at 32x32 to 8x8."
-        )
-    elif block == "basic":
-        st.caption(
-            f"ResNet-{depth} with basic blocks never changes the channels at the same size and "
-            "has no bottleneck: cases 3 and 4 are drawn from ResNet-50."
-        )
-    for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
-        with tab:
-            st.caption(case.explanation)
-            st.plotly_chart(figures[i], key=f"case{i}")
+    cases_section(depth, block, imagenet)
 
     st.subheader("Parameters and MACs per stage, for every shortcut type")
     table = labs.shortcut_stage_table(depth, block)
@@ -154,6 +163,7 @@ with widgets.user_errors():
     erf_layer = k2.selectbox(
         "layer", ["layer1", "layer2", "layer3"], index=1, key="erf_layer", bind="query-params"
     )
+    shortcut = st.session_state.get("shortcut")  # the cases' control, read at this run
     residual = shortcut if shortcut in ("A", "B", "C") else "A"
     if k3.button("Measure both", key="erf_go"):
         maps, notes = {}, {}
