@@ -329,17 +329,27 @@ def test_zoo_options_from_the_url_are_capped():
 
 # --------------------------------------------------------------------------- explorer state
 def _selected_bar(at: AppTest) -> str:
+    """The layer whose bar the page's style rule colours (plots.selected_bar_css), checked
+    against the bars the figure draws: every one muted, in the order of the chart's x."""
     import json
+    import re
 
     from cnnviz.render.palette import COLORS
 
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = fig["data"][0]
-    return next(
-        n
-        for n, c in zip(bars["x"], bars["marker"]["color"], strict=True)
-        if c == COLORS["selected"]
-    )
+    assert set(bars["marker"]["color"]) == {COLORS["muted"]}
+    rules = [
+        m
+        for h in at.get("html")
+        for m in re.findall(
+            r"\.st-key-bars .*?nth-child\((\d+)\) > path \{fill: (#\w+)", h.proto.body
+        )
+    ]
+    assert len(rules) == 1, rules
+    ((index, colour),) = rules
+    assert colour == COLORS["selected"]
+    return bars["customdata"][int(index) - 1]
 
 
 def test_shared_explorer_link_highlights_its_layer():

@@ -256,3 +256,13 @@ def test_legends_stand_apart_from_the_plot(analyses):
         assert fig.layout.showlegend is not False
         legend = fig.layout.legend
         assert legend.orientation == "h" and (legend.y < 0 or legend.y > 1), fig.layout.title
+
+
+def test_selected_bar_css_takes_only_a_class_name_and_an_index(analyses):
+    # the scope goes into a <style> element: nothing but a class name may reach it
+    for scope, index in (("x} body {display:none", 0), ("bars", -1), ("", 0)):
+        with pytest.raises(ValueError):
+            P.selected_bar_css(scope, index)
+    fig = P.layer_bars(analyses["resnet50"], "macs", muted=True)
+    assert set(fig.data[0].marker.color) == {palette.COLORS["muted"]}
+    assert not fig.layout.annotations  # no name above a bar: the page marks its own

@@ -45,13 +45,14 @@ def layer_bars(
     input_size: tuple[int, ...],
     metric: str,
     log: bool,
-    selected: str | None,
 ):
-    """:func:`cnnviz.render.plots.layer_bars` of a zoo model's analysis (shared; never mutate)."""
+    """:func:`cnnviz.render.plots.layer_bars` of a zoo model's analysis, every bar muted (the
+    page marks the selected one with a style rule), hatched by productivity (shared; never
+    mutate)."""
     from cnnviz.render import plots
 
     a = analysis(name, config, input_size)
-    return plots.layer_bars(a, metric, log=log, selected=selected, productivity=True)
+    return plots.layer_bars(a, metric, log=log, productivity=True, muted=True)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

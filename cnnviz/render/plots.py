@@ -234,9 +234,12 @@ def layer_bars(
     log: bool = False,
     selected: str | None = None,
     productivity: bool = False,
+    muted: bool = False,
 ) -> go.Figure:
     """One bar per row in execution order (x = row name); ``selected`` (a row name) is drawn
-    in :data:`COLORS` ``["selected"]`` and the others muted.
+    in :data:`COLORS` ``["selected"]`` and the others muted. ``muted`` mutes every bar, for a
+    page that marks the selected one itself with :func:`selected_bar_css`: the figure then
+    stays the same whichever row is selected, and the browser need not draw it again.
 
     Each bar's ``customdata`` is its row name, so a click or box selection (Streamlit's
     ``plotly_chart(..., on_select="rerun")`` reports ``points[i]["customdata"]``) maps back to
@@ -265,7 +268,7 @@ def layer_bars(
         raise ValueError(f"no row named {selected!r} in {a.model_name}")
     values = [int(getattr(r, metric)) for r in a.layers]
     if selected is None:
-        colors = [COLORS["bar"]] * len(names)
+        colors = [COLORS["muted" if muted else "bar"]] * len(names)
     else:
         colors = [COLORS["selected"] if n == selected else COLORS["muted"] for n in names]
     hover = [
@@ -347,6 +350,24 @@ def layer_bars(
         yaxis=yaxis,
         shapes=shapes,
         annotations=notes,
+    )
+
+
+def selected_bar_css(scope: str, index: int) -> str:
+    """A CSS rule that fills bar ``index`` (0-based) of the first bar trace of the Plotly
+    chart inside the element of class ``scope`` in :data:`COLORS` ``["selected"]``: how a
+    page marks the selected row on a ``layer_bars(..., muted=True)`` figure. (Plotly draws
+    bar i as the path in the i-th ``g.point`` of its trace, filled by an inline style, which
+    ``!important`` overrides; a hatched bar turns solid.)
+
+    >>> selected_bar_css("st-key-bars", 0).replace(COLORS["selected"], "RED")
+    '.st-key-bars g.trace.bars:first-child g.point:nth-child(1) > path {fill: RED !important}'
+    """
+    if not scope.replace("-", "").replace("_", "").isalnum() or index < 0:
+        raise ValueError(f"not a CSS class and bar index: {scope!r}, {index}")
+    return (
+        f".{scope} g.trace.bars:first-child g.point:nth-child({index + 1}) > path "
+        f"{{fill: {COLORS['selected']} !important}}"
     )
 
 

@@ -124,12 +124,27 @@ def test_explorer_model_select_updates_metrics_and_url(page: Page):
     no_exception(page)
 
 
+# The layers whose bar the browser fills in the selected colour (palette.COLORS["selected"],
+# #E45756, as the browser computes it): the page colours it with a style rule.
+RED_BARS = """gd => [...gd.querySelectorAll('.bars .point path')]
+    .filter(el => getComputedStyle(el).fill === 'rgb(228, 87, 86)')
+    .map(el => gd.data[0].customdata[el.__data__.i])"""
+
+
+def red_bars_are(chart: Locator, names: list[str]) -> None:
+    chart.page.wait_for_function(
+        f"([gd, want]) => JSON.stringify(({RED_BARS})(gd)) === JSON.stringify(want)",
+        arg=[chart.element_handle(), names],
+    )
+
+
 def test_explorer_bar_click_selects_the_layer(page: Page):
     open_page(page, "/explorer?model=alexnet")
     layer_box = page.get_by_role("combobox", name="Selected layer", exact=True)
     before = layer_box.input_value()
     chart = page.locator(".js-plotly-plot").first
     expect(chart.locator(".bars .point path").first).to_be_attached()
+    red_bars_are(chart, [before])  # the selected layer's bar, and it alone
     # The tallest bar other than the selected one; its layer name is the point's customdata.
     target = chart.evaluate(
         """(gd, before) => {
@@ -154,6 +169,7 @@ def test_explorer_bar_click_selects_the_layer(page: Page):
     expect(page.locator("strong code", has_text=name)).to_be_visible()
     expect(page).to_have_url(url_has("layer", target["name"]))
     wait_idle(page)
+    red_bars_are(chart, [target["name"]])
     no_exception(page)
 
 

@@ -78,7 +78,13 @@ def layer_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -
                 "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
             )
             log = st.checkbox("log scale", key="log", bind="query-params")
-            bars = caching.layer_bars(name, cfg, shape, metric or "macs", bool(log), chosen)
+            # The figure is the same for every layer; a style rule colours the chosen bar, so
+            # picking a layer does not make the browser draw some 170 bars again.
+            if chosen in rows:
+                st.html(
+                    f"<style>{plots.selected_bar_css('st-key-bars', rows.index(chosen))}</style>"
+                )
+            bars = caching.layer_bars(name, cfg, shape, metric or "macs", bool(log))
             st.plotly_chart(bars, key="bars", on_select=_select_from_chart, selection_mode="points")
             st.caption("Click a bar to select that layer.")
             productivity_caption(a)
