@@ -29,8 +29,9 @@ samples. They are not counted as browsing visits; their outcome is reported apar
 
 Targets (issue #13, section 3): 20 sessions with 0 errors; ``/_stcore/health`` under 1 s
 throughout; a Timing or ERF run never fails another session's page. Results go to
-bench/results/app_load_<date>.txt and .json. It is a benchmark, not a test: it exits 0 even
-when a target fails. See bench/README.md.
+bench/results/app_load_<date>.txt and .json (``_compute`` with ``--compute``, ``_2``, ``_3``
+for a later run that day). It is a benchmark, not a test: it exits 0 even when a target
+fails. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -527,14 +528,34 @@ def main(argv: list[str] | None = None) -> int:
         print(report(levels[-1:]).splitlines()[4])
     text = report(levels)
     print(text)
-    stem = args.out or RESULTS / f"app_load_{dt.date.today().isoformat()}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = args.out or free_stem(RESULTS, dt.date.today().isoformat(), args.compute)
+    Path(stem).parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}.txt").write_text(text + "\n")
     Path(f"{stem}.json").write_text(
         json.dumps([lv.summary() for lv in levels], indent=1, default=str) + "\n"
     )
     print(f"results: {stem}.txt, {stem}.json")
     return 0
+
+
+def free_stem(folder: Path, date: str, compute: bool) -> Path:
+    """results/app_load_<date>[_compute], with _2, _3... where a run of that day is there:
+    a second run never overwrites the first.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> free_stem(d, "2026-12-03", True).name
+    'app_load_2026-12-03_compute'
+    >>> _ = (d / "app_load_2026-12-03.json").write_text("[]")
+    >>> free_stem(d, "2026-12-03", False).name
+    'app_load_2026-12-03_2'
+    """
+    base = f"app_load_{date}{'_compute' if compute else ''}"
+    stem, n = base, 1
+    while (folder / f"{stem}.txt").exists() or (folder / f"{stem}.json").exists():
+        n += 1
+        stem = f"{base}_{n}"
+    return folder / stem
 
 
 if __name__ == "__main__":

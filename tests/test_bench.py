@@ -153,3 +153,14 @@ def test_health_probe_records_each_answer_from_its_own_process(app_load):
     assert all(0 < t < app_load.HEALTH_TIMEOUT_S for t in probe.latencies[:2])
     assert all(t0 <= t for t in probe.times) and probe.times == sorted(probe.times)
     assert set(seen) == {"/_stcore/health"}
+
+
+def test_app_load_never_overwrites_a_run_of_the_same_day(app_load, tmp_path):
+    # a --compute run once took the plain run's file names and overwrote them
+    day = "2026-12-03"
+    assert app_load.free_stem(tmp_path, day, False) == tmp_path / f"app_load_{day}"
+    (tmp_path / f"app_load_{day}.txt").write_text("first")
+    assert app_load.free_stem(tmp_path, day, True) == tmp_path / f"app_load_{day}_compute"
+    assert app_load.free_stem(tmp_path, day, False) == tmp_path / f"app_load_{day}_2"
+    (tmp_path / f"app_load_{day}_2.json").write_text("[]")
+    assert app_load.free_stem(tmp_path, day, False) == tmp_path / f"app_load_{day}_3"
