@@ -34,10 +34,10 @@ def cases_section(depth: int, block: str, imagenet: bool) -> None:
         "shortcut", ["none", "A", "B", "C"], default="B", key="shortcut", bind="query-params"
     )
     with widgets.user_errors():
-        cases = labs.block_cases(
-            shortcut or "B", depth if imagenet else 34, block if imagenet else None
-        )
-        figures = _diagrams(shortcut or "B", depth if imagenet else 34, block if imagenet else None)
+        # CIFAR depths are drawn on ResNet-34's ImageNet blocks (the caption below says so)
+        drawn = (shortcut or "B", depth if imagenet else 34, block if imagenet else None)
+        cases = labs.block_cases(*drawn)
+        figures = _diagrams(*drawn)
         if not imagenet:
             st.caption(
                 f"Drawn on ImageNet ResNet blocks (224 px): ResNet-{depth} for CIFAR has only the "
