@@ -70,7 +70,9 @@ def test_rf_is_drawn_on_the_picture():
     pic = picture.fit(picture.sample(), (32, 32))
     rf = ReceptiveField((5, 5), (2, 2), (2, 2))
     fig = rf_on_input(rf, (32, 32), (3, 4), picture=pic)
-    assert fig.data[0].type == "image" and np.array_equal(np.asarray(fig.data[0].z), pic)
+    # the pixels travel as a lossless PNG (one image for the browser), not as numbers
+    assert fig.data[0].type == "image" and fig.data[0].z is None
+    assert np.array_equal(picture.from_data_uri(fig.data[0].source), pic)
     box = next(s for s in fig.layout.shapes if s.name == "receptive field")
     # unit (3, 4) sees rows -2 + 3*2 .. +4 = 4..8 and cols 6..10 (pixel k spans k +- 0.5)
     assert (box.y0, box.y1, box.x0, box.x1) == (3.5, 8.5, 5.5, 10.5)

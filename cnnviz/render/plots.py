@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 
 from cnnviz import fmt
 from cnnviz.compare import rf_growth, rf_paths, stage_table, unit_view
+from cnnviz.picture import data_uri
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE, model_colors, rgba
@@ -682,7 +683,13 @@ def rf_on_input(
                 f"{height}x{width}: fit it first (cnnviz.picture.fit)"
             )
         shapes[0]["fillcolor"] = "rgba(0,0,0,0)"  # the picture is the input
-        fig.add_trace(go.Image(z=picture, x0=0, y0=0, dx=1, dy=1, name="input", hoverinfo="skip"))
+        # As a PNG, not as z: the browser then draws one image instead of painting each
+        # pixel on every redraw (most of a layer pick's time in the Layer explorer).
+        fig.add_trace(
+            go.Image(
+                source=data_uri(picture), x0=0, y0=0, dx=1, dy=1, name="input", hoverinfo="skip"
+            )
+        )
     # Grid lines every effective stride, where units' windows start: one trace, not shapes.
     gx = _grid_lines(-px, sx, width) if sx else []  # stride 0: all units share the window
     gy = _grid_lines(-py, sy, height) if sy else []

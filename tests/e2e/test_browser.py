@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from cnnviz import spec
+from cnnviz import picture, spec
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -364,3 +364,16 @@ def test_shared_unit_at_row_or_column_zero(page: Page):
     expect(caption).to_contain_text("Unit (55, 0)")
     wait_idle(page)
     assert query(page)["unit"] == ["55,0"]  # the link keeps the zero
+
+
+def test_explorer_draws_the_photo_as_one_image(page: Page):
+    # The photo travels as a PNG (cnnviz.picture.data_uri): Plotly shows it as one <image>,
+    # not a canvas it paints pixel by pixel on every redraw.
+    open_page(page, "/explorer?model=resnet18&layer=layer1.0.conv1&unit=10,20")
+    image = page.locator(".st-key-rf_input svg image")
+    expect(image).to_have_count(1)
+    href = image.get_attribute("href") or image.get_attribute("xlink:href") or ""
+    # the input's own 224x224 pixels; a painted canvas would have the chart's on-screen size
+    assert picture.from_data_uri(href).shape == (224, 224, 3)
+    box = image.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100  # drawn, not empty
