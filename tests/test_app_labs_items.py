@@ -233,6 +233,27 @@ def test_block_diagram_add_label_fits_a_phone(shortcut):
         assert x0 <= start and start + width <= x1, (start, start + width, (x0, x1))
 
 
+@pytest.mark.parametrize("shortcut", ["none", "A", "B", "C"])
+def test_block_diagram_arrows_are_one_trace_of_heads_on_lines(shortcut):
+    # Arrows as annotations were measured and drawn one by one in the browser; now each is a
+    # line shape, its head a marker of one trace.
+    for case in labs.block_cases(shortcut, 50):
+        fig = lab_plots.block_diagram(case)
+        assert not any(a.showarrow for a in fig.layout.annotations)
+        (heads,) = [t for t in fig.data if t.name == "arrows"]
+        ends = [
+            (x, y) for x, y, size in zip(heads.x, heads.y, heads.marker.size, strict=True) if size
+        ]
+        # one arrow into each main-path box, the add node, each shortcut box, the add node
+        # from the shortcut, each post box and the output
+        shortcut_arrows = len(case.shortcut) + 1 if case.shortcut_kind != "none" else 0
+        merge_arrow = 1 if case.merge is not None else 0
+        expected = len(case.main) + merge_arrow + shortcut_arrows + len(case.post) + 1
+        assert len(ends) == expected
+        line_ends = {(s.x1, s.y1) for s in fig.layout.shapes if s.type == "line"}
+        assert set(ends) <= line_ends  # every head sits at the end of a drawn line
+
+
 # --------------------------------------------------------------------------- §5 explained
 @pytest.mark.parametrize(("depth", "data"), [(50, "ImageNet"), (20, "CIFAR-10")])
 def test_shortcut_lab_explains_the_picked_net(depth, data):
