@@ -406,13 +406,26 @@ async def _compute(browser, url: str, what: str, level: Level, args) -> None:
 
 
 def _chromium(nice: int) -> str:
-    """Chromium, or a wrapper that starts it ``nice`` steps below normal CPU priority."""
+    """Chromium, or a wrapper that starts it ``nice`` steps below normal CPU priority.
+
+    Chromium sets its threads' priorities itself (renderers back to nice 0, compositor and
+    IO threads to -8): run as root, which may lower a nice value, it undid ``nice`` and its
+    threads outranked the server. As root the wrapper therefore also drops CAP_SYS_NICE
+    (``setpriv``), so no thread of the browser can go below ``nice``.
+    """
     if not nice:
         return CHROMIUM
+    import shutil
     import tempfile
 
     wrapper = Path(tempfile.mkdtemp(prefix="app_load_")) / "chromium"
-    wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {CHROMIUM} "$@"\n')
+    keep = ""
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            raise RuntimeError("--nice-browsers as root needs setpriv (util-linux)")
+        keep = f"{setpriv} --bounding-set=-sys_nice --inh-caps=-sys_nice -- "
+    wrapper.write_text(f'#!/bin/sh\nexec {keep}nice -n {int(nice)} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper)
 

@@ -164,3 +164,28 @@ def test_app_load_never_overwrites_a_run_of_the_same_day(app_load, tmp_path):
     assert app_load.free_stem(tmp_path, day, False) == tmp_path / f"app_load_{day}_2"
     (tmp_path / f"app_load_{day}_2.json").write_text("[]")
     assert app_load.free_stem(tmp_path, day, False) == tmp_path / f"app_load_{day}_3"
+
+
+def test_app_load_browsers_stay_below_the_server(app_load, tmp_path):
+    # Chromium resets its threads' nice values (renderers to 0, IO and compositor threads to
+    # -8); as root nothing stopped it, so "--nice-browsers 19" ran browsers above the server.
+    # A process started through the wrapper keeps the nice value and cannot lower it.
+    import os
+    import subprocess
+
+    wrapper = Path(app_load._chromium(19))
+    probe = tmp_path / "probe.sh"
+    # the wrapper with a shell in Chromium's place: what would a browser thread be allowed?
+    probe.write_text(wrapper.read_text().replace(app_load.CHROMIUM, "/bin/sh"))
+    probe.chmod(0o755)
+    check = (
+        "import os; print(os.nice(0))\n"
+        "try:\n    os.setpriority(os.PRIO_PROCESS, 0, -8); print('lowered')\n"
+        "except PermissionError:\n    print('refused')\n"
+    )
+    out = subprocess.run(
+        [str(probe), "-c", f"exec {sys.executable} -c \"$0\"", check],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    assert out[0] == str(min(19, os.nice(0) + 19))
+    assert out[1] == "refused"
