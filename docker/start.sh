@@ -3,6 +3,10 @@
 # PORT defaults to 8501; STREAMLIT (optional) names the streamlit executable.
 set -eu
 cd "$(dirname "$0")/.."
+# Page runs 10 nice steps below the event loop that answers every socket (health included):
+# with 20 visitors on 2 cores, health probes stayed under 0.5 s (bench/app_load.py). Set it
+# to 0 on a machine shared with other work, which niced page runs would also yield to.
+export CNNVIZ_PAGE_NICE="${CNNVIZ_PAGE_NICE:-10}"
 # app/serve.py wraps app/streamlit_app.py: imports done before serving, security headers.
 exec "${STREAMLIT:-streamlit}" run app/serve.py \
   --server.port="${PORT:-8501}" \

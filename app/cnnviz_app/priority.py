@@ -5,8 +5,9 @@ socket (WebSocket messages, ``/_stcore/health``). On a machine with fewer cores 
 page runs, the event loop queues for the CPU behind them. Where :data:`ENV` is set (README,
 "Deploying"), every page run lowers its own thread's priority by that many nice steps;
 threads it starts (torch's workers) inherit it. Raising a nice value needs no privilege, so
-this works as the image's non-root user. It is off by default: on a machine shared with other
-work, niced page runs also yield to that work.
+this works as the image's non-root user. docker/start.sh (the image's command) sets 10; a plain
+``streamlit run`` leaves it off, as on a machine shared with other work niced page runs also
+yield to that work.
 """
 
 from __future__ import annotations
