@@ -292,6 +292,9 @@ def servers() -> Iterator[tuple[str, str]]:
         (folder / "two.py").write_text(TRIVIAL_PAGE.format(title="Two"))
         p1, p2 = free_port(), free_port()
         app_env = {"PORT": str(p1), "ADDRESS": "127.0.0.1", "STREAMLIT": streamlit_exe()}
+        # as the trivial app's: the page runs share the CPU with this browser, which a
+        # visitor's runs on another machine (start.sh would nice them below it)
+        app_env["CNNVIZ_PAGE_NICE"] = "0"
         trivial_argv = [streamlit_exe(), "run", "main.py", f"--server.port={p2}"]
         trivial_argv += ["--server.address=127.0.0.1", *SERVER_FLAGS]
         with (
