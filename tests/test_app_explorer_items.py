@@ -15,7 +15,7 @@ from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 import cnnviz
-from cnnviz import zoo
+from cnnviz import picture, zoo
 from cnnviz.render import plots
 
 
@@ -76,8 +76,9 @@ def builds(monkeypatch):
         monkeypatch.setattr(module, name, spy)
 
     counting(cnnviz, "analyze")
-    for name in ("layer_bars", "rf_growth_plot", "rf_on_input"):
+    for name in ("layer_bars", "rf_growth_plot", "rf_on_input", "data_uri"):
         counting(plots, name)
+    counting(picture, "data_uri")  # the page encodes the photo once, not per unit
     return count
 
 

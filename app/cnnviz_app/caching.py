@@ -81,9 +81,24 @@ def rf_on_input(
     a = analysis(name, config, input_size)
     row = next(r for r in a.layers if r.name == layer)
     out = tuple(row.output_shape[2:4])
+    uri = None if _picture is None else picture_uri(picture_key, _picture=_picture)
     return plots.rf_on_input(
-        row.receptive_field, a.input_spatial, unit, output_spatial=out, picture=_picture
+        row.receptive_field,
+        a.input_spatial,
+        unit,
+        output_spatial=out,
+        picture=_picture,
+        picture_uri=uri,
     )
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def picture_uri(picture_key: str, _picture) -> str:
+    """``_picture`` as a PNG data URI, encoded once per picture (``picture_key``, its digest)
+    rather than for every unit drawn on it: 4 ms at 224x224, 60 ms at 1024x1024."""
+    from cnnviz import picture
+
+    return picture.data_uri(_picture)
 
 
 def picture_key(picture) -> str | None:

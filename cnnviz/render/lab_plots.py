@@ -280,7 +280,7 @@ class _Canvas:
             x=self.arrow_x, y=self.arrow_y, mode="markers", hoverinfo="skip", name="arrows",
             marker={
                 "symbol": "arrow", "angleref": "previous", "size": [0, ARROW_SIZE, 0] * n,
-                "standoff": 0, "color": COLORS["edge"], "line": {"width": 0},
+                "color": COLORS["edge"], "line": {"width": 0},
             },
         )  # fmt: skip
 

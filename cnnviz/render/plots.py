@@ -593,12 +593,15 @@ def rf_on_input(
     show_neighbour: bool = True,
     output_spatial: tuple[int, int] | None = None,
     picture: Any = None,
+    picture_uri: str | None = None,
 ) -> go.Figure:
     """The window that output ``unit`` (row, col) sees, drawn on the input image.
 
     ``picture`` (an (H, W, 3) uint8 array of the input's size, e.g. from
     :func:`cnnviz.picture.fit`) is drawn under the window, so the field reads as a part of a
-    real image; without it the input is a plain rectangle.
+    real image; without it the input is a plain rectangle. ``picture_uri`` is that picture
+    already encoded by :func:`cnnviz.picture.data_uri` (a page drawing many units of one
+    picture encodes it once).
 
     Pixel k spans ``[k - 0.5, k + 0.5]`` (centres on integers), so a window ``(first, last)``
     from :func:`~cnnviz.compare.unit_view` is the rectangle ``first - 0.5 .. last + 0.5``. Shapes
@@ -687,7 +690,13 @@ def rf_on_input(
         # pixel on every redraw (most of a layer pick's time in the Layer explorer).
         fig.add_trace(
             go.Image(
-                source=data_uri(picture), x0=0, y0=0, dx=1, dy=1, name="input", hoverinfo="skip"
+                source=picture_uri or data_uri(picture),
+                x0=0,
+                y0=0,
+                dx=1,
+                dy=1,
+                name="input",
+                hoverinfo="skip",
             )
         )
     # Grid lines every effective stride, where units' windows start: one trace, not shapes.
