@@ -268,6 +268,18 @@ def test_explorer_erf_of_selected_layer():
     assert len(charts) == 4  # bars, growth, RF on input, ERF map
 
 
+def test_explorer_erf_of_a_global_layer_is_a_message():
+    # The ERF panel is not rerun by a new layer, so its button cannot follow the layer's RF:
+    # on a layer whose units all see the whole input it explains instead of measuring
+    at = page("explorer", model="resnet20")
+    at.selectbox(key="layer").set_value("fc").run()
+    assert not at.button(key="erf_go").disabled
+    at.button(key="erf_go").click().run()
+    assert not at.exception and not at.error
+    assert any("`fc` has no effective RF to measure" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) == 2  # bars and growth: no unit view, no ERF map
+
+
 def test_shortcut_lab_erf_plain_vs_residual():
     at = page("shortcut_lab", erf_depth="32")
     at.button(key="erf_go").click().run()

@@ -154,6 +154,21 @@ def test_each_node_has_a_css_safe_svg_id_in_the_dot_text():
     assert f'color="{graph.OUTLINE}"' in line
 
 
+def test_svg_ids_of_a_row_name_its_box_at_every_depth():
+    # The explorer outlines the selected row at every depth with one rule each, so a depth
+    # change needs no new rule: each id must be, in that depth's DOT text, the box that holds
+    # the row (written there as the highlight's outline)
+    a = cnnviz.analyze(zoo.get_model("resnet50", device="meta"), (1, 3, 224, 224))
+    for row in ("conv1", "layer3.1.conv2", "layer4.2.relu#3", "fc"):
+        ids = graph.svg_ids_of(a, row)
+        assert set(ids) == {*graph.depth_choices(a), None} and None in ids
+        for depth, svg in ids.items():
+            node = graph.node_of(a, row, depth)
+            line = next(x for x in a.to_dot(depth, highlight=node).splitlines() if "penwidth" in x)
+            assert f'id="{svg}"' in line
+    assert graph.svg_ids_of(a, "layer3.1.conv2")[1] != graph.svg_ids_of(a, "layer3.1.conv2")[None]
+
+
 def test_mermaid_has_the_same_edges_with_safe_ids():
     a = cnnviz.analyze(Residual(), (1, 4, 8, 8))
     text = a.to_mermaid()

@@ -63,6 +63,14 @@ def rf_growth_plot(name: str, config: Config, input_size: tuple[int, ...]):
     return plots.rf_growth_plot(analysis(name, config, input_size))
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
+def graph_svg_ids(name: str, config: Config, input_size: tuple[int, ...], layer: str):
+    """:func:`cnnviz.render.graph.svg_ids_of` of a zoo model's row."""
+    from cnnviz.render import graph
+
+    return graph.svg_ids_of(analysis(name, config, input_size), layer)
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def rf_on_input(
     name: str,

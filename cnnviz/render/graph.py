@@ -96,6 +96,20 @@ def svg_id(a: Analysis, node: str, depth: int | None = None) -> str:
     return _svg_id(keys.index(node))
 
 
+def svg_ids_of(a: Analysis, row: str) -> dict[int | None, str]:
+    """The SVG id of the node that holds row ``row`` at every depth a page may draw (each
+    of :func:`depth_choices` and None, every row), so one style rule per depth can outline
+    it whichever depth is drawn, without the graph being drawn again.
+
+    >>> import cnnviz
+    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet18", device="meta"), (1, 3, 64, 64))
+    >>> ids = svg_ids_of(a, "layer3.1.relu#2")
+    >>> sorted(ids, key=str), ids[1] == svg_id(a, node_of(a, "layer3.1.relu#2", 1), 1)
+    ([1, 2, 3, None], True)
+    """
+    return {d: svg_id(a, node_of(a, row, d), d) for d in (*depth_choices(a), None)}
+
+
 def _svg_id(i: int) -> str:
     return f"cnnviz-n{i}"
 

@@ -55,7 +55,7 @@ def shot(page: Page, target: Locator, name: str) -> None:
     """A picture of the graph's box with ``target`` scrolled into it, for the report."""
     target.scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.locator(".st-key-graph_box").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.locator("[class*=st-key-graph_box_]").screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
 def test_explorer_graph_renders_with_the_selected_layer_outlined(page: Page):

@@ -60,63 +60,6 @@ if st.session_state.get("layer") not in rows:
     if "layer" in st.session_state or (url_layer is not None and url_layer not in rows):
         st.session_state["layer"] = default_layer
 
-# The parts below the metrics change alone, so each is a fragment: picking a layer reruns the
-# layer panel (bars, layer, unit, graph, ERF), moving a unit slider only the unit view,
-# measuring an ERF only its panel; the page above and the table below stay as they are.
-# A fragment shows its own errors: the page's error box is not around a fragment's rerun.
-
-
-@st.fragment
-def layer_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -> None:
-    """The per-layer bars and RF growth, the layer picker and everything about that layer."""
-    rows = [r.name for r in a.layers]
-    chosen = st.session_state.get("layer") or st.query_params.get("layer") or default_layer
-    with widgets.user_errors():
-        left, right = st.columns([3, 2])
-        with left:
-            metric = st.segmented_control(
-                "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
-            )
-            log = st.checkbox("log scale", key="log", bind="query-params")
-            # The figure is the same for every layer; a style rule colours the chosen bar, so
-            # picking a layer does not make the browser draw some 170 bars again.
-            if chosen in rows:
-                st.html(
-                    f"<style>{plots.selected_bar_css('st-key-bars', rows.index(chosen))}</style>"
-                )
-            bars = caching.layer_bars(name, cfg, shape, metric or "macs", bool(log))
-            st.plotly_chart(bars, key="bars", on_select=_select_from_chart, selection_mode="points")
-            st.caption("Click a bar to select that layer.")
-            productivity_caption(a)
-        with right:
-            st.plotly_chart(caching.rf_growth_plot(name, cfg, shape), key="growth")
-            st.caption(
-                "The RF grows by (k-1) x stride-so-far at each layer: strided layers make "
-                "every later layer grow it faster. The panel below counts that stride: how "
-                "far the window moves between neighbouring units."
-            )
-
-        # index=0 when a click already chose the layer (Streamlit warns about both otherwise).
-        index = 0 if "layer" in st.session_state else rows.index(default_layer)
-        layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
-        row = next(r for r in a.layers if r.name == layer)
-        rf = row.receptive_field
-        st.markdown(
-            f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
-            f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
-            + (f"; **{row.productivity}** at this input" if row.productivity in plots.HATCH else "")
-        )
-        if rf.size is None:
-            st.info(f"The receptive field is unknown here: {rf.reason}.")
-        elif rf.is_global:
-            st.info(
-                "Every unit here sees the whole input (after global pooling or flatten + linear)."
-            )
-        elif row.output_shape is not None and len(row.output_shape) == 4:
-            unit_panel(a, name, cfg, shape, layer)
-        graph_section(a, layer)
-        erf_panel(a, name, cfg, shape, layer)
-
 
 def productivity_caption(a) -> None:
     prod = compare.productivity_summary(a)
@@ -134,6 +77,79 @@ def productivity_caption(a) -> None:
             "Every layer adds context at this input: no receptive field is larger than it "
             f"(Richter et al., ICMLA 2021). Below {prod['productive_from']} some would not."
         )
+
+
+# The bars and the RF growth are the same for every layer, so they sit outside the layer
+# panel: a new layer does not send them again (a style rule in the panel colours its bar).
+# A click on a bar picks its layer and reruns the page, the panel with it.
+with widgets.user_errors():
+    left, right = st.columns([3, 2])
+    with left:
+        metric = st.segmented_control(
+            "bars", ["params", "macs"], default="macs", key="metric", bind="query-params"
+        )
+        log = st.checkbox("log scale", key="log", bind="query-params")
+        bars = caching.layer_bars(name, cfg, shape, metric or "macs", bool(log))
+        st.plotly_chart(bars, key="bars", on_select=_select_from_chart, selection_mode="points")
+        st.caption("Click a bar to select that layer.")
+        productivity_caption(a)
+    with right:
+        st.plotly_chart(caching.rf_growth_plot(name, cfg, shape), key="growth")
+        st.caption(
+            "The RF grows by (k-1) x stride-so-far at each layer: strided layers make "
+            "every later layer grow it faster. The panel below counts that stride: how "
+            "far the window moves between neighbouring units."
+        )
+
+# What depends on the layer is a fragment: picking a layer reruns the layer panel (its
+# details and the unit view), moving a unit slider only the unit view. The graph and the ERF
+# panel are fragments of their own, rerun by their own controls; the graph's outline is a
+# style rule the layer panel writes. A fragment shows its own errors: the page's error box is
+# not around a fragment's rerun.
+
+
+def graph_outline_css(name: str, cfg, shape: tuple[int, ...], layer: str) -> str:
+    """A rule outlining the box that holds ``layer`` at whatever depth the graph is drawn:
+    the graph's box carries its depth in its key (graph_box_<depth>), one selector per
+    depth."""
+    ids = caching.graph_svg_ids(name, cfg, shape, layer)
+    boxes = ", ".join(
+        f".st-key-graph_box_{depth_tag(d)} g#{i} {part}"
+        for d, i in ids.items()
+        for part in ("path", "polygon")
+    )
+    return f"{boxes} {{stroke: {graph.OUTLINE}; stroke-width: 3px}}"
+
+
+def depth_tag(depth: int | None) -> str:
+    return "all" if depth is None else str(depth)
+
+
+@st.fragment
+def layer_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -> None:
+    """The layer picker and everything about that layer."""
+    rows = [r.name for r in a.layers]
+    with widgets.user_errors():
+        # index=0 when a click already chose the layer (Streamlit warns about both otherwise).
+        index = 0 if "layer" in st.session_state else rows.index(default_layer)
+        layer = st.selectbox("Selected layer", rows, index=index, key="layer", bind="query-params")
+        bar_css = plots.selected_bar_css("st-key-bars", rows.index(layer))
+        st.html(f"<style>{bar_css}\n{graph_outline_css(name, cfg, shape, layer)}</style>")
+        row = next(r for r in a.layers if r.name == layer)
+        rf = row.receptive_field
+        st.markdown(
+            f"**`{row.name}`** ({row.type}): output {fmt.shape(row.output_shape)}, "
+            f"{fmt.count(row.params)} params, {fmt.count(row.macs)} MACs, RF {rf}"
+            + (f"; **{row.productivity}** at this input" if row.productivity in plots.HATCH else "")
+        )
+        if rf.size is None:
+            st.info(f"The receptive field is unknown here: {rf.reason}.")
+        elif rf.is_global:
+            st.info(
+                "Every unit here sees the whole input (after global pooling or flatten + linear)."
+            )
+        elif row.output_shape is not None and len(row.output_shape) == 4:
+            unit_panel(a, name, cfg, shape, layer)
 
 
 @st.fragment
@@ -179,7 +195,7 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
 
 
 @st.fragment
-def graph_section(a, layer: str) -> None:
+def graph_section(a) -> None:
     """The data-flow graph; its own controls rerun only this part of the page."""
     with widgets.user_errors():
         st.subheader("Data-flow graph")
@@ -203,17 +219,12 @@ def graph_section(a, layer: str) -> None:
             bind="query-params",
         )
         depth = auto if pick == "auto" else None if pick == "all" else int(pick)
-        # The selected layer's box is outlined by a style rule on its SVG id, not in the DOT
-        # text: new text makes the browser lay out and draw the whole graph again (a second
-        # on a big net), the same text leaves the drawing as it is.
-        box = graph.svg_id(a, graph.node_of(a, layer, depth), depth)
-        st.html(
-            f"<style>.st-key-graph_box g#{box} path, .st-key-graph_box g#{box} polygon "
-            f"{{stroke: {graph.OUTLINE}; stroke-width: 3px}}</style>"
-        )
+        # The selected layer's box is outlined by the layer panel's style rule on its SVG id
+        # (graph_outline_css), not in the DOT text: new text makes the browser lay out and
+        # draw the whole graph again (a second on a big net), the same text leaves it as it is.
         # Drawn at its natural size in a scrolling box: stretched to the page's width, a
         # long chain of layers would be metres tall.
-        st.container(height=720, key="graph_box").graphviz_chart(
+        st.container(height=720, key=f"graph_box_{depth_tag(depth)}").graphviz_chart(
             a.to_dot(depth, color_by or "macs"),
             width="content",
             alt=f"Data-flow graph of {a.model_name}",
@@ -228,8 +239,12 @@ def graph_section(a, layer: str) -> None:
 
 
 @st.fragment
-def erf_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
-    """The effective RF of the layer, measured on request: its controls rerun only this."""
+def erf_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -> None:
+    """The effective RF of the selected layer, measured on request: its controls rerun only
+    this, and a new layer does not (a measured ERF stays, named by its layer)."""
+    layer = st.session_state.get("layer")
+    if layer not in {r.name for r in a.layers}:
+        layer = default_layer
     row = next(r for r in a.layers if r.name == layer)
     rf = row.receptive_field
     with widgets.user_errors():  # an ERF error leaves the rest of the page in place
@@ -239,7 +254,7 @@ def erf_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
             "(Luo et al., 2016) measures how much each one does: the input gradient of the "
             "central unit, averaged over random inputs. It is roughly Gaussian and fills only "
             "part of the theoretical RF. Weights are random (seeded) unless you upload "
-            "trained ones."
+            "trained ones. It is measured for the layer selected above."
         )
         module_name = row.name if row.is_module else row.module
         e1, e2, e3 = st.columns([1, 2, 1])
@@ -266,12 +281,14 @@ def erf_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
         except safety.BudgetError as e:
             too_much = str(e)
             st.caption(f"{too_much[0].upper()}{too_much[1:]}.")
-        go = e3.button(
-            "Measure ERF",
-            key="erf_go",
-            disabled=rf.size is None or rf.is_global or too_much is not None,
-        )
-        if go and too_much is None:
+        go = e3.button("Measure ERF", key="erf_go", disabled=too_much is not None)
+        if go and (rf.size is None or rf.is_global):
+            why = "it is unknown" if rf.size is None else "every unit sees the whole input"
+            st.info(
+                f"`{layer}` has no effective RF to measure: {why}. Pick a layer with a "
+                "local receptive field."
+            )
+        elif go and too_much is None:
             weights = upload.getvalue() if upload is not None else None
             bar = st.progress(0.0, text="effective RF: starting…")
             m, notes = caching.effective_rf(
@@ -290,6 +307,8 @@ def erf_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
 
 
 layer_panel(a, name, cfg, shape, default_layer)
+graph_section(a)
+erf_panel(a, name, cfg, shape, default_layer)
 
 st.subheader("All layers")
 saved = st.toggle(
