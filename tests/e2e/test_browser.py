@@ -182,9 +182,14 @@ def test_shortcut_lab_option_a_zero_pads_and_subsamples(page: Page):
     )
     expect(page).to_have_url(url_has("shortcut", "A"))
     wait_idle(page)
+    # Lazy tabs: only the open case's diagram is drawn, the first until another is opened
+    cases = page.locator(".st-key-case")
+    expect(cases.locator(".js-plotly-plot")).to_have_count(1)
     page.get_by_role("tab", name="2. Spatial size halves, channels double").click()
     panel = page.get_by_role("tabpanel")
     expect(panel).to_have_count(1)
+    expect(panel.locator(".js-plotly-plot")).to_have_count(1)
+    expect(cases.locator(".js-plotly-plot")).to_have_count(1)
     expect(panel).to_contain_text("every 2nd pixel")
     # ResNet-50 (the default depth) layer2.0: 256 -> 512 channels, 512 - 256 = 256 zeros
     expect(panel).to_contain_text("appends 256 zero channels")

@@ -48,10 +48,15 @@ def cases_section(depth: int, block: str, imagenet: bool) -> None:
                 f"ResNet-{depth} with basic blocks never changes the channels at the same size and "
                 "has no bottleneck: cases 3 and 4 are drawn from ResNet-50."
             )
-        for i, (tab, case) in enumerate(zip(st.tabs([c.title for c in cases]), cases, strict=True)):
-            with tab:
-                st.caption(case.explanation)
-                st.plotly_chart(figures[i], key=f"case{i}")
+        # Lazy tabs: only the open case is drawn, so a new shortcut type sends and redraws one
+        # diagram, not four (a tab switch reruns this fragment to draw its case).
+        titles = [c.title for c in cases]
+        tabs = st.tabs(titles, key="case", on_change="rerun")
+        for i, (tab, case) in enumerate(zip(tabs, cases, strict=True)):
+            if tab.open:
+                with tab:
+                    st.caption(case.explanation)
+                    st.plotly_chart(figures[i], key=f"case{i}")
 
 
 st.title("ResNet shortcut lab")
