@@ -268,6 +268,24 @@ def test_explorer_erf_of_selected_layer():
     assert len(charts) == 4  # bars, growth, RF on input, ERF map
 
 
+def test_a_second_visitor_gets_the_same_erf_from_the_cache():
+    # st.cache_data replays a cached call's elements on a hit; a progress bar made outside the
+    # cached function and updated inside it cannot be replayed (CacheReplayClosureError), so
+    # the second session measuring the same ERF saw an error instead of the map
+    for _ in range(2):
+        at = page("explorer", model="resnet20")
+        at.selectbox(key="layer").set_value("layer2.2.relu#2").run()
+        at.slider(key="erf_n").set_value(2).run()
+        at.button(key="erf_go").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert "`layer2.2.relu#2`: 50 % of the gradient mass" in text_of(at)
+    for _ in range(2):
+        at = page("shortcut_lab", erf_depth="20", erf_layer="layer1")
+        at.button(key="erf_go").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert len([m for m in at.metric if "radius" in m.label]) == 2
+
+
 def test_explorer_erf_of_a_global_layer_is_a_message():
     # The ERF panel is not rerun by a new layer, so its button cannot follow the layer's RF:
     # on a layer whose units all see the whole input it explains instead of measuring

@@ -189,26 +189,35 @@ def effective_rf(
     n_samples: int,
     weights: bytes | None = None,
     seed: int = 0,
-    _bar=None,
+    progress: bool = False,
 ):
     """cnnviz.erf on a zoo model (seeded random weights, or uploaded safetensors bytes, which
     cnnviz.erf checks against the model from their header first and loads under the budget
-    and the compute lock). ``_bar`` (an st.progress, not part of the cache key) follows the
-    samples."""
+    and the compute lock). ``progress``: a progress bar follows the samples (and the place in
+    the compute queue) and is removed at the end.
+
+    The bar is made here, not passed in: st.cache_data replays a cached call's elements on a
+    hit, and it cannot replay updates of an element made outside the function (a second
+    visitor's identical ERF failed with CacheReplayClosureError)."""
     from cnnviz import erf
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        m = erf.effective_receptive_field(
-            model(name, config),
-            layer,
-            input_size,
-            n_samples=n_samples,
-            weights=weights,
-            seed=seed,
-            progress=None if _bar is None else _erf_progress(_bar),
-            waiting=None if _bar is None else queue_note(_bar),
-        )
+    bar = st.progress(0.0, text="effective RF: starting…") if progress else None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m = erf.effective_receptive_field(
+                model(name, config),
+                layer,
+                input_size,
+                n_samples=n_samples,
+                weights=weights,
+                seed=seed,
+                progress=None if bar is None else _erf_progress(bar),
+                waiting=None if bar is None else queue_note(bar),
+            )
+    finally:
+        if bar is not None:
+            bar.empty()
     return m, tuple(str(w.message) for w in caught)
 
 

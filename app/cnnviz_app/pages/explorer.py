@@ -290,11 +290,9 @@ def erf_panel(a, name: str, cfg, shape: tuple[int, ...], default_layer: str) -> 
             )
         elif go and too_much is None:
             weights = upload.getvalue() if upload is not None else None
-            bar = st.progress(0.0, text="effective RF: starting…")
             m, notes = caching.effective_rf(
-                name, cfg, (1, *shape[1:]), module_name, n_samples, weights, _bar=bar
+                name, cfg, (1, *shape[1:]), module_name, n_samples, weights, progress=True
             )
-            bar.empty()
             for note in notes:
                 st.warning(widgets.md_text(note), icon=":material/info:")
             st.plotly_chart(erf_plots.erf_heatmap(m), key="erf_map")

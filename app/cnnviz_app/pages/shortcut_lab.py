@@ -172,14 +172,12 @@ with widgets.user_errors():
     residual = shortcut if shortcut in ("A", "B", "C") else "A"
     if k3.button("Measure both", key="erf_go"):
         maps, notes = {}, {}
-        bar = st.progress(0.0, text="effective RF: starting…")
         for sc in ("none", residual):
             cfg = (("depth", erf_depth), ("shortcut", sc))
             maps[sc], found = caching.effective_rf(
-                "resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4, _bar=bar
+                "resnet_cifar", cfg, (1, 3, 64, 64), erf_layer, 4, progress=True
             )
             notes.update(dict.fromkeys(found))
-        bar.empty()
         for note in notes:  # e.g. a theoretical RF larger than the 64 px input
             st.warning(note, icon=":material/info:")
         cols = st.columns(2)
