@@ -137,10 +137,23 @@ def _texts(fig: dict) -> str:
     return " ".join(a.get("text") or "" for a in fig["layout"].get("annotations", ()))
 
 
+def _case_diagrams(at: AppTest) -> list[dict]:
+    """Each case's block diagram, its tab opened in turn: the tabs are lazy, so only the open
+    case is drawn, one diagram at a time."""
+    found = []
+    for title in [t.label for t in at.tabs]:
+        at.session_state["case"] = title
+        at.run()
+        drawn = [c for c in charts(at) if "block" in c["layout"]["title"]["text"]]
+        assert len(drawn) == 1 and drawn[0]["layout"]["title"]["text"].startswith(title)
+        found += drawn
+    return found
+
+
 def test_shortcut_lab_at_50_draws_resnet50s_bottleneck_blocks():
     at = page("shortcut_lab")  # depth 50, no block in the URL
     assert at.segmented_control(key="block").value == "bottleneck"
-    diagrams = [c for c in charts(at) if "block" in c["layout"]["title"]["text"]]
+    diagrams = _case_diagrams(at)
     assert len(diagrams) == 4
     for fig in diagrams:
         assert "resnet50" in fig["layout"]["title"]["text"]
