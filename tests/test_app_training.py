@@ -123,10 +123,12 @@ def test_explorer_saved_for_backward_is_the_training_steps():
     assert f"({fmt.count(step.saved_bytes)} bytes)" in captions(at)
 
 
-def outlined(at: AppTest) -> str:
-    """The DOT name of the node the page's style rule outlines in red, by its SVG id."""
+def outlined(at: AppTest, depth: int | None) -> str:
+    """The DOT name of the node the page's style rule outlines in red, by its SVG id, in the
+    graph drawn at ``depth`` (the rule has one selector per depth, on the graph's box key)."""
     (rule,) = [h.proto.body for h in at.get("html") if "#d62728" in h.proto.body]
-    (sid,) = set(re.findall(r"g#(cnnviz-n\d+) ", rule))
+    tag = "all" if depth is None else depth
+    (sid,) = set(re.findall(rf"\.st-key-graph_box_{tag} g#(cnnviz-n\d+) ", rule))
     assert "stroke:#d62728" in rule.replace(" ", "") and "stroke-width:3px" in rule.replace(" ", "")
     (name,) = re.findall(rf'^  "((?:[^"\\]|\\.)*)" \[.*\bid="{sid}"', dot(at), re.M)
     return name
@@ -139,18 +141,18 @@ def test_explorer_graph_highlights_the_selected_layer():
     assert depth is not None and at.selectbox(key="graph_depth").value == "auto"
     before = dot(at)
     assert before == a.to_dot(depth, "macs")  # no highlight in the DOT text: CSS draws it
-    assert outlined(at) == graph.node_of(a, at.selectbox(key="layer").value, depth)
+    assert outlined(at, depth) == graph.node_of(a, at.selectbox(key="layer").value, depth)
     at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
     assert dot(at) == before  # the same text: the browser does not lay the graph out again
-    assert outlined(at) == "layer3.5" == graph.node_of(a, "layer3.5.relu#3", depth)
+    assert outlined(at, depth) == "layer3.5" == graph.node_of(a, "layer3.5.relu#3", depth)
     at.selectbox(key="layer").set_value("fc").run()
-    assert dot(at) == before and outlined(at) == "fc"
+    assert dot(at) == before and outlined(at, depth) == "fc"
     at.selectbox(key="layer").set_value("layer3.5.relu#3").run()
     at.selectbox(key="graph_depth").set_value("all").run()
     at.segmented_control(key="graph_color").set_value("productivity").run()
     assert not at.exception
     assert dot(at) == a.to_dot(None, "productivity")
-    assert outlined(at) == "layer3.5.relu#3"
+    assert outlined(at, None) == "layer3.5.relu#3"
 
 
 def test_explorer_graph_view_from_a_link():
@@ -158,7 +160,7 @@ def test_explorer_graph_view_from_a_link():
     a = analysis("resnet18", 224)
     layer = at.selectbox(key="layer").value
     assert dot(at) == a.to_dot(1, "rf")
-    assert outlined(at) == graph.node_of(a, layer, 1)
+    assert outlined(at, 1) == graph.node_of(a, layer, 1)
 
 
 # --------------------------------------------------------------------------- RF lab
