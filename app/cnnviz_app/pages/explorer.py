@@ -54,7 +54,7 @@ for note in a.notes:  # conventions behind these numbers, unused parameters, for
 rows = [r.name for r in a.layers]
 default_layer = a.default_layer() or rows[-1]
 # A layer chosen for another model (or a stale link) gives way to the default, in the state
-# and so in the URL; a valid one from the URL must reach the chart above the selectbox too.
+# and so in the URL; a valid one from the URL is left to the layer selectbox, bound to it.
 if st.session_state.get("layer") not in rows:
     url_layer = st.query_params.get("layer")
     if "layer" in st.session_state or (url_layer is not None and url_layer not in rows):
