@@ -268,6 +268,8 @@ def test_erf_heatmap_legend_shows_and_names_what_is_drawn():
         "50 % of the mass: 1x1 px square",
     }
     assert not [n for n in entries if "r=" in n]  # no radius posing as what is drawn
+    # the title's first line is short enough for a phone: unit and samples go below it
+    assert fig.layout.title.text == "Effective RF of x<br><sup>unit (4, 4), 1 sample</sup>"
     # each entry's swatch is the line it names: same colour and dash, and the side it states
     shapes = {s.name: s for s in fig.layout.shapes}
     for name, trace in entries.items():

@@ -65,10 +65,13 @@ def erf_heatmap(m: EffectiveRF, title: str | None = None) -> go.Figure:
         name = f"{mass * 100:.0f} % of the mass: {side:g}x{side:g} px square"
         _square(fig, m.center, m.radius(mass), "white", dash, name)
     h, w = m.map.shape
+    unit = f"unit {m.unit}, {m.n_samples} sample{'' if m.n_samples == 1 else 's'}"
     fig.update_layout(
         template=TEMPLATE,
         height=460,
-        title=plain(title or f"Effective RF of {m.layer} (unit {m.unit}, {m.n_samples} samples)"),
+        # The unit and samples on a second line, as the other figures' subtitles: on one
+        # line the title ran past a phone's width and was cut.
+        title=plain(title) if title else f"Effective RF of {plain(m.layer)}<br><sup>{unit}</sup>",
         xaxis={
             "range": [min(-0.5, c0 - 1), max(w - 0.5, c1 + 1)],
             "title": "x (input pixels)",
