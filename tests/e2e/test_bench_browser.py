@@ -52,3 +52,37 @@ def test_run_log_sees_a_run_within_one_task(browser, app_speed):
         assert got.json_value()["runs"] == 1
     finally:
         context.close()
+
+
+def test_a_rerun_is_timed_from_the_input_event_not_the_drivers_call(browser, app_speed):
+    """The driver's own work before a click (here a 400 ms pause; in the bench, Playwright's
+    checks that the button is visible and stable) counts as ``driver``, not in ``total``."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(app_speed.RUN_LOG)
+        # a click or a key press runs the "script" for 60 ms, as a Streamlit rerun would
+        html = """<div data-testid="stApp" data-test-script-state="notRunning">
+          <button id="b">go</button><input id="k"></div>
+          <script>
+            const app = document.querySelector('[data-testid="stApp"]');
+            const run = () => {
+              app.setAttribute('data-test-script-state', 'running');
+              setTimeout(() => app.setAttribute('data-test-script-state', 'notRunning'), 60);
+            };
+            document.getElementById('b').addEventListener('click', run);
+            document.getElementById('k').addEventListener('keydown', run);
+          </script>"""
+        page.route(
+            "http://bench.test/", lambda route: route.fulfill(body=html, content_type="text/html")
+        )
+        page.goto("http://bench.test/")
+        page.wait_for_function("(window.__runlog || []).length === 1")
+        for act in (lambda: page.click("#b"), lambda: page.locator("#k").press("x")):
+            got = app_speed.timed(page, lambda act=act: (page.wait_for_timeout(400), act()), 50)
+            assert got is not None and got.runs == 1
+            assert got.driver >= 400  # the pause came before the input event
+            assert 60 <= got.total < 400  # the 60 ms run, and the time to see it end
+            assert got.total >= got.run
+    finally:
+        context.close()
