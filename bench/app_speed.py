@@ -328,7 +328,7 @@ class Run:
     total: float  # ms from the navigation's start or the input event to the settled state
     run: float  # ms from the first script run's start to the settled state
     runs: int
-    driver: float = 0.0  # ms from the driver's call to the input event (not in total)
+    driver: float  # ms from the driver's call to the input event (not in total)
 
 
 def settle(page: Page, since: float, quiet: float, start_ms: float = TIMEOUT_MS) -> Run | None:
