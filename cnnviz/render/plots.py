@@ -27,6 +27,14 @@ from cnnviz.picture import data_uri
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
 from cnnviz.render.palette import COLORS, TEMPLATE, model_colors, rgba
+from cnnviz.render.rf_geometry import (
+    check_picture,
+    extent,
+    grid_lines,
+    padding_bands,
+    subtitle,
+    windows,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -579,13 +587,6 @@ def _rect(rows: tuple[int, int], cols: tuple[int, int], **kw: Any) -> dict[str, 
     }
 
 
-def _grid_lines(start: int, step: int, extent: int, limit: int = 200) -> list[float]:
-    """Edges ``start + k*step - 0.5`` inside ``[-0.5, extent - 0.5]``, at most ``limit``."""
-    step = max(step, 1) * max(1, math.ceil(extent / max(step, 1) / limit))
-    first = start - step * math.floor(start / step)
-    return [x - 0.5 for x in range(first, extent + 1, step)]
-
-
 def rf_on_input(
     rf: ReceptiveField,
     input_spatial: tuple[int, int] = (224, 224),
@@ -631,22 +632,18 @@ def rf_on_input(
             line={"color": COLORS["reference"], "width": 1},
         ),
     ]
-    windows = [(r0, r1, c0, c1)]
-    if show_neighbour:
-        for key in ("neighbour_w", "neighbour_h"):
-            rows_n, cols_n = view[key]
-            windows.append((*rows_n, *cols_n))
-            shapes.append(
-                _rect(
-                    rows_n,
-                    cols_n,
-                    name="neighbour",
-                    fillcolor="rgba(0,0,0,0)",
-                    line={"color": COLORS["neighbour"], "width": 1.5, "dash": "dash"},
-                    showlegend=key == "neighbour_w",
-                    legendgroup="neighbour",
-                )
+    for i, (rows_n, cols_n) in enumerate(windows(view, show_neighbour)[1:]):
+        shapes.append(
+            _rect(
+                rows_n,
+                cols_n,
+                name="neighbour",
+                fillcolor="rgba(0,0,0,0)",
+                line={"color": COLORS["neighbour"], "width": 1.5, "dash": "dash"},
+                showlegend=i == 0,
+                legendgroup="neighbour",
             )
+        )
     pad_style = {
         "name": "padding",
         "fillcolor": COLORS["padding"],
@@ -654,18 +651,7 @@ def rf_on_input(
         "line": {"width": 0},
         "legendgroup": "padding",
     }
-    bands = []
-    if r0 < 0:  # top
-        bands.append(((r0, min(r1, -1)), (c0, c1)))
-    if r1 > height - 1:  # bottom
-        bands.append(((max(r0, height), r1), (c0, c1)))
-    rows_in = (max(r0, 0), min(r1, height - 1))
-    if rows_in[0] <= rows_in[1]:
-        if c0 < 0:  # left
-            bands.append((rows_in, (c0, min(c1, -1))))
-        if c1 > width - 1:  # right
-            bands.append((rows_in, (max(c0, width), c1)))
-    for i, (rows, cols) in enumerate(bands):
+    for i, (rows, cols) in enumerate(padding_bands(view)):
         shapes.append(_rect(rows, cols, showlegend=i == 0, **pad_style))
     shapes.append(
         _rect(
@@ -680,11 +666,7 @@ def rf_on_input(
 
     fig = go.Figure()
     if picture is not None:
-        if tuple(picture.shape[:2]) != (height, width):
-            raise ValueError(
-                f"the picture is {picture.shape[0]}x{picture.shape[1]}, the input "
-                f"{height}x{width}: fit it first (cnnviz.picture.fit)"
-            )
+        check_picture(picture, view)
         shapes[0]["fillcolor"] = "rgba(0,0,0,0)"  # the picture is the input
         # As a PNG, not as z: the browser then draws one image instead of painting each
         # pixel on every redraw (most of a layer pick's time in the Layer explorer).
@@ -700,8 +682,8 @@ def rf_on_input(
             )
         )
     # Grid lines every effective stride, where units' windows start: one trace, not shapes.
-    gx = _grid_lines(-px, sx, width) if sx else []  # stride 0: all units share the window
-    gy = _grid_lines(-py, sy, height) if sy else []
+    gx = grid_lines(-px, sx, width) if sx else []  # stride 0: all units share the window
+    gy = grid_lines(-py, sy, height) if sy else []
     xs: list[float | None] = []
     ys: list[float | None] = []
     for x in gx:
@@ -759,22 +741,18 @@ def rf_on_input(
             yshift=-12,
             font={"color": COLORS["neighbour"], "size": 11},
         )
-    lo_y = min(-0.5, *(w[0] - 0.5 for w in windows))
-    hi_y = max(height - 0.5, *(w[1] + 0.5 for w in windows))
-    lo_x = min(-0.5, *(w[2] - 0.5 for w in windows))
-    hi_x = max(width - 0.5, *(w[3] + 0.5 for w in windows))
-    margin = 0.03 * max(hi_x - lo_x, hi_y - lo_y)
+    lo_y, hi_y, lo_x, hi_x = extent(view, show_neighbour)
     fig.update_layout(shapes=shapes, meta={"unit_view": view})
     fig.update_xaxes(
         title_text="x (input pixels)",
-        range=[lo_x - margin, hi_x + margin],
+        range=[lo_x, hi_x],
         zeroline=False,
         showgrid=False,
         constrain="domain",
     )
     fig.update_yaxes(
         title_text="y (input pixels)",
-        range=[hi_y + margin, lo_y - margin],
+        range=[hi_y, lo_y],
         zeroline=False,
         showgrid=False,
         scaleanchor="x",
@@ -783,7 +761,5 @@ def rf_on_input(
     )
     (rh, rw) = view["size"]
     # two lines, so that a phone-width chart keeps the whole title
-    title = f"Unit {tuple(view['unit'])} sees {rh}x{rw} px<br><sup>stride {sy}x{sx}, " + (
-        f"padding {py}x{px}" + (", partly on padding" if view["on_padding"] else "") + "</sup>"
-    )
+    title = f"Unit {tuple(view['unit'])} sees {rh}x{rw} px<br><sup>{subtitle(view)}</sup>"
     return _layout(fig, title)
