@@ -264,8 +264,8 @@ def test_explorer_erf_of_selected_layer():
     assert not at.exception and not at.error
     text = text_of(at)
     assert "`layer2.2.relu#2`: 50 % of the gradient mass within radius" in text
-    charts = at.get("plotly_chart")
-    assert len(charts) == 4  # bars, growth, RF on input, ERF map
+    assert len(at.get("plotly_chart")) == 3  # bars, growth, ERF map
+    assert len(at.get("image")) == 1  # the RF on the input, an SVG picture
 
 
 def test_a_second_visitor_gets_the_same_erf_from_the_cache():
@@ -295,7 +295,8 @@ def test_explorer_erf_of_a_global_layer_is_a_message():
     at.button(key="erf_go").click().run()
     assert not at.exception and not at.error
     assert any("`fc` has no effective RF to measure" in i.value for i in at.info)
-    assert len(at.get("plotly_chart")) == 2  # bars and growth: no unit view, no ERF map
+    assert len(at.get("plotly_chart")) == 2  # bars and growth: no ERF map
+    assert not at.get("image")  # no unit view
 
 
 def test_shortcut_lab_erf_plain_vs_residual():
@@ -309,8 +310,9 @@ def test_shortcut_lab_erf_plain_vs_residual():
 def test_rf_lab_shows_erf_growth():
     at = page("rf_lab")
     assert any("√n" in c.value for c in at.caption)
-    # the comparison bars, the RF growing layer by layer, the field on a picture, ERF growth
-    assert len(at.get("plotly_chart")) == 4
+    # the comparison bars, the RF growing layer by layer, ERF growth; the field on a picture
+    # is an SVG image
+    assert len(at.get("plotly_chart")) == 3 and len(at.get("image")) == 1
 
 
 def test_uploaded_safetensors_bytes(tmp_path):

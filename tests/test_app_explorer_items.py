@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 import cnnviz
 from cnnviz import picture, zoo
-from cnnviz.render import plots
+from cnnviz.render import plots, rf_svg
 
 
 def charts(at) -> dict[str, dict]:
@@ -76,8 +76,9 @@ def builds(monkeypatch):
         monkeypatch.setattr(module, name, spy)
 
     counting(cnnviz, "analyze")
-    for name in ("layer_bars", "rf_growth_plot", "rf_on_input", "data_uri"):
+    for name in ("layer_bars", "rf_growth_plot", "data_uri"):
         counting(plots, name)
+    counting(rf_svg, "rf_on_input_svg")
     counting(picture, "data_uri")  # the page encodes the photo once, not per unit
     return count
 
@@ -89,7 +90,7 @@ def test_a_rerun_builds_only_what_changed(builds):
     assert not at.exception and sum(builds.values()) == 0
     at.slider(key="unit_row").set_value(3).run()  # one new unit: its window, nothing else
     assert not at.exception
-    assert builds == Counter({"rf_on_input": 1})
+    assert builds == Counter({"rf_on_input_svg": 1})
     builds.clear()
     at.selectbox(key="layer").set_value("layer2.0.conv1").run()  # a new layer: no new bars
     assert not at.exception  # (a style rule moves the highlight: the bar chart stays as it is)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import xml.etree.ElementTree as ET
 
 from apptest import app_on_path, clear_caches, page  # noqa: F401 (fixtures)
 
 import cnnviz
 from cnnviz import picture, zoo
+
+NS = "{http://www.w3.org/2000/svg}"
 
 
 def _figures(at) -> list[dict]:
@@ -20,27 +24,41 @@ def _with_image(at) -> list[dict]:
 
 def test_explorer_draws_the_unit_on_the_sample_photo():
     at = page("explorer", model="resnet18", layer="layer1.0.conv1", unit="10,20")
-    figs = _with_image(at)
-    assert len(figs) == 1
-    fig = figs[0]
-    box = next(s for s in fig["layout"]["shapes"] if s.get("name") == "receptive field")
-    # the library's window for unit (10, 20) of layer1.0.conv1 (19x19, stride 4, padding 9)
+    (svg,) = _svg_images(at)
+    (image,) = svg.iter(f"{NS}image")
+    assert picture.from_data_uri(image.get("href")).shape == (224, 224, 3)
+    # the library's window for unit (10, 20) of layer1.0.conv1 (19x19, stride 4, padding 9):
+    # rows -9 + 10*4 .. +18, columns -9 + 20*4 .. +18
     rf = cnnviz.analyze(zoo.get_model("resnet18", device="meta"), (1, 3, 224, 224))
     (r0, r1), (c0, c1) = rf.receptive_field("layer1.0.conv1").window((10, 20))
-    assert (box["y0"], box["y1"], box["x0"], box["x1"]) == (r0 - 0.5, r1 + 0.5, c0 - 0.5, c1 + 0.5)
+    assert (r0, r1, c0, c1) == (31, 49, 71, 89)
+    box = next(e for e in svg.iter(f"{NS}rect") if e.get("data-name") == "receptive field")
+    assert box.find(f"{NS}title").text == f"unit (10, 20) sees rows {r0}..{r1}, cols {c0}..{c1}"
     assert any(picture.SAMPLE_CREDIT in c.value for c in at.caption)  # the photo's credit
 
 
 def test_explorer_plain_view_has_no_picture():
     at = page("explorer", model="resnet18", pic="plain")
-    assert not _with_image(at) and len(_figures(at)) >= 2
+    (svg,) = _svg_images(at)
+    assert not list(svg.iter(f"{NS}image")) and len(_figures(at)) >= 2
+
+
+def _svg_images(at) -> list[ET.Element]:
+    """The pages' SVG pictures (st.image of SVG markup), parsed."""
+    head = "data:image/svg+xml;base64,"
+    urls = [img.url for el in at.get("image") for img in el.proto.imgs]
+    return [ET.fromstring(base64.b64decode(u[len(head) :])) for u in urls if u.startswith(head)]
 
 
 def test_rf_lab_draws_the_stack_on_a_picture_at_the_chosen_size():
     at = page("rf_lab", n="3", k="3", pic_size="32")
-    fig = _with_image(at)[0]
-    image = next(t for t in fig["data"] if t.get("type") == "image")
-    assert "z" not in image  # a PNG, not numbers the browser paints pixel by pixel
-    assert picture.from_data_uri(image["source"]).shape == (32, 32, 3)
+    assert not _with_image(at)  # an SVG picture now, no Plotly chart of it
+    (svg,) = _svg_images(at)
+    (image,) = svg.iter(f"{NS}image")
+    assert picture.from_data_uri(image.get("href")).shape == (32, 32, 3)
+    # the central unit (15, 15) of three 3x3 convs (stride 1, padding 1 each): rows and
+    # columns 15 - 3 .. 15 + 3, in the shape's hover title
+    box = next(e for e in svg.iter(f"{NS}rect") if e.get("data-name") == "receptive field")
+    assert box.find(f"{NS}title").text == "unit (15, 15) sees rows 12..18, cols 12..18"
     text = "\n".join(c.value for c in at.caption)
     assert "sees 7x7 pixels, within the 32x32 input" in text  # 1 + 3 * 2

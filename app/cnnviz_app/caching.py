@@ -72,7 +72,7 @@ def graph_svg_ids(name: str, config: Config, input_size: tuple[int, ...], layer:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def rf_on_input(
+def rf_svg(
     name: str,
     config: Config,
     input_size: tuple[int, ...],
@@ -80,17 +80,17 @@ def rf_on_input(
     unit: tuple[int, int],
     picture_key: str | None,
     _picture=None,
-):
-    """:func:`cnnviz.render.plots.rf_on_input` of one unit of a zoo model's layer on a
-    picture (shared; never mutate). ``picture_key`` names ``_picture``'s content (a digest:
-    the array itself is not hashed), None for the plain view."""
-    from cnnviz.render import plots
+) -> str:
+    """:func:`cnnviz.render.rf_svg.rf_on_input_svg` of one unit of a zoo model's layer on a
+    picture (shared). ``picture_key`` names ``_picture``'s content (a digest: the array itself
+    is not hashed), None for the plain view."""
+    from cnnviz.render import rf_svg as svg
 
     a = analysis(name, config, input_size)
     row = next(r for r in a.layers if r.name == layer)
     out = tuple(row.output_shape[2:4])
     uri = None if _picture is None else picture_uri(picture_key, _picture=_picture)
-    return plots.rf_on_input(
+    return svg.rf_on_input_svg(
         row.receptive_field,
         a.input_spatial,
         unit,
@@ -110,7 +110,7 @@ def picture_uri(picture_key: str, _picture) -> str:
 
 
 def picture_key(picture) -> str | None:
-    """A digest of a picture array's shape and pixels (the cache key of :func:`rf_on_input`)."""
+    """A digest of a picture array's shape and pixels (the cache key of :func:`rf_svg`)."""
     if picture is None:
         return None
     import hashlib

@@ -3,7 +3,9 @@
 The same drawing as :func:`cnnviz.render.plots.rf_on_input`, with the same colours and
 names, but as a static picture: a browser draws it as it draws an image, where a Plotly
 figure builds a new chart each time it changes (most of an RF-lab slider step's time).
-Hovering a shape shows its title; there is no zoom.
+Each shape has a title, which a browser shows on hover where the SVG is inline (a
+notebook's ``IPython.display.SVG``; not inside an ``<img>``, as the app shows it); there is no
+zoom.
 
 >>> from cnnviz.receptive import ReceptiveField
 >>> svg = rf_on_input_svg(ReceptiveField((3, 3), (2, 2), (1, 1)), (8, 8), (0, 1))

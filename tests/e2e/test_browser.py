@@ -7,7 +7,9 @@ Run with ``python -m pytest tests/e2e``; fixtures are in tests/e2e/conftest.py.
 
 from __future__ import annotations
 
+import base64
 import re
+import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -386,14 +388,19 @@ def test_shared_unit_at_row_or_column_zero(page: Page):
     assert query(page)["unit"] == ["55,0"]  # the link keeps the zero
 
 
-def test_explorer_draws_the_photo_as_one_image(page: Page):
-    # The photo travels as a PNG (cnnviz.picture.data_uri): Plotly shows it as one <image>,
-    # not a canvas it paints pixel by pixel on every redraw.
+def test_explorer_draws_the_unit_view_as_an_image_of_the_photo(page: Page):
+    # The unit view is SVG shown as an image (cnnviz.render.rf_svg): a new unit redraws a
+    # picture, not a Plotly chart. The photo inside it is a PNG of the input's own pixels.
     open_page(page, "/explorer?model=resnet18&layer=layer1.0.conv1&unit=10,20")
-    image = page.locator(".st-key-rf_input svg image")
-    expect(image).to_have_count(1)
-    href = image.get_attribute("href") or image.get_attribute("xlink:href") or ""
-    # the input's own 224x224 pixels; a painted canvas would have the chart's on-screen size
-    assert picture.from_data_uri(href).shape == (224, 224, 3)
-    box = image.bounding_box()
-    assert box is not None and box["width"] > 100 and box["height"] > 100  # drawn, not empty
+    img = page.locator(".st-key-rf_input img")
+    expect(img).to_have_count(1)
+    expect(img).to_have_attribute("src", re.compile("^data:image/svg\\+xml;base64,"))
+    svg = ET.fromstring(base64.b64decode(img.get_attribute("src").split(",", 1)[1]))
+    (image,) = svg.iter("{http://www.w3.org/2000/svg}image")
+    assert picture.from_data_uri(image.get("href")).shape == (224, 224, 3)
+    # drawn, at a readable size (the image has loaded: a broken one has no natural width)
+    page.wait_for_function(
+        "() => document.querySelector('.st-key-rf_input img').naturalWidth > 0", timeout=30_000
+    )
+    box = img.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 300

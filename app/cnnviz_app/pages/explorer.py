@@ -176,11 +176,13 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
         st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
         pic = widgets.picture_widget(spatial_in, "pic")
-        fig = caching.rf_on_input(
+        # SVG shown as an image: a new unit or layer redraws it as a picture, where a Plotly
+        # chart would be built again (about 50 ms of the browser's work per step)
+        svg = caching.rf_svg(
             name, cfg, shape, layer, (ui, uj), caching.picture_key(pic), _picture=pic
         )
-        st.plotly_chart(fig, key="rf_input")
-        view = fig.layout.meta["unit_view"]
+        st.container(key="rf_input").image(svg)
+        view = compare.unit_view(rf, spatial_in, (ui, uj), (oh, ow))
         shifted = (
             "every unit here sees this same window (stride 0: the layer spreads fewer "
             "positions over more units)"

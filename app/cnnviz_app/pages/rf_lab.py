@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import fmt, labs
-from cnnviz.render import erf_plots, lab_plots, plots
+from cnnviz.render import erf_plots, lab_plots, rf_svg
 
 st.title("Receptive-field lab")
 st.caption(
@@ -34,13 +34,19 @@ def _growth_figure(depths: tuple[int, ...]):
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _field_figure(n: int, k: int, ch: int, d: int, s: int, side: int, photo: bool, _pic):
+def _field_svg(n: int, k: int, ch: int, d: int, s: int, side: int, photo: bool, _pic) -> str:
     """The stack's field on the sample photo (``_pic``, the same for a given ``side``) or, when
     not ``photo``, on a plain grid."""
-    field = labs.rf_lab(n, k, ch, dilation=d, stride=s).stack.field
+    return _draw_field(labs.rf_lab(n, k, ch, dilation=d, stride=s).stack.field, side, _pic)
+
+
+def _draw_field(field, side: int, pic) -> str:
+    """The central unit's window on a side x side input, as SVG: a slider step redraws it as
+    an image, where a Plotly chart would be built again (a third of the step's time)."""
+    # "same" padding: each conv of stride s keeps ceil(in / s) positions
     out = -(-side // field.stride[0])
     centre = ((out - 1) // 2, (out - 1) // 2)
-    return plots.rf_on_input(field, (side, side), centre, picture=_pic)
+    return rf_svg.rf_on_input_svg(field, (side, side), centre, picture=pic)
 
 
 def _pair(col, n: int, k: int, channels: int) -> None:
@@ -87,15 +93,12 @@ def _picture(lab: labs.RFLab) -> None:
     with p1:
         pic = widgets.picture_widget((side, side), "lab_pic")
     if field is not None and field.known and not field.is_global:
-        # "same" padding: each conv of stride s keeps ceil(in / s) positions
-        out = -(-side // field.stride[0])
-        centre = ((out - 1) // 2, (out - 1) // 2)
         if st.session_state.get("lab_pic") == "my picture":  # a visitor's picture: not kept
-            fig = plots.rf_on_input(field, (side, side), centre, picture=pic)
+            svg = _draw_field(field, side, pic)
         else:  # the sample photo or none: the same for everyone
             args = (lab.n, lab.k, lab.channels, lab.dilation, lab.stride, side, pic is not None)
-            fig = _field_figure(*args, pic)
-        p2.plotly_chart(fig, key="lab_pic_fig")
+            svg = _field_svg(*args, pic)
+        p2.container(key="lab_pic_fig").image(svg)
         verdict = (
             f"larger than the {side}x{side} input: the last convs add no context here"
             if side < lab.productive_from
