@@ -2,7 +2,8 @@
 
 The same drawing as :func:`cnnviz.render.plots.rf_on_input`, with the same colours and
 names, but as a static picture: a browser draws it as it draws an image, where a Plotly
-figure builds a new chart each time it changes (most of an RF-lab slider step's time).
+figure builds a new chart each time it changes (about a fifth of the browser's work per
+RF-lab slider step).
 Each shape has a title, which a browser shows on hover where the SVG is inline (a
 notebook's ``IPython.display.SVG``; not inside an ``<img>``, as the app shows it); there is no
 zoom.
