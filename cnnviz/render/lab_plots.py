@@ -168,6 +168,16 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
 BAR_FONT = 13
 
 
+def _label_margin(labels: list[str], font: int = BAR_FONT) -> int:
+    """A left margin (px) that holds ``labels`` as tick labels: about 0.55 of the font size
+    per character (digits and "x" in the figure's sans-serif), plus the tick's gap.
+
+    >>> _label_margin(["16 x 11x11", "1 x 161x161"])  # 0.55 * 13 * 11 = 78.65, + 14
+    93
+    """
+    return round(0.55 * font * max(map(len, labels))) + 14
+
+
 def compare_bars(lab: RFLab) -> go.Figure:
     """Weights, MACs and non-linearities of the stack vs the single conv, one metric per row.
 
@@ -211,8 +221,13 @@ def compare_bars(lab: RFLab) -> go.Figure:
         )
         # room right of the longer bar for its label ("1,073,741,824" is 13 characters)
         fig.update_xaxes(range=[0, max(vals) * 1.6 or 1], visible=False, row=row, col=1)
+        # automargin off (plotly_white turns it on): the margin below fits the names
         fig.update_yaxes(
-            autorange="reversed", automargin=True, tickfont={"size": BAR_FONT}, row=row, col=1
+            autorange="reversed",
+            automargin=False,
+            tickfont={"size": BAR_FONT},
+            row=row,
+            col=1,
         )
     fig.update_annotations(font={"size": BAR_FONT + 1})  # the subplot titles
     fig.update_layout(
@@ -221,7 +236,9 @@ def compare_bars(lab: RFLab) -> go.Figure:
         title=f"{lab.stack.label}<br>vs {lab.single.label}<br>"
         f"<sup>C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}</sup>",
         height=480,
-        margin={"l": 10, "r": 10, "t": 125, "b": 10},
+        # A margin sized to the bar names, not automargin: automargin measures the tick labels
+        # and draws the chart twice (27 against 15 ms per draw, and each slider step draws it).
+        margin={"l": _label_margin(names), "r": 10, "t": 125, "b": 10},
         bargap=0.3,
         font={"size": BAR_FONT},
     )

@@ -219,6 +219,20 @@ def test_shared_rf_lab_url(page: Page):
     expect(table.locator("thead")).to_contain_text("4 x 3x3 conv")
 
 
+def test_rf_lab_bar_names_fit_beside_the_bars_on_a_phone(page: Page):
+    # The bars' left margin is sized to their names (automargin drew the chart twice): the
+    # longest names, 16 x 11x11 against one 161x161 conv (1 + 16 * 10), must still fit it.
+    page.set_viewport_size({"width": 400, "height": 800})
+    open_page(page, "/rf-lab?n=16&k=11")
+    chart = page.locator(".st-key-bars .main-svg").first
+    names = page.locator(".st-key-bars g[class*='yaxislayer'] text")
+    expect(names).to_have_count(6)  # two bars in each of three rows
+    left = chart.bounding_box()["x"]
+    boxes = [names.nth(i).bounding_box() for i in range(6)]
+    assert {names.nth(i).text_content() for i in range(6)} == {"16 x 11x11", "1 x 161x161"}
+    assert all(b is not None and b["x"] >= left for b in boxes), (left, boxes)
+
+
 TINY_SPEC = """\
 name: tiny
 input: [1, 3, 32, 32]
