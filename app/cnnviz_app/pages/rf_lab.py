@@ -42,7 +42,8 @@ def _field_svg(n: int, k: int, ch: int, d: int, s: int, side: int, photo: bool, 
 
 def _draw_field(field, side: int, pic) -> str:
     """The central unit's window on a side x side input, as SVG: a slider step redraws it as
-    an image, where a Plotly chart would be built again (a third of the step's time)."""
+    an image, where a Plotly chart would be built again (about 50 ms of the browser's work
+    per step)."""
     # "same" padding: each conv of stride s keeps ceil(in / s) positions
     out = -(-side // field.stride[0])
     centre = ((out - 1) // 2, (out - 1) // 2)
