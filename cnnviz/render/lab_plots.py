@@ -221,7 +221,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
         )
         # room right of the longer bar for its label ("1,073,741,824" is 13 characters)
         fig.update_xaxes(range=[0, max(vals) * 1.6 or 1], visible=False, row=row, col=1)
-        # automargin off (plotly_white turns it on): the margin below fits the names
+        # automargin off (our template turns it on): the margin below fits the names
         fig.update_yaxes(
             autorange="reversed",
             automargin=False,
