@@ -20,6 +20,7 @@ import plotly.io as pio
 __all__ = [
     "BLUES",
     "COLORS",
+    "FONT_FAMILY",
     "NODE_FILLS",
     "SERIES",
     "SHORTCUT_COLORS",
@@ -43,6 +44,9 @@ SERIES = (
     "#BAB0AC",  # grey
 )
 _BLUE, _ORANGE, _GREEN, _RED = SERIES[:4]
+
+#: The figures' font stack (Plotly figures and the SVG unit view).
+FONT_FAMILY = "Inter, Segoe UI, Helvetica, Arial, sans-serif"
 
 #: Colours per role.
 COLORS = {

@@ -26,7 +26,7 @@ from cnnviz.compare import rf_growth, rf_paths, stage_table, unit_view
 from cnnviz.picture import data_uri
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
-from cnnviz.render.palette import COLORS, TEMPLATE, model_colors, rgba
+from cnnviz.render.palette import COLORS, FONT_FAMILY, TEMPLATE, model_colors, rgba
 from cnnviz.render.rf_geometry import (
     check_picture,
     extent,
@@ -60,7 +60,7 @@ METRICS = {
 }
 #: Bar hatching of rows that add no context at the input (``layer_bars(productivity=True)``).
 HATCH = {"unproductive": "x", "probably unproductive": "/"}
-_FONT = {"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 13}
+_FONT = {"family": FONT_FAMILY, "size": 13}
 
 
 def _layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:

@@ -23,7 +23,7 @@ from typing import Any
 from cnnviz.compare import unit_view
 from cnnviz.picture import data_uri
 from cnnviz.receptive import ReceptiveField
-from cnnviz.render.palette import COLORS
+from cnnviz.render.palette import COLORS, FONT_FAMILY
 from cnnviz.render.rf_geometry import (
     check_picture,
     extent,
@@ -35,7 +35,6 @@ from cnnviz.render.rf_geometry import (
 
 __all__ = ["rf_on_input_svg"]
 
-_FONT = "Inter, Segoe UI, Helvetica, Arial, sans-serif"
 # Screen pixels around the plot: the title above, tick labels left and below, the legend
 # at the bottom.
 _TOP, _LEFT, _RIGHT, _BOTTOM = 52, 46, 12, 74
@@ -198,7 +197,7 @@ def rf_on_input_svg(
     label = f"{title}; {subtitle(view)}"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {round(total_h)}" '
-        f'role="img" aria-label="{html.escape(label)}" font-family="{_FONT}" '
+        f'role="img" aria-label="{html.escape(label)}" font-family="{FONT_FAMILY}" '
         f'font-size="12" fill="#31333F" width="{width}" height="{round(total_h)}">'
         f"<title>{html.escape(label)}</title>"
         f'<text x="8" y="20" font-size="16" font-weight="600">{html.escape(title)}</text>'
