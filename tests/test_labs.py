@@ -8,16 +8,19 @@ has c_in*c_out + 2*c_out params.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import xml.etree.ElementTree as ET
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import cnnviz
-from cnnviz import labs
+from cnnviz import fmt, labs
 from cnnviz.labs import block_cases, rf_lab, shortcut_stage_table, valid_rf_lab_options
-from cnnviz.render import lab_plots
+from cnnviz.render import lab_html, lab_plots
 from cnnviz.zoo import get_model
 
 OPTS = valid_rf_lab_options()
@@ -271,6 +274,32 @@ def test_rf_figures_build():
         [2 * 1024 * 9 * 4096, 1024 * 25 * 4096],
         [2, 1],
     ]
+
+
+def _squares(html: str) -> list[ET.Element]:
+    uris = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    return [ET.fromstring(base64.b64decode(u)) for u in uris]
+
+
+def test_rf_lab_html_is_well_formed_with_exact_values_on_hover():
+    for lab in (rf_lab(2, 3), rf_lab(3, 3, 64, 2, 1), rf_lab(8, 7, 512, 4, 2)):
+        for html in (lab_html.compare_bars_html(lab), lab_html.rf_steps_html(lab)):
+            ET.fromstring(html)
+    lab = rf_lab(16, 11)  # MACs 16 * 11*11 * 64*64 * 32*32 = 8,120,172,544: compact label
+    macs = 16 * 121 * 64 * 64 * 32 * 32
+    assert lab.stack.macs == macs
+    root = ET.fromstring(lab_html.compare_bars_html(lab))
+    (row,) = [e for e in root.iter() if e.get("title", "").startswith("16 x 11x11 conv: 8,")]
+    assert row.get("title") == f"16 x 11x11 conv: {macs:,} MACs"
+    assert [e.text for e in row if e.get("data-name") == "value"] == [fmt.compact(macs)]
+    # a pixel grid up to 41 pixels a side (2 x 3x3: 5), none on the 161-pixel field
+    for lab, grids in ((rf_lab(2, 3), 2), (rf_lab(16, 11), 0)):
+        found = sum(
+            p.get("data-name") == "pixel grid"
+            for svg in _squares(lab_html.rf_steps_html(lab))
+            for p in svg.iter("{http://www.w3.org/2000/svg}path")
+        )
+        assert found == grids
 
 
 @pytest.mark.parametrize("shortcut", ["none", "A", "B", "C"])

@@ -1,0 +1,211 @@
+"""The RF lab's two comparisons as static HTML and inline SVG, for the app's slider steps.
+
+They show what :func:`cnnviz.render.lab_plots.compare_bars` and
+:func:`~cnnviz.render.lab_plots.rf_steps_figure` show, with the same colours and names. A
+changed Plotly chart is a new chart in Streamlit: each n or k step built both again with
+``Plotly.newPlot``, most of the browser's work per step. This markup is only laid out again.
+It is responsive without scaling its text: the bars are percentages of the column's width,
+the squares are an SVG image that scales, and every word is HTML at a fixed size, readable on
+a phone. A hover on a bar shows its exact value. The markup is well-formed XML, so a test can
+parse it.
+
+>>> from cnnviz.labs import rf_lab
+>>> html = compare_bars_html(rf_lab(2, 3, 64))
+>>> html.startswith("<div"), 'title="2 x 3x3 conv: 73,728 weights"' in html
+(True, True)
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from cnnviz import fmt
+from cnnviz.labs import RFLab
+from cnnviz.render.palette import BLUES, COLORS, FONT_FAMILY, rgba
+
+__all__ = ["BAR_SHARE", "compare_bars_html", "rf_steps_html"]
+
+#: The longer bar's share of the row (%): the rest holds its value label.
+BAR_SHARE = 62.5
+#: Font sizes (px): the labels (as lab_plots.BAR_FONT) and the titles.
+FONT, TITLE_FONT = 13, 15
+_INK = "#31333F"  # Streamlit's text colour
+_MUTED = "#666"
+
+
+def _box(label: str, body: str) -> str:
+    """The outer block: one font, a role and a name for screen readers."""
+    return (
+        f'<div role="img" aria-label="{escape(label)}" style="font-family: {FONT_FAMILY}; '
+        f'font-size: {FONT}px; color: {_INK}; line-height: 1.35">{body}</div>'
+    )
+
+
+def _title(lines: list[str], sub: str) -> str:
+    head = "<br/>".join(escape(x) for x in lines)
+    return (
+        f'<div style="font-size: {TITLE_FONT}px; font-weight: 600">{head}</div>'
+        f'<div style="font-size: 12px; color: {_MUTED}; margin-bottom: 6px">{escape(sub)}</div>'
+    )
+
+
+def compare_bars_html(lab: RFLab) -> str:
+    """Weights, MACs and non-linearities of the stack vs the single conv: one metric per
+    block, a horizontal bar per side, its value beside it.
+
+    Bar lengths are ``value / max * BAR_SHARE`` % of the row; each bar's ``title`` gives the
+    exact value, its label the same value, compact past 7 digits.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> html = compare_bars_html(rf_lab(2, 3, 64))
+    >>> 'data-value="73728"' in html and 'data-value="102400"' in html  # 2*9*64*64, 25*64*64
+    True
+    """
+    names = [f"{lab.n} x {lab.k}x{lab.k}", f"1 x {lab.single.kernel_size}x{lab.single.kernel_size}"]
+    sides = [(lab.stack, COLORS["stack"]), (lab.single, COLORS["single"])]
+    rows: list[str] = []
+    for title, attr, unit in (
+        ("Weights", "weights", "weights"),
+        ("MACs", "macs", "MACs"),
+        ("Non-linearities", "nonlinearities", "non-linearities"),
+    ):
+        vals = [getattr(side, attr) for side, _ in sides]
+        top = max(vals) or 1
+        rows.append(
+            f'<div data-name="metric" style="grid-column: 1 / -1; font-weight: 600; '
+            f'font-size: 14px; margin-top: 8px">{title}</div>'
+        )
+        for name, (side, color), v in zip(names, sides, vals, strict=True):
+            label = fmt.count(v) if v < 10**7 else fmt.compact(v)
+            tip = f"{side.label}: {fmt.count(v)} {unit}"
+            rows.append(
+                f'<div data-name="name" style="white-space: nowrap">{escape(name)}</div>'
+                f'<div title="{escape(tip)}" style="display: flex; align-items: center; '
+                f'gap: 6px; min-width: 0">'
+                f'<div data-name="bar" data-value="{v}" style="flex: none; height: 20px; '
+                f'width: {round(v / top * BAR_SHARE, 3)}%; background: {color}"></div>'
+                f'<span data-name="value" style="white-space: nowrap">{label}</span></div>'
+            )
+    body = _title(
+        [lab.stack.label, f"vs {lab.single.label}"],
+        f"C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}",
+    ) + (
+        '<div style="display: grid; grid-template-columns: max-content 1fr; '
+        f'gap: 4px 10px; align-items: center">{"".join(rows)}</div>'
+    )
+    return _box(f"{lab.stack.label} vs {lab.single.label}: weights, MACs, non-linearities", body)
+
+
+def _rect(
+    side: float, fill: str, stroke: str, width: float, name: str, tip: str, attrs: str = ""
+) -> str:
+    h = side / 2
+    return (
+        f'<rect data-name="{name}" {attrs}x="{-h:g}" y="{-h:g}" width="{side:g}" height="{side:g}" '
+        f'fill="{fill}" stroke="{stroke}" stroke-width="{width}" '
+        f'vector-effect="non-scaling-stroke"><title>{escape(tip)}</title></rect>'
+    )
+
+
+def _pixel_grid(side: int) -> str:
+    """One line per pixel edge over a side x side square centred on 0."""
+    h = side / 2
+    d = "".join(f"M{-h + j:g} {-h:g}V{h:g}M{-h:g} {-h + j:g}H{h:g}" for j in range(side + 1))
+    return (
+        f'<path data-name="pixel grid" d="{d}" stroke="rgba(0,0,0,0.12)" stroke-width="0.6" '
+        'fill="none" vector-effect="non-scaling-stroke"/>'
+    )
+
+
+def _square_svg(view: int, label: str, shapes: list[str]) -> str:
+    """A square SVG over ``view`` x ``view`` pixels centred on 0, as an image that fills its
+    column (Streamlit's HTML sanitizer keeps no inline SVG; an image of it passes)."""
+    h = view / 2
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-h:g} {-h:g} {view:g} {view:g}" '
+        f'width="400" height="400">{"".join(shapes)}</svg>'
+    )
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return (
+        f'<img data-name="squares" src="{uri}" alt="{escape(label)}" '
+        'style="display: block; width: 100%; height: auto"/>'
+    )
+
+
+def _swatch(fill: str, stroke: str, name: str, round_: bool = False) -> str:
+    shape = "border-radius: 50%; width: 12px" if round_ else "width: 14px"
+    return (
+        f'<span data-name="legend" style="display: inline-flex; align-items: center; gap: 5px; '
+        f'margin-right: 14px; white-space: nowrap"><span style="{shape}; height: 12px; '
+        f"background: {fill}; border: 1.5px solid {stroke}; "
+        f'box-sizing: border-box"></span>{escape(name)}</span>'
+    )
+
+
+def rf_steps_html(lab: RFLab) -> str:
+    """Nested squares: the RF of one output pixel after each conv of the stack (1x1, 3x3,
+    5x5, ...), beside the single K x K kernel with the same RF, both at one scale; a pixel
+    grid when K <= 41, and for dilation > 1 dots on the pixels the stack reads.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> import base64, re
+    >>> html = rf_steps_html(rf_lab(3, 3))
+    >>> stack, single = [base64.b64decode(u).decode() for u in re.findall('base64,([^"]+)', html)]
+    >>> [stack.count(f'data-rf="{s}"') for s in (1, 3, 5, 7)]  # the pixel, then each conv
+    [1, 1, 1, 1]
+    """
+    big = lab.single.rf
+    view = max(big, *(s.rf for s in lab.steps)) + 2  # a pixel's margin around the largest
+    stack: list[str] = []
+    legend: list[str] = []
+    steps = sorted(lab.steps, key=lambda s: -s.rf)
+    for i, st in enumerate(steps):
+        if st.layer:
+            name = f"{st.label}: RF {st.rf}x{st.rf}, stride {st.stride}"
+            fill, stroke = BLUES[min(i, len(BLUES) - 1)], COLORS["stack"]
+        else:
+            name, fill, stroke = "output pixel: 1x1", COLORS["ink"], COLORS["ink"]
+        stack.append(_rect(st.rf, fill, stroke, 1.5, "step", name, f'data-rf="{st.rf}" '))
+        legend.append(_swatch(fill, stroke, name))
+    single_name = f"one {big}x{big} conv, stride {lab.single.conv_stride}"
+    single = [
+        _rect(big, rgba(COLORS["single"], 0.18), COLORS["single"], 2, "single", single_name),
+        _rect(1, COLORS["ink"], COLORS["ink"], 1, "centre", "output pixel: 1x1"),
+    ]
+    legend.append(_swatch(rgba(COLORS["single"], 0.18), COLORS["single"], single_name))
+    if big <= 41:  # finer grids would be a grey blur
+        stack.append(_pixel_grid(big))
+        single.append(_pixel_grid(big))
+    if lab.dilation > 1 and big <= 61:
+        half = (big - 1) // 2
+        taps = [v for v in range(-half, half + 1) if v % lab.dilation == 0]
+        r = max(0.15, big / 130)  # about 2 screen px at the column's usual width
+        dots = "".join(f'<circle cx="{x}" cy="{y}" r="{r:.3g}"/>' for x in taps for y in taps)
+        what = f"pixels the stack reads (1 in {lab.dilation} per axis)"
+        stack.append(f'<g data-name="taps" fill="{COLORS["ink"]}"><title>{what}</title>{dots}</g>')
+        legend.append(_swatch(COLORS["ink"], COLORS["ink"], what, round_=True))
+
+    def column(side, shapes: list[str]) -> str:
+        relus = f"{side.nonlinearities} ReLU" + ("s" if side.nonlinearities != 1 else "")
+        return (
+            '<div style="flex: 1 1 0; min-width: 0; text-align: center">'
+            f'<div style="font-weight: 600">{escape(side.label)}</div>'
+            + _square_svg(view, f"{side.label}: receptive field {big}x{big}", shapes)
+            + f'<div style="color: {_MUTED}">{fmt.count(side.weights)} weights · {relus}</div>'
+            "</div>"
+        )
+
+    body = (
+        _title(
+            ["Receptive field of one output pixel"],
+            f"{lab.stack.label} vs one {big}x{big} conv",
+        )
+        + '<div style="display: flex; gap: 16px; max-width: 760px">'
+        + column(lab.stack, stack)
+        + column(lab.single, single)
+        + "</div>"
+        + f'<div style="margin-top: 8px; font-size: 12px; line-height: 1.8">{"".join(legend)}'
+        "</div>"
+    )
+    return _box(f"Receptive field of one output pixel: {lab.stack.label} vs one conv", body)
