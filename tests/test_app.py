@@ -310,9 +310,11 @@ def test_shortcut_lab_erf_plain_vs_residual():
 def test_rf_lab_shows_erf_growth():
     at = page("rf_lab")
     assert any("√n" in c.value for c in at.caption)
-    # the comparison bars, the RF growing layer by layer, ERF growth; the field on a picture
-    # is an SVG image
-    assert len(at.get("plotly_chart")) == 3 and len(at.get("image")) == 1
+    # ERF growth is a Plotly chart; the comparison bars and the RF growing layer by layer are
+    # HTML, the field on a picture an SVG image
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
+    names = " ".join(h.proto.body[:400] for h in at.get("html"))
+    assert "weights, MACs, non-linearities" in names and "one output pixel" in names
 
 
 def test_uploaded_safetensors_bytes(tmp_path):

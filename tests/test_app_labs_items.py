@@ -2,15 +2,17 @@
 the classic cases, k up to 11 and n up to 16, a note when the RF exceeds the input, the
 blocks a ResNet-50+ really uses, an "add" label that fits a phone, the picked net explained.
 
-Figures are checked on cnnviz.render.lab_plots directly; wiring by AppTest. Expected numbers
+Figures are checked on cnnviz.render.lab_plots directly, the RF lab's HTML comparisons
+(cnnviz.render.lab_html) as the page sends them; wiring by AppTest. Expected numbers
 are written as the arithmetic that gives them or come from cnnviz.analyze.
 """
 
 from __future__ import annotations
 
-import itertools
+import base64
 import json
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 import torch
@@ -20,9 +22,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cnnviz
 from cnnviz import fmt, labs, zoo
-from cnnviz.render import lab_plots
+from cnnviz.render import lab_html, lab_plots
 
 PHONE = 400  # px, the narrow viewport of the issue (400x800)
+SVG = "{http://www.w3.org/2000/svg}"
 PAGE_PAD = 2 * 16  # Streamlit's padding left and right of the main column on a phone
 
 
@@ -35,37 +38,64 @@ def _axes(layout: dict, prefix: str) -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- RF lab: bars
-def _bars_chart(at: AppTest) -> dict:
-    titles = {"Weights", "MACs", "Non-linearities"}
-    return next(
-        c for c in charts(at) if titles <= {a.get("text") for a in c["layout"]["annotations"]}
-    )
+def _lab_html(at: AppTest, what: str) -> ET.Element:
+    """The RF lab's comparison whose name contains ``what``, parsed (it is well-formed XML)."""
+    for h in at.get("html"):
+        if h.proto.body.startswith("<div") and what in h.proto.body[:400]:
+            return ET.fromstring(h.proto.body)
+    raise AssertionError(f"no HTML block named {what!r}")
+
+
+def _named(root: ET.Element, name: str) -> list[ET.Element]:
+    return [e for e in root.iter() if e.get("data-name") == name]
+
+
+def _px(style: str, prop: str) -> float:
+    return float(re.search(rf"(?:^|;)\s*{prop}:\s*([\d.]+)", style).group(1))
 
 
 def test_rf_lab_comparison_subplots_do_not_crowd_each_other():
     at = page("rf_lab", n="4", k="5")
-    fig = _bars_chart(at)
-    lay = fig["layout"]
-    ys = sorted(tuple(a["domain"]) for a in _axes(lay, "yaxis").values())
-    # one metric per row: no two subplots share a row, so no tick labels of one fall over
-    # another's bars whatever the width; and each row has its own band
-    for (_, top), (bottom, _) in itertools.pairwise(ys):
-        assert top + 0.05 <= bottom, ys
-    for x in _axes(lay, "xaxis").values():
-        assert tuple(x["domain"]) == (0.0, 1.0)
-    # the value labels are readable (>= 12 px) and have room beside the longer bar
-    size = lay.get("font", {}).get("size", 12)
-    for trace in fig["data"]:
-        assert trace.get("textfont", {}).get("size", size) >= 12
-        assert trace["textposition"] == "outside"
-    for a in lay["annotations"]:
-        assert a.get("font", {}).get("size", size) >= 12
+    root = _lab_html(at, "weights, MACs, non-linearities")
+    # one metric per block, each bar on a row of its own: no metric's labels over another's
+    assert [m.text for m in _named(root, "metric")] == ["Weights", "MACs", "Non-linearities"]
+    assert len(_named(root, "bar")) == len(_named(root, "name")) == 6
+    # the labels are readable (>= 12 px, the block's font) and the longer bar leaves room
+    # for its value: its length is a share of the row, not all of it
+    assert _px(root.get("style"), "font-size") >= 12
+    widths = [_px(b.get("style"), "width") for b in _named(root, "bar")]
+    assert max(widths) <= 100 / 1.3
     lab = labs.rf_lab(4, 5)
     weights = [4 * 5 * 5 * 64 * 64, 17 * 17 * 64 * 64]  # n*k*k*C*C vs K*K*C*C, K = 1 + 4*4
-    bars = {t["name"]: t for t in fig["data"]}
-    assert bars["Weights"]["x"] == weights == [lab.stack.weights, lab.single.weights]
-    weight_axis = lay["x" + bars["Weights"].get("xaxis", "x")[1:] + "axis"]
-    assert weight_axis["range"][1] >= 1.3 * max(weights)
+    bars = [int(b.get("data-value")) for b in _named(root, "bar")]
+    assert bars[:2] == weights == [lab.stack.weights, lab.single.weights]
+    assert bars[2:4] == [lab.stack.macs, lab.single.macs] and bars[4:] == [4, 1]
+    # lengths in proportion to the values within each metric
+    pairs = zip(bars[::2], bars[1::2], widths[::2], widths[1::2], strict=True)
+    for a, b, wa, wb in pairs:
+        assert wa / wb == pytest.approx(a / b, rel=1e-3)
+    assert [v.text for v in _named(root, "value")][:2] == [fmt.count(w) for w in weights]
+
+
+def test_rf_lab_draws_each_convs_field_on_one_scale_beside_the_single_kernel():
+    at = page("rf_lab", n="3", k="3", d="2")
+    root = _lab_html(at, "Receptive field of one output pixel")
+    stack, single = (
+        ET.fromstring(base64.b64decode(i.get("src").split("base64,")[1]))
+        for i in _named(root, "squares")
+    )
+    lab = labs.rf_lab(3, 3, dilation=2)
+    # dilation 2: each 3x3 conv adds (3 - 1) * 2 = 4 pixels: 1, 5, 9, 13
+    rfs = sorted(int(r.get("data-rf")) for r in stack.iter(f"{SVG}rect") if r.get("data-rf"))
+    assert rfs == [1, 5, 9, 13] == sorted(s.rf for s in lab.steps)
+    # both pictures over the same pixels, so their squares compare at one scale
+    assert stack.get("viewBox") == single.get("viewBox")
+    (big,) = [r for r in single.iter(f"{SVG}rect") if r.get("data-name") == "single"]
+    assert big.get("width") == "13" == str(lab.single.rf)
+    # the stack reads 1 pixel in 2 per axis: taps at -6, -4, ..., 6, 7 x 7 of them
+    assert len(list(stack.iter(f"{SVG}circle"))) == 7 * 7
+    legend = " ".join("".join(e.itertext()) for e in _named(root, "legend"))
+    assert "conv 3 (3x3): RF 13x13, stride 1" in legend and "1 in 2 per axis" in legend
 
 
 # --------------------------------------------------------------------------- RF lab: MACs
@@ -111,17 +141,16 @@ def test_rf_lab_caps_strided_stacks_with_a_message():
 
 
 # --------------------------------------------------------------------------- RF lab: RF > input
-def _column_with_chart(at: AppTest, title: str):
+def _column_with(at: AppTest, what: str):
     for col in at.columns:
-        specs = [json.loads(c.proto.spec) for c in col.get("plotly_chart")]
-        if any(title in (a.get("text") or "") for s in specs for a in s["layout"]["annotations"]):
+        if any(what in h.proto.body[:400] for h in col.get("html")):
             return col
-    raise AssertionError(f"no column with a chart titled {title}")
+    raise AssertionError(f"no column with {what}")
 
 
 def test_rf_lab_says_when_the_rf_exceeds_the_input_beside_the_bars():
     at = page("rf_lab", n="16")  # RF 1 + 16*(3-1) = 33 on the lab's 32x32 input
-    beside = _column_with_chart(at, "Non-linearities")
+    beside = _column_with(at, "weights, MACs, non-linearities")
     notes = " ".join(w.value for w in beside.warning)
     assert f"({1 + 16 * 2}x{1 + 16 * 2}) exceeds the 32x32 input" in notes
     at = page("rf_lab", n="15")  # 1 + 15*2 = 31 fits in 32
@@ -298,8 +327,8 @@ def test_a_setting_seen_before_rebuilds_no_figure(monkeypatch):
     assert len(diagrams) == 4 + 4
     at.segmented_control(key="shortcut").set_value("B").run()  # back: nothing rebuilt
     assert len(diagrams) == 8 and not at.exception
-    bars = _counting(monkeypatch, lab_plots, "compare_bars")
-    steps = _counting(monkeypatch, lab_plots, "rf_steps_figure")
+    bars = _counting(monkeypatch, lab_html, "compare_bars_html")
+    steps = _counting(monkeypatch, lab_html, "rf_steps_html")
     at = page("rf_lab")
     at.slider(key="n").set_value(4).run()
     built = (len(bars), len(steps))

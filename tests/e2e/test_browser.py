@@ -219,18 +219,36 @@ def test_shared_rf_lab_url(page: Page):
     expect(table.locator("thead")).to_contain_text("4 x 3x3 conv")
 
 
-def test_rf_lab_bar_names_fit_beside_the_bars_on_a_phone(page: Page):
-    # The bars' left margin is sized to their names (automargin drew the chart twice): the
-    # longest names, 16 x 11x11 against one 161x161 conv (1 + 16 * 10), must still fit it.
+def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
+    # The bars and the nested squares are HTML (their text does not shrink with the page):
+    # at 400 px the longest names, 16 x 11x11 against one 161x161 conv (1 + 16 * 10), and
+    # the values beside the bars lie inside the column, at 12 px or more.
     page.set_viewport_size({"width": 400, "height": 800})
     open_page(page, "/rf-lab?n=16&k=11")
-    chart = page.locator(".st-key-bars .main-svg").first
-    names = page.locator(".st-key-bars g[class*='yaxislayer'] text")
-    expect(names).to_have_count(6)  # two bars in each of three rows
-    left = chart.bounding_box()["x"]
-    boxes = [names.nth(i).bounding_box() for i in range(6)]
-    assert {names.nth(i).text_content() for i in range(6)} == {"16 x 11x11", "1 x 161x161"}
-    assert all(b is not None and b["x"] >= left for b in boxes), (left, boxes)
+    box = page.locator(".st-key-bars").bounding_box()
+    parts = page.locator(".st-key-bars [data-name]")
+    expect(page.locator(".st-key-bars [data-name=bar]")).to_have_count(6)
+    found = parts.evaluate_all(
+        """(els) => els.map((e) => { const r = e.getBoundingClientRect();
+        return [e.dataset.name, e.textContent, r.left, r.right,
+                parseFloat(getComputedStyle(e).fontSize)]; })"""
+    )
+    names = {t for kind, t, *_ in found if kind == "name"}
+    assert names == {"16 x 11x11", "1 x 161x161"}
+    for kind, text, left, right, font in found:
+        assert box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5, (kind, text)
+        assert font >= 12, (kind, text, font)
+    # the value labels sit right of their bars, never over them
+    bars = [f for f in found if f[0] == "bar"]
+    values = [f for f in found if f[0] == "value"]
+    assert all(v[2] >= b[3] for b, v in zip(bars, values, strict=True))
+    squares = page.locator(".st-key-steps img[data-name=squares]")
+    expect(squares).to_have_count(2)
+    for i in range(2):  # both pictures decoded and side by side, each a real size
+        img = squares.nth(i)
+        expect(img).to_have_js_property("complete", True)
+        assert img.evaluate("(e) => e.naturalWidth") > 0
+        assert img.bounding_box()["width"] > 120
 
 
 TINY_SPEC = """\

@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import fmt, labs
-from cnnviz.render import erf_plots, lab_plots, rf_svg
+from cnnviz.render import erf_plots, lab_html, rf_svg
 
 st.title("Receptive-field lab")
 st.caption(
@@ -16,16 +16,17 @@ st.caption(
 opts = labs.valid_rf_lab_options()
 
 
-# Figures are the same for every visitor and never mutated (st.plotly_chart copies them): one
-# build per setting, shared by all sessions, so a rerun that changed nothing rebuilds nothing.
+# The stack's two comparisons are HTML, not Plotly charts: a slider step lays them out again,
+# where Streamlit would build two new charts (most of the browser's work per step). They are
+# the same for every visitor: one build per setting, shared by all sessions.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _bars(n: int, k: int, ch: int, d: int, s: int):
-    return lab_plots.compare_bars(labs.rf_lab(n, k, ch, dilation=d, stride=s))
+def _bars(n: int, k: int, ch: int, d: int, s: int) -> str:
+    return lab_html.compare_bars_html(labs.rf_lab(n, k, ch, dilation=d, stride=s))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _steps(n: int, k: int, ch: int, d: int, s: int):
-    return lab_plots.rf_steps_figure(labs.rf_lab(n, k, ch, dilation=d, stride=s))
+def _steps(n: int, k: int, ch: int, d: int, s: int) -> str:
+    return lab_html.rf_steps_html(labs.rf_lab(n, k, ch, dilation=d, stride=s))
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -145,7 +146,7 @@ def own_stack() -> None:
             for note in lab.notes:  # gridding of dilated stacks, strides, the input size
                 st.caption(note)
         with right:
-            st.plotly_chart(_bars(n, k, ch, d, s), key="bars")
+            st.container(key="bars").html(_bars(n, k, ch, d, s))
             if lab.rf_exceeds_input:
                 st.warning(lab.rf_exceeds_input, icon=":material/crop_free:")
             side = lab.productive_from
@@ -167,7 +168,7 @@ def own_stack() -> None:
                 )
             else:
                 st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
-        st.plotly_chart(_steps(n, k, ch, d, s), key="steps")
+        st.container(key="steps").html(_steps(n, k, ch, d, s))
         st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
 
         picture_section(lab)
