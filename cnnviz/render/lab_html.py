@@ -22,14 +22,22 @@ from html import escape
 
 from cnnviz import fmt
 from cnnviz.labs import RFLab
+from cnnviz.render.lab_plots import (
+    BAR_FONT,
+    BAR_METRICS,
+    bar_label,
+    bar_names,
+    single_name,
+    step_name,
+)
 from cnnviz.render.palette import BLUES, COLORS, FONT_FAMILY, rgba
 
 __all__ = ["BAR_SHARE", "compare_bars_html", "rf_steps_html"]
 
 #: The longer bar's share of the row (%): the rest holds its value label.
 BAR_SHARE = 62.5
-#: Font sizes (px): the labels (as lab_plots.BAR_FONT) and the titles.
-FONT, TITLE_FONT = 13, 15
+#: Font sizes (px): the labels and the titles.
+FONT, TITLE_FONT = BAR_FONT, BAR_FONT + 2
 _INK = "#31333F"  # Streamlit's text colour
 _MUTED = "#666"
 
@@ -62,14 +70,10 @@ def compare_bars_html(lab: RFLab) -> str:
     >>> 'data-value="73728"' in html and 'data-value="102400"' in html  # 2*9*64*64, 25*64*64
     True
     """
-    names = [f"{lab.n} x {lab.k}x{lab.k}", f"1 x {lab.single.kernel_size}x{lab.single.kernel_size}"]
+    names = bar_names(lab)
     sides = [(lab.stack, COLORS["stack"]), (lab.single, COLORS["single"])]
     rows: list[str] = []
-    for title, attr, unit in (
-        ("Weights", "weights", "weights"),
-        ("MACs", "macs", "MACs"),
-        ("Non-linearities", "nonlinearities", "non-linearities"),
-    ):
+    for title, attr, unit in BAR_METRICS:
         vals = [getattr(side, attr) for side, _ in sides]
         top = max(vals) or 1
         rows.append(
@@ -77,7 +81,7 @@ def compare_bars_html(lab: RFLab) -> str:
             f'font-size: 14px; margin-top: 8px">{title}</div>'
         )
         for name, (side, color), v in zip(names, sides, vals, strict=True):
-            label = fmt.count(v) if v < 10**7 else fmt.compact(v)
+            label = bar_label(v)
             tip = f"{side.label}: {fmt.count(v)} {unit}"
             rows.append(
                 f'<div data-name="name" style="white-space: nowrap">{escape(name)}</div>'
@@ -161,19 +165,18 @@ def rf_steps_html(lab: RFLab) -> str:
     legend: list[str] = []
     steps = sorted(lab.steps, key=lambda s: -s.rf)
     for i, st in enumerate(steps):
+        name = step_name(st)
         if st.layer:
-            name = f"{st.label}: RF {st.rf}x{st.rf}, stride {st.stride}"
             fill, stroke = BLUES[min(i, len(BLUES) - 1)], COLORS["stack"]
         else:
-            name, fill, stroke = "output pixel: 1x1", COLORS["ink"], COLORS["ink"]
+            fill, stroke = COLORS["ink"], COLORS["ink"]
         stack.append(_rect(st.rf, fill, stroke, 1.5, "step", name, f'data-rf="{st.rf}" '))
         legend.append(_swatch(fill, stroke, name))
-    single_name = f"one {big}x{big} conv, stride {lab.single.conv_stride}"
     single = [
-        _rect(big, rgba(COLORS["single"], 0.18), COLORS["single"], 2, "single", single_name),
-        _rect(1, COLORS["ink"], COLORS["ink"], 1, "centre", "output pixel: 1x1"),
+        _rect(big, rgba(COLORS["single"], 0.18), COLORS["single"], 2, "single", single_name(lab)),
+        _rect(1, COLORS["ink"], COLORS["ink"], 1, "centre", step_name(lab.steps[0])),
     ]
-    legend.append(_swatch(rgba(COLORS["single"], 0.18), COLORS["single"], single_name))
+    legend.append(_swatch(rgba(COLORS["single"], 0.18), COLORS["single"], single_name(lab)))
     if big <= 41:  # finer grids would be a grey blur
         stack.append(_pixel_grid(big))
         single.append(_pixel_grid(big))

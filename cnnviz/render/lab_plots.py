@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz import fmt
-from cnnviz.labs import BlockCase, BlockNode, RFLab
+from cnnviz.labs import BlockCase, BlockNode, RFLab, RFStep
 from cnnviz.render.palette import BLUES, COLORS, NODE_FILLS, SHORTCUT_COLORS, TEMPLATE, rgba
 from cnnviz.zoo import SHORTCUTS
 
@@ -40,6 +40,59 @@ def _grid(cx: float, side: int) -> tuple[list[float | None], list[float | None]]
     return xs, ys
 
 
+# Names and labels both renderers of the lab's comparisons use (these Plotly figures and the
+# app's HTML in lab_html), so the two read the same.
+
+
+def step_name(step: RFStep) -> str:
+    """A nested square's name: the conv, its RF and effective stride, or the output pixel.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> [step_name(s) for s in rf_lab(2, 3).steps]
+    ['output pixel: 1x1', 'conv 1 (3x3): RF 3x3, stride 1', 'conv 2 (3x3): RF 5x5, stride 1']
+    """
+    if not step.layer:
+        return "output pixel: 1x1"
+    return f"{step.label}: RF {step.rf}x{step.rf}, stride {step.stride}"
+
+
+def single_name(lab: RFLab) -> str:
+    """The single conv's name.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> single_name(rf_lab(2, 3))
+    'one 5x5 conv, stride 1'
+    """
+    return f"one {lab.single.rf}x{lab.single.rf} conv, stride {lab.single.conv_stride}"
+
+
+def bar_names(lab: RFLab) -> list[str]:
+    """The bars' short names; the long ones are in the title.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> bar_names(rf_lab(16, 11))  # 1 + 16 * (11 - 1) = 161
+    ['16 x 11x11', '1 x 161x161']
+    """
+    return [f"{lab.n} x {lab.k}x{lab.k}", f"1 x {lab.single.kernel_size}x{lab.single.kernel_size}"]
+
+
+def bar_label(value: int) -> str:
+    """A bar's value label: exact up to 7 digits; past that the compact form fits a phone.
+
+    >>> bar_label(9_999_999), bar_label(8_120_172_544)
+    ('9,999,999', '8.1G')
+    """
+    return fmt.count(value) if value < 10**7 else fmt.compact(value)
+
+
+#: The comparison's metrics: title, RFSide attribute, unit.
+BAR_METRICS = (
+    ("Weights", "weights", "weights"),
+    ("MACs", "macs", "MACs"),
+    ("Non-linearities", "nonlinearities", "non-linearities"),
+)
+
+
 def rf_steps_figure(lab: RFLab) -> go.Figure:
     """Nested squares: the RF of one output pixel after each conv of the stack (1x1, 3x3,
     5x5, ...), beside the single K x K kernel with the same RF; pixel grid when K <= 41, and
@@ -59,11 +112,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
         depth = len(steps) - 1 - i  # 0 for the output pixel
         fill = BLUES[min(depth, len(BLUES) - 1)] if st.layer else COLORS["ink"]
         xs, ys = _square(0.0, st.rf)
-        name = (
-            f"{st.label}: RF {st.rf}x{st.rf}, stride {st.stride}"
-            if st.layer
-            else "output pixel: 1x1"
-        )
+        name = step_name(st)
         fig.add_trace(
             go.Scatter(
                 x=xs,
@@ -87,7 +136,7 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
             fill="toself",
             fillcolor=rgba(COLORS["single"], 0.18),
             line={"color": COLORS["single"], "width": 2},
-            name=f"one {big}x{big} conv, stride {lab.single.conv_stride}",
+            name=single_name(lab),
             hoverinfo="name",
             legendgroup="single",
             legendgrouptitle_text=lab.single.label,
@@ -190,16 +239,15 @@ def compare_bars(lab: RFLab) -> go.Figure:
     >>> [int(v) for v in fig.data[0].x]  # weights: 2*9*64*64 vs 25*64*64
     [73728, 102400]
     """
-    metrics = (("Weights", "weights"), ("MACs", "macs"), ("Non-linearities", "nonlinearities"))
+    metrics = BAR_METRICS
     fig = make_subplots(
         rows=len(metrics),
         cols=1,
         subplot_titles=[m[0] for m in metrics],
         vertical_spacing=0.14,
     )
-    # short names on the axis: the long ones ("16 x 11x11 conv (dilation 4)") are in the title
-    names = [f"{lab.n} x {lab.k}x{lab.k}", f"1 x {lab.single.kernel_size}x{lab.single.kernel_size}"]
-    for row, (title, attr) in enumerate(metrics, start=1):
+    names = bar_names(lab)  # the long ones ("16 x 11x11 conv (dilation 4)") are in the title
+    for row, (title, attr, _) in enumerate(metrics, start=1):
         vals = [getattr(lab.stack, attr), getattr(lab.single, attr)]
         fig.add_trace(
             go.Bar(
@@ -207,8 +255,7 @@ def compare_bars(lab: RFLab) -> go.Figure:
                 x=vals,
                 orientation="h",
                 marker_color=[COLORS["stack"], COLORS["single"]],
-                # exact up to 7 digits; past that "110.3T" fits a phone (exact on hover)
-                text=[fmt.count(v) if v < 10**7 else fmt.compact(v) for v in vals],
+                text=[bar_label(v) for v in vals],  # exact on hover
                 textposition="outside",
                 textfont={"size": BAR_FONT},
                 cliponaxis=False,
