@@ -1,4 +1,6 @@
-"""The RF lab's two comparisons as static HTML and inline SVG, for the app's slider steps.
+"""The RF lab's stack panel as static HTML and inline SVG, for the app's slider steps: the
+table of the stack against one kernel, the comparison bars, where the stack stops adding
+context, and the nested squares of its receptive field (:func:`stack_panel_html`).
 
 They show what :func:`cnnviz.render.lab_plots.compare_bars` and
 :func:`~cnnviz.render.lab_plots.rf_steps_figure` show, with the same colours and names. A
@@ -7,7 +9,9 @@ changed Plotly chart is a new chart in Streamlit: each n or k step built both ag
 It is responsive without scaling its text: the bars are percentages of the column's width,
 the squares are an SVG image that scales, and every word is HTML at a fixed size, readable on
 a phone. A hover on a bar shows its exact value. The markup is well-formed XML, so a test can
-parse it.
+parse it. The whole panel is one block on purpose: the browser's work per slider step grows
+with the number of Streamlit elements it updates it updates, not with
+the size of their markup.
 
 >>> from cnnviz.labs import rf_lab
 >>> html = compare_bars_html(rf_lab(2, 3, 64))
@@ -32,7 +36,14 @@ from cnnviz.render.lab_plots import (
 )
 from cnnviz.render.palette import BLUES, COLORS, FONT_FAMILY, rgba
 
-__all__ = ["BAR_SHARE", "compare_bars_html", "rf_steps_html"]
+__all__ = [
+    "BAR_SHARE",
+    "compare_bars_html",
+    "productive_html",
+    "rf_steps_html",
+    "stack_panel_html",
+    "stack_table_html",
+]
 
 #: The longer bar's share of the row (%): the rest holds its value label.
 BAR_SHARE = 62.5
@@ -42,10 +53,11 @@ _INK = "#31333F"  # Streamlit's text colour
 _MUTED = "#666"
 
 
-def _box(label: str, body: str) -> str:
+def _box(label: str, body: str, name: str) -> str:
     """The outer block: one font, a role and a name for screen readers."""
     return (
-        f'<div role="img" aria-label="{escape(label)}" style="font-family: {FONT_FAMILY}; '
+        f'<div data-name="{name}" role="img" aria-label="{escape(label)}" '
+        f'style="font-family: {FONT_FAMILY}; '
         f'font-size: {FONT}px; color: {_INK}; line-height: 1.35">{body}</div>'
     )
 
@@ -98,7 +110,8 @@ def compare_bars_html(lab: RFLab) -> str:
         '<div style="display: grid; grid-template-columns: max-content 1fr; '
         f'gap: 4px 10px; align-items: center">{"".join(rows)}</div>'
     )
-    return _box(f"{lab.stack.label} vs {lab.single.label}: weights, MACs, non-linearities", body)
+    label = f"{lab.stack.label} vs {lab.single.label}: weights, MACs, non-linearities"
+    return _box(label, body, "bars")
 
 
 def _rect(
@@ -211,4 +224,134 @@ def rf_steps_html(lab: RFLab) -> str:
         + f'<div style="margin-top: 8px; font-size: 12px; line-height: 1.8">{"".join(legend)}'
         "</div>"
     )
-    return _box(f"Receptive field of one output pixel: {lab.stack.label} vs one conv", body)
+    label = f"Receptive field of one output pixel: {lab.stack.label} vs one conv"
+    return _box(label, body, "steps")
+
+
+def _text(name: str, body: str, size: int = FONT, color: str = _INK, extra: str = "") -> str:
+    """A named block of text in the panel's font."""
+    return (
+        f'<div data-name="{name}" style="font-family: {FONT_FAMILY}; font-size: {size}px; '
+        f'color: {color}; line-height: 1.5{extra}">{body}</div>'
+    )
+
+
+def stack_table_html(lab: RFLab) -> str:
+    """The stack against the single conv, a row per quantity of :meth:`RFLab.table` (each
+    cell's exact number in ``data-value``), then the arithmetic behind them and the lab's notes.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> import xml.etree.ElementTree as ET
+    >>> root = ET.fromstring(stack_table_html(rf_lab(2, 3, 64)))
+    >>> row = root.find(".//tr[@data-quantity='weights']")
+    >>> [td.get("data-value") for td in row.iter("td")]  # 2*3*3*64*64, 5*5*64*64
+    ['73728', '102400']
+    """
+    t = lab.table()
+    cell = "padding: 2px 10px; border-bottom: 1px solid rgba(49,51,63,0.1)"
+    head = "".join(
+        f'<th scope="col" style="{cell}; text-align: right">{escape(str(c))}</th>'
+        for c in t.columns
+    )
+    rows = []
+    for quantity, values in zip(t.index, t.to_numpy().tolist(), strict=True):
+        cells = "".join(
+            f'<td data-value="{escape(str(v))}" style="{cell}; text-align: right">'
+            f"{fmt.count(v) if isinstance(v, int) else escape(str(v))}</td>"
+            for v in values
+        )
+        rows.append(
+            f'<tr data-name="row" data-quantity="{escape(str(quantity))}">'
+            f'<th scope="row" style="{cell}; text-align: left; font-weight: 400">'
+            f"{escape(str(quantity))}</th>{cells}</tr>"
+        )
+    table = (
+        '<div style="overflow-x: auto"><table data-name="stack table" '
+        'style="border-collapse: collapse; margin: 4px 0 8px">'
+        f'<thead><tr><th style="{cell}"></th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    formulas = "".join(
+        f'<li><code style="font-size: 12px; white-space: pre-wrap">{escape(x)}</code></li>'
+        for x in lab.formulas
+    )
+    notes = "".join(_text("note", escape(x), 12, _MUTED, "; margin-top: 4px") for x in lab.notes)
+    body = (
+        '<div style="font-weight: 600">Stack</div>'
+        + table
+        + f'<ul data-name="formulas" style="margin: 0; padding-left: 18px">{formulas}</ul>'
+        + notes
+    )
+    return _text("stack", body)
+
+
+def productive_html(lab: RFLab) -> str:
+    """Where the stack stops adding context: the note when its RF exceeds the lab's input, the
+    input size below which its last conv is unproductive, and each conv's own limit.
+
+    >>> from cnnviz.labs import rf_lab
+    >>> import xml.etree.ElementTree as ET
+    >>> root = ET.fromstring(productive_html(rf_lab(4, 3)))  # RF 1 + 4*(3-1) = 9
+    >>> root.find(".//*[@data-name='productive from']").get("data-value")
+    '9'
+    >>> "conv 2 (3x3) below 5 px" in root.find(".//*[@data-name='why']").text  # 1 + 2*(3-1)
+    True
+    """
+    side = lab.productive_from
+    help_ = (
+        "Below this input size the stack's last conv (and the single conv) is unproductive: "
+        "its receptive field is larger than the input."
+    )
+    parts = []
+    if lab.rf_exceeds_input:
+        parts.append(
+            '<div data-name="exceeds" role="note" style="background: rgba(255,227,18,0.1); '
+            'color: #926C05; border-radius: 8px; padding: 8px 12px; margin: 10px 0 4px">'
+            f"{escape(lab.rf_exceeds_input)}</div>"
+        )
+    parts.append(
+        f'<div title="{escape(help_)}" style="margin-top: 10px">last conv unproductive below</div>'
+        f'<div data-name="productive from" data-value="{side}" style="font-size: 28px; '
+        f'line-height: 1.3">{escape(fmt.size((side, side)))}</div>'
+    )
+    if side > 1:
+        k = lab.single.kernel_size
+        each = ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
+        why = (
+            f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's last convs "
+            "stop adding context: their receptive field is larger than the input, so they are "
+            "unproductive there (Richter et al., ICMLA 2021), and so is the single "
+            f"{k}x{k} conv. Each conv stops below its own RF: {each}."
+        )
+    else:
+        why = "1x1 convs never see past one pixel: they stay productive at any size."
+    parts.append(_text("why", escape(why), 12, _MUTED))
+    return _text("productive", "".join(parts))
+
+
+def stack_panel_html(lab: RFLab) -> str:
+    """The RF lab's whole stack panel as one block: the table (:func:`stack_table_html`) beside
+    the bars (:func:`compare_bars_html`) and :func:`productive_html`, side by side where the
+    page is wide and one above the other on a phone, then the squares (:func:`rf_steps_html`).
+
+    >>> from cnnviz.labs import rf_lab
+    >>> import xml.etree.ElementTree as ET
+    >>> root = ET.fromstring(stack_panel_html(rf_lab(3, 3)))
+    >>> parts = ("stack", "bars", "productive", "steps")
+    >>> [e.get("data-name") for e in root.iter() if e.get("data-name") in parts]
+    ['stack', 'bars', 'productive', 'steps']
+    """
+    half = 'style="flex: 1 1 320px; min-width: 0"'
+    top = (
+        '<div style="display: flex; flex-wrap: wrap; gap: 16px 32px">'
+        f"<div {half}>{stack_table_html(lab)}</div>"
+        f"<div {half}>{compare_bars_html(lab)}{productive_html(lab)}</div>"
+        "</div>"
+    )
+    note = "Each layer adds (k-1) x dilation x (stride so far) pixels to the window."
+    return (
+        f'<div data-name="stack panel">{top}'
+        f'<div style="height: 16px"></div>{rf_steps_html(lab)}'
+        + _text("steps note", escape(note), 12, _MUTED)
+        + "</div>"
+    )
