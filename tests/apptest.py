@@ -6,6 +6,7 @@ A test module imports the fixtures by name so pytest uses them there:
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,10 @@ def spec_editor(at: AppTest):
     """The Custom page's spec editor (a new key each time the page puts text in it)."""
     (box,) = [t for t in at.text_area if t.label == "YAML or JSON"]
     return box
+
+
+def stack_panel(at: AppTest) -> ET.Element:
+    """The RF lab's stack panel (one HTML block) as the page sends it, parsed: it is
+    well-formed XML (cnnviz.render.lab_html)."""
+    (body,) = [h.proto.body for h in at.get("html") if 'data-name="stack panel"' in h.proto.body]
+    return ET.fromstring(body)

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from apptest import APP, app_on_path, clear_caches, page, spec_editor  # noqa: F401 (fixtures)
+from apptest import (  # noqa: F401 (fixtures)
+    APP,
+    app_on_path,
+    clear_caches,
+    page,
+    spec_editor,
+    stack_panel,
+)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -105,9 +112,13 @@ def test_rf_lab_sliders():
     at.slider(key="n").set_value(4).run()
     at.select_slider(key="k").set_value(5).run()
     assert not at.exception
-    table = at.table[0].value
-    # RF = 1 + n(k-1) = 1 + 4*4 = 17; weights n*k*k*C*C = 4*25*64*64
-    assert "17" in table.to_string() and "409600" in table.to_string().replace(",", "")
+    rows = {
+        tr.get("data-quantity"): [td.get("data-value") for td in tr.iter("td")]
+        for tr in stack_panel(at).iter("tr")
+        if tr.get("data-quantity")
+    }
+    # RF = 1 + n(k-1) = 1 + 4*4 = 17 on both sides; weights n*k*k*C*C = 4*25*64*64
+    assert rows["receptive field"] == ["17", "17"] and rows["weights"][0] == "409600"
 
 
 # --------------------------------------------------------------------------- shortcut lab
@@ -311,10 +322,11 @@ def test_rf_lab_shows_erf_growth():
     at = page("rf_lab")
     assert any("√n" in c.value for c in at.caption)
     # ERF growth is a Plotly chart; the comparison bars and the RF growing layer by layer are
-    # HTML, the field on a picture an SVG image
+    # one HTML block, the field on a picture an SVG image
     assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
-    names = " ".join(h.proto.body[:400] for h in at.get("html"))
-    assert "weights, MACs, non-linearities" in names and "one output pixel" in names
+    labels = [e.get("aria-label", "") for e in stack_panel(at).iter()]
+    assert any("weights, MACs, non-linearities" in x for x in labels)
+    assert any("one output pixel" in x for x in labels)
 
 
 def test_uploaded_safetensors_bytes(tmp_path):

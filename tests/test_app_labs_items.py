@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import torch
-from apptest import APP, app_on_path, clear_caches, page  # noqa: F401
+from apptest import APP, app_on_path, clear_caches, page, stack_panel  # noqa: F401
 from streamlit.testing.v1 import AppTest
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,11 +39,17 @@ def _axes(layout: dict, prefix: str) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------- RF lab: bars
 def _lab_html(at: AppTest, what: str) -> ET.Element:
-    """The RF lab's comparison whose name contains ``what``, parsed (it is well-formed XML)."""
-    for h in at.get("html"):
-        if h.proto.body.startswith("<div") and what in h.proto.body[:400]:
-            return ET.fromstring(h.proto.body)
-    raise AssertionError(f"no HTML block named {what!r}")
+    """The part of the RF lab's stack panel whose accessible name contains ``what``."""
+    for e in stack_panel(at).iter():
+        if what in e.get("aria-label", ""):
+            return e
+    raise AssertionError(f"no part of the stack panel named {what!r}")
+
+
+def _stack_row(at: AppTest, quantity: str) -> list[str]:
+    """A row of the stack panel's table: its cells' exact values, stack then single conv."""
+    (row,) = [e for e in stack_panel(at).iter("tr") if e.get("data-quantity") == quantity]
+    return [td.get("data-value") for td in row.iter("td")]
 
 
 def _named(root: ET.Element, name: str) -> list[ET.Element]:
@@ -124,8 +130,7 @@ def test_rf_lab_options_reach_alexnets_kernel_and_sixteen_layers():
     assert lab.stack.macs == 16 * 11 * 11 * 64 * 64 * 32 * 32  # same padding, 32x32 input
     at = page("rf_lab", n="16", k="11")
     assert at.slider(key="n").value == 16 and at.select_slider(key="k").value == 11
-    rf = at.table[0].value.loc["receptive field"].tolist()
-    assert [str(v) for v in rf] == [str(1 + 16 * 10)] * 2
+    assert _stack_row(at, "receptive field") == [str(1 + 16 * 10)] * 2
 
 
 def test_rf_lab_caps_strided_stacks_with_a_message():
@@ -135,26 +140,37 @@ def test_rf_lab_caps_strided_stacks_with_a_message():
     assert not at.error
     note = " ".join(w.value for w in at.warning)
     assert "n stops at 8" in note and "65,536x65,536" in note
-    rf = at.table[0].value.loc["receptive field"].tolist()
     # n = 8, stride 2: 1 + (3-1)*(1 + 2 + ... + 2^7) = 1 + 2*255
-    assert [str(v) for v in rf] == [str(1 + 2 * 255)] * 2
+    assert _stack_row(at, "receptive field") == [str(1 + 2 * 255)] * 2
 
 
 # --------------------------------------------------------------------------- RF lab: RF > input
-def _column_with(at: AppTest, what: str):
-    for col in at.columns:
-        if any(what in h.proto.body[:400] for h in col.get("html")):
-            return col
-    raise AssertionError(f"no column with {what}")
-
-
 def test_rf_lab_says_when_the_rf_exceeds_the_input_beside_the_bars():
     at = page("rf_lab", n="16")  # RF 1 + 16*(3-1) = 33 on the lab's 32x32 input
-    beside = _column_with(at, "weights, MACs, non-linearities")
-    notes = " ".join(w.value for w in beside.warning)
-    assert f"({1 + 16 * 2}x{1 + 16 * 2}) exceeds the 32x32 input" in notes
+    panel = stack_panel(at)
+    # the note sits in the same half of the panel as the bars, right below them
+    (half,) = [e for e in panel.iter("div") if any(c.get("data-name") == "bars" for c in e)]
+    (note,) = [e for e in half.iter() if e.get("data-name") == "exceeds"]
+    assert f"({1 + 16 * 2}x{1 + 16 * 2}) exceeds the 32x32 input" in note.text
     at = page("rf_lab", n="15")  # 1 + 15*2 = 31 fits in 32
+    assert not [e for e in stack_panel(at).iter() if e.get("data-name") == "exceeds"]
     assert not any("exceeds" in w.value for w in at.warning)
+
+
+def test_rf_lab_stack_panel_is_one_element_of_the_page():
+    # a slider step updates one HTML block, not a table, metrics and captions: the browser's
+    # work per step grows with the number of elements (bench/app_speed.py)
+    at = page("rf_lab", n="4")
+    panel = stack_panel(at)
+    names = {e.get("data-name") for e in panel.iter()}
+    assert {"stack table", "formulas", "bars", "productive", "steps"} <= names
+    assert not at.table and not [m for m in at.metric if "unproductive" in m.label]
+    # 4 x 3x3: RF 1 + 4*2 = 9, the last conv unproductive below a 9x9 input
+    (side,) = [e for e in panel.iter() if e.get("data-name") == "productive from"]
+    assert side.get("data-value") == "9" == _stack_row(at, "receptive field")[0]
+    formulas = [c.text for c in panel.iter("code")]
+    assert formulas == list(labs.rf_lab(4, 3).formulas)
+    assert "RF = 1 + n(k-1)d = 1 + 4*(3-1)*1 = 9" in formulas
 
 
 # --------------------------------------------------------------------------- shortcut lab

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from apptest import APP, app_on_path, clear_caches, page  # noqa: F401 (fixtures)
+from apptest import APP, app_on_path, clear_caches, page, stack_panel  # noqa: F401 (fixtures)
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -164,12 +164,19 @@ def test_explorer_graph_view_from_a_link():
 
 
 # --------------------------------------------------------------------------- RF lab
+def _productive(at) -> tuple[str, str]:
+    """The RF lab's "last conv unproductive below" size and the sentence under it, from the
+    stack panel (one HTML block, well-formed XML)."""
+    found = {e.get("data-name"): e.text for e in stack_panel(at).iter()}
+    return found["productive from"], found["why"]
+
+
 def test_rf_lab_says_where_the_stack_stops_adding_context():
     at = page("rf_lab")
-    below = next(m.value for m in at.metric if m.label == "last conv unproductive below")
+    below, _ = _productive(at)
     assert below == "7x7" == fmt.size([labs.rf_lab(3, 3).productive_from] * 2)  # 1 + 3*(3-1)
     at.slider(key="n").set_value(4).run()
     at.select_slider(key="k").set_value(5).run()
-    below = next(m.value for m in at.metric if m.label == "last conv unproductive below")
+    below, why = _productive(at)
     assert below == "17x17" == fmt.size([labs.rf_lab(4, 5).productive_from] * 2)  # 1 + 4*(5-1)
-    assert "conv 4 (5x5) below 17 px" in captions(at)
+    assert "conv 4 (5x5) below 17 px" in why

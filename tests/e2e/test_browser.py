@@ -212,8 +212,8 @@ def test_shared_explorer_url(page: Page):
 def test_shared_rf_lab_url(page: Page):
     open_page(page, "/rf-lab?n=4")
     expect(page.get_by_role("slider", name="n (layers)")).to_have_value("4")
-    table = page.locator('[data-testid="stTable"]')
-    rf_row = table.locator("tr", has=page.locator("th", has_text="receptive field"))
+    table = page.locator('[data-name="stack table"]')
+    rf_row = table.locator('tr[data-quantity="receptive field"]')
     # 4 stacked 3x3 convs: 1 + 4 * (3 - 1) = 9, the same as one 9x9 conv
     expect(rf_row.locator("td")).to_have_text(["9", "9"])
     expect(table.locator("thead")).to_contain_text("4 x 3x3 conv")
@@ -225,9 +225,10 @@ def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
     # the values beside the bars lie inside the column, at 12 px or more.
     page.set_viewport_size({"width": 400, "height": 800})
     open_page(page, "/rf-lab?n=16&k=11")
-    box = page.locator(".st-key-bars").bounding_box()
-    parts = page.locator(".st-key-bars [data-name]")
-    expect(page.locator(".st-key-bars [data-name=bar]")).to_have_count(6)
+    bars = page.locator(".st-key-stack_panel [data-name=bars]")
+    box = bars.bounding_box()
+    parts = bars.locator("[data-name]")
+    expect(bars.locator("[data-name=bar]")).to_have_count(6)
     found = parts.evaluate_all(
         """(els) => els.map((e) => { const r = e.getBoundingClientRect();
         return [e.dataset.name, e.textContent, r.left, r.right,
@@ -242,7 +243,7 @@ def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
     bars = [f for f in found if f[0] == "bar"]
     values = [f for f in found if f[0] == "value"]
     assert all(v[2] >= b[3] for b, v in zip(bars, values, strict=True))
-    squares = page.locator(".st-key-steps img[data-name=squares]")
+    squares = page.locator(".st-key-stack_panel img[data-name=squares]")
     expect(squares).to_have_count(2)
     for i in range(2):  # both pictures decoded and side by side, each a real size
         img = squares.nth(i)

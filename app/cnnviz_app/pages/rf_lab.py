@@ -16,17 +16,13 @@ st.caption(
 opts = labs.valid_rf_lab_options()
 
 
-# The stack's two comparisons are HTML, not Plotly charts: a slider step lays them out again,
-# where Streamlit would build two new charts (most of the browser's work per step). They are
-# the same for every visitor: one build per setting, shared by all sessions.
+# The stack's panel (table, bars, squares) is one HTML block, not Plotly charts and a dozen
+# elements: a slider step lays it out again, where Streamlit would build new charts and update
+# every element (the browser's work per step grows with their number). It is the same for
+# every visitor: one build per setting, shared by all sessions.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _bars(n: int, k: int, ch: int, d: int, s: int) -> str:
-    return lab_html.compare_bars_html(labs.rf_lab(n, k, ch, dilation=d, stride=s))
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def _steps(n: int, k: int, ch: int, d: int, s: int) -> str:
-    return lab_html.rf_steps_html(labs.rf_lab(n, k, ch, dilation=d, stride=s))
+def _panel(n: int, k: int, ch: int, d: int, s: int) -> str:
+    return lab_html.stack_panel_html(labs.rf_lab(n, k, ch, dilation=d, stride=s))
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -137,40 +133,7 @@ def own_stack() -> None:
             n = opts.max_strided_n
         lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
 
-        left, right = st.columns(2)
-        with left:
-            st.markdown("**Stack**")
-            st.table(lab.table().map(lambda v: fmt.count(v) if isinstance(v, int) else v))
-            for line in lab.formulas:
-                st.markdown(f"- `{line}`")
-            for note in lab.notes:  # gridding of dilated stacks, strides, the input size
-                st.caption(note)
-        with right:
-            st.container(key="bars").html(_bars(n, k, ch, d, s))
-            if lab.rf_exceeds_input:
-                st.warning(lab.rf_exceeds_input, icon=":material/crop_free:")
-            side = lab.productive_from
-            st.metric(
-                "last conv unproductive below",
-                fmt.size((side, side)),
-                help="Below this input size the stack's last conv (and the single conv) is "
-                "unproductive: its receptive field is larger than the input.",
-            )
-            if side > 1:
-                st.caption(
-                    f"As the input shrinks below {fmt.size((side, side))} pixels, the stack's "
-                    "last convs stop adding context: their receptive field is larger than the "
-                    "input, so they are unproductive there (Richter et al., ICMLA 2021), and so "
-                    f"is the single {lab.single.kernel_size}x{lab.single.kernel_size} conv. Each "
-                    "conv stops below its own RF: "
-                    + ", ".join(f"{conv.label} below {conv.rf} px" for conv in lab.steps[1:])
-                    + "."
-                )
-            else:
-                st.caption("1x1 convs never see past one pixel: they stay productive at any size.")
-        st.container(key="steps").html(_steps(n, k, ch, d, s))
-        st.caption("Each layer adds (k-1) x dilation x (stride so far) pixels to the window.")
-
+        st.container(key="stack_panel").html(_panel(n, k, ch, d, s))
         picture_section(lab)
 
 
