@@ -322,8 +322,9 @@ def test_rf_lab_shows_erf_growth():
     at = page("rf_lab")
     assert any("√n" in c.value for c in at.caption)
     # ERF growth is a Plotly chart; the comparison bars and the RF growing layer by layer are
-    # one HTML block, the field on a picture an SVG image
-    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 1
+    # one HTML block, the field on a picture an SVG image in an HTML figure
+    assert len(at.get("plotly_chart")) == 1 and not at.get("image")
+    assert sum(h.proto.body.startswith('<figure data-name="field"') for h in at.get("html")) == 1
     labels = [e.get("aria-label", "") for e in stack_panel(at).iter()]
     assert any("weights, MACs, non-linearities" in x for x in labels)
     assert any("one output pixel" in x for x in labels)

@@ -43,6 +43,7 @@ __all__ = [
     "rf_steps_html",
     "stack_panel_html",
     "stack_table_html",
+    "svg_figure_html",
 ]
 
 #: The longer bar's share of the row (%): the rest holds its value label.
@@ -143,10 +144,31 @@ def _square_svg(view: int, label: str, shapes: list[str]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-h:g} {-h:g} {view:g} {view:g}" '
         f'width="400" height="400">{"".join(shapes)}</svg>'
     )
+    return _svg_img(svg, label, "squares", "width: 100%")
+
+
+def _svg_img(svg: str, alt: str, name: str, width: str) -> str:
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     return (
-        f'<img data-name="squares" src="{uri}" alt="{escape(label)}" '
-        'style="display: block; width: 100%; height: auto"/>'
+        f'<img data-name="{name}" src="{uri}" alt="{escape(alt)}" '
+        f'style="display: block; {width}; height: auto"/>'
+    )
+
+
+def svg_figure_html(svg: str, caption: str) -> str:
+    """An SVG drawing (as an image: Streamlit's HTML sanitizer keeps no inline SVG) with its
+    caption below, as one block: for a page that would otherwise send an image and a caption
+    on every step.
+
+    >>> html = svg_figure_html('<svg xmlns="http://www.w3.org/2000/svg"/>', "a <b> field")
+    >>> html.startswith('<figure data-name="field"'), "a &lt;b&gt; field</figcaption>" in html
+    (True, True)
+    """
+    return (
+        '<figure data-name="field" style="margin: 0">'
+        + _svg_img(svg, caption, "drawing", "max-width: 100%")
+        + f'<figcaption style="font-family: {FONT_FAMILY}; font-size: 14px; color: {_MUTED}; '
+        f'margin-top: 6px">{escape(caption)}</figcaption></figure>'
     )
 
 

@@ -96,16 +96,17 @@ def _picture(lab: labs.RFLab) -> None:
         else:  # the sample photo or none: the same for everyone
             args = (lab.n, lab.k, lab.channels, lab.dilation, lab.stride, side, pic is not None)
             svg = _field_svg(*args, pic)
-        p2.container(key="lab_pic_fig").image(svg)
         verdict = (
             f"larger than the {side}x{side} input: the last convs add no context here"
             if side < lab.productive_from
             else f"within the {side}x{side} input"
         )
-        p2.caption(
+        caption = (
             f"The central unit of {lab.stack.label} sees {fmt.size(field.size)} pixels, "
             f"{verdict}. Dashed: its neighbour, one effective stride over; shaded: padding."
         )
+        # the drawing and its caption as one element: a slider step resends one, not three
+        p2.html(lab_html.svg_figure_html(svg, caption))
 
 
 @st.fragment
@@ -114,14 +115,15 @@ def own_stack() -> None:
     the classic cases or the ERF growth figure above and below it (so it shows its own
     errors: the page's error box is not around a fragment's rerun)."""
     with widgets.user_errors():
-        c = st.columns(5)
-        n = c[0].slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
-        k = c[1].select_slider(
+        # one horizontal container, not five columns: a step resends one block, not six
+        row = st.container(horizontal=True, gap="medium")
+        n = row.slider("n (layers)", *opts.n, 3, key="n", bind="query-params")
+        k = row.select_slider(
             "k (kernel)", opts.kernel_sizes, value=3, key="k", bind="query-params"
         )
-        ch = c[2].select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
-        d = c[3].slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
-        s = c[4].slider("stride", *opts.stride, 1, key="s", bind="query-params")
+        ch = row.select_slider("channels C", opts.channels, value=64, key="c", bind="query-params")
+        d = row.slider("dilation", *opts.dilation, 1, key="d", bind="query-params")
+        s = row.slider("stride", *opts.stride, 1, key="s", bind="query-params")
         if s > 1 and n > opts.max_strided_n:
             side = labs.rf_lab_input_size(n, s)
             st.warning(
