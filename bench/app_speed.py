@@ -10,7 +10,8 @@ requirements-dev.txt):
 It starts the app (docker/start.sh, production settings) and a trivial two-page Streamlit app
 (a title, a line of text and one slider per page, written to a temporary folder) on loopback,
 and times both in headless Chromium: each page's cold render against the trivial page's, and
-the main interactions against the trivial page's rerun after moving its slider. An interaction
+the main interactions against the trivial page's rerun after moving its slider (each interaction
+beside a trivial tab of its own, so both sides have sat idle as long). An interaction
 is timed from its input event (the key or pointer press, by the event's time stamp), so the
 driver's own checks before a click count on neither side. A time ends when the page reports
 its script run is over (``data-test-script-state="notRunning"`` on ``stApp``) and no new run
@@ -537,12 +538,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 cold(browser, app + p, PAGES[p], quiet)
                 cold(browser, trivial + trivial_path(p), TRIVIAL_TITLES[trivial_path(p)], quiet)
             with contextlib.ExitStack() as stack:
-                base = stack.enter_context(opened(browser, trivial + "/", "One", quiet))
-                tabs = {
-                    x.name: stack.enter_context(opened(browser, app + x.path, PAGES[x.path], quiet))
-                    for x in interactions
-                }
-                steps = {"trivial": 0, **{x.name: 0 for x in interactions}}
+                # Each interaction gets its own trivial tab beside its app tab, used right
+                # before or after it: both have sat idle as long when their step comes. One
+                # shared trivial tab, stepped after every interaction, was never idle for more
+                # than a second while each app tab waited a whole round; a tab that has sat
+                # idle for seconds answers its next step slower (bench/README.md, 2026-12-04).
+                tabs, bases = {}, {}
+                for x in interactions:
+                    app_tab = opened(browser, app + x.path, PAGES[x.path], quiet)
+                    trivial_tab = opened(browser, trivial + "/", "One", quiet)
+                    tabs[x.name] = stack.enter_context(app_tab)
+                    bases[x.name] = stack.enter_context(trivial_tab)
+                steps = {x.name: 0 for x in interactions}
+                trivial_steps = {x.name: 0 for x in interactions}
 
                 def app_step(x: Interaction) -> Run | None:
                     page, i = front(tabs[x.name]), steps[x.name]
@@ -553,14 +561,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     steps[x.name] += 1
                     return got
 
-                def trivial_step() -> Run | None:
-                    front(base)
-                    got = timed(base, _slider("value")(base, steps["trivial"]), quiet)
-                    steps["trivial"] += 1
+                def trivial_step(x: Interaction) -> Run | None:
+                    base, i = front(bases[x.name]), trivial_steps[x.name]
+                    got = timed(base, _slider("value")(base, i), quiet)
+                    trivial_steps[x.name] += 1
                     return got
 
                 for x in interactions:  # warm-up: each interaction twice, there and back
-                    app_step(x), app_step(x), trivial_step()
+                    app_step(x), app_step(x), trivial_step(x), trivial_step(x)
                 for rnd in range(args.rounds):
                     flip = rnd % 2 == 1  # which side goes first alternates by round
                     for p, item in cold_items.items():
@@ -576,7 +584,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         ]
                         _record(item, sides[::-1] if flip else sides)
                     for x in interactions:
-                        sides = [("app", lambda x=x: app_step(x)), ("trivial", trivial_step)]
+                        sides = [
+                            ("app", lambda x=x: app_step(x)),
+                            ("trivial", lambda x=x: trivial_step(x)),
+                        ]
                         _record(rerun_items[x.name], sides[::-1] if flip else sides)
                     loads.append(list(os.getloadavg()))
                     if not args.silent:
