@@ -57,3 +57,10 @@ def stack_panel(at: AppTest) -> ET.Element:
     well-formed XML (cnnviz.render.lab_html)."""
     (body,) = [h.proto.body for h in at.get("html") if 'data-name="stack panel"' in h.proto.body]
     return ET.fromstring(body)
+
+
+def field_figures(at: AppTest) -> list[ET.Element]:
+    """The pages' drawings of a receptive field on the input, each an HTML figure of an SVG
+    image and its caption (cnnviz.render.lab_html.svg_figure_html), parsed."""
+    head = '<figure data-name="field"'
+    return [ET.fromstring(h.proto.body) for h in at.get("html") if h.proto.body.startswith(head)]

@@ -6,7 +6,7 @@ import base64
 import json
 import xml.etree.ElementTree as ET
 
-from apptest import app_on_path, clear_caches, page  # noqa: F401 (fixtures)
+from apptest import app_on_path, clear_caches, field_figures, page  # noqa: F401 (fixtures)
 
 import cnnviz
 from cnnviz import picture, zoo
@@ -34,6 +34,8 @@ def test_explorer_draws_the_unit_on_the_sample_photo():
     assert (r0, r1, c0, c1) == (31, 49, 71, 89)
     box = next(e for e in svg.iter(f"{NS}rect") if e.get("data-name") == "receptive field")
     assert box.find(f"{NS}title").text == f"unit (10, 20) sees rows {r0}..{r1}, cols {c0}..{c1}"
+    # and the same window in words, under the drawing
+    assert f"Unit (10, 20) sees input rows {r0}..{r1} and columns {c0}..{c1}" in _field_caption(at)
     assert any(picture.SAMPLE_CREDIT in c.value for c in at.caption)  # the photo's credit
 
 
@@ -44,20 +46,16 @@ def test_explorer_plain_view_has_no_picture():
 
 
 def _svg_images(at) -> list[ET.Element]:
-    """The pages' SVG pictures, parsed: st.image of SVG markup (the explorer) or an image in
-    an HTML figure (the RF lab: cnnviz.render.lab_html.svg_figure_html)."""
+    """The pages' SVG drawings of the field on the input, parsed."""
     head = "data:image/svg+xml;base64,"
-    urls = [img.url for el in at.get("image") for img in el.proto.imgs]
-    for h in at.get("html"):
-        if h.proto.body.startswith('<figure data-name="field"'):
-            urls += [e.get("src") for e in ET.fromstring(h.proto.body).iter("img")]
+    urls = [img.get("src") for fig in field_figures(at) for img in fig.iter("img")]
     return [ET.fromstring(base64.b64decode(u[len(head) :])) for u in urls if u.startswith(head)]
 
 
 def _field_caption(at) -> str:
-    """The RF lab's caption under its drawing of the field."""
-    (fig,) = [h.proto.body for h in at.get("html") if h.proto.body.startswith("<figure")]
-    return ET.fromstring(fig).find("figcaption").text
+    """The caption under the page's drawing of the field."""
+    (fig,) = field_figures(at)
+    return fig.find("figcaption").text
 
 
 def test_rf_lab_draws_the_stack_on_a_picture_at_the_chosen_size():

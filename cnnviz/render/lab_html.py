@@ -1,6 +1,8 @@
 """The RF lab's stack panel as static HTML and inline SVG, for the app's slider steps: the
 table of the stack against one kernel, the comparison bars, where the stack stops adding
-context, and the nested squares of its receptive field (:func:`stack_panel_html`).
+context, and the nested squares of its receptive field (:func:`stack_panel_html`); and an
+SVG drawing with its caption as one block (:func:`svg_figure_html`, the RF lab's and the
+Layer explorer's field on the input).
 
 They show what :func:`cnnviz.render.lab_plots.compare_bars` and
 :func:`~cnnviz.render.lab_plots.rf_steps_figure` show, with the same colours and names. A

@@ -415,7 +415,7 @@ def test_explorer_erf_with_uploaded_weights(page: Page):
 
 def test_shared_unit_at_row_or_column_zero(page: Page):
     open_page(page, "/explorer?model=vgg16&layer=features.10&unit=55,0")
-    caption = page.locator('[data-testid="stCaptionContainer"]', has_text="sees input rows")
+    caption = page.locator(".st-key-rf_input figcaption", has_text="sees input rows")
     expect(caption).to_contain_text("Unit (55, 0)")
     wait_idle(page)
     assert query(page)["unit"] == ["55,0"]  # the link keeps the zero

@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, uploads, widgets
 
 from cnnviz import compare, fmt, safety, zoo
-from cnnviz.render import erf_plots, graph, plots
+from cnnviz.render import erf_plots, graph, lab_html, plots
 
 st.title("Layer explorer")
 st.caption(
@@ -181,7 +181,6 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
         svg = caching.rf_svg(
             name, cfg, shape, layer, (ui, uj), caching.picture_key(pic), _picture=pic
         )
-        st.container(key="rf_input").image(svg)
         view = compare.unit_view(rf, spatial_in, (ui, uj), (oh, ow))
         shifted = (
             "every unit here sees this same window (stride 0: the layer spreads fewer "
@@ -189,11 +188,13 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
             if 0 in rf.stride
             else f"its neighbour's window is shifted by the effective stride {fmt.stride(rf)}"
         )
-        st.caption(
+        caption = (
             f"Unit ({ui}, {uj}) sees input rows {view['window'][0][0]}..{view['window'][0][1]} "
             f"and columns {view['window'][1][0]}..{view['window'][1][1]}; {shifted}. "
             "Pixels outside the image fall on padding."
         )
+        # the drawing and its caption as one element: a step resends one, not three
+        st.container(key="rf_input").html(lab_html.svg_figure_html(svg, caption))
 
 
 @st.fragment
