@@ -12,8 +12,7 @@ It is responsive without scaling its text: the bars are percentages of the colum
 the squares are an SVG image that scales, and every word is HTML at a fixed size, readable on
 a phone. A hover on a bar shows its exact value. The markup is well-formed XML, so a test can
 parse it. The whole panel is one block on purpose: the browser's work per slider step grows
-with the number of Streamlit elements it updates it updates, not with
-the size of their markup.
+with the number of Streamlit elements it updates, not with the size of their markup.
 
 >>> from cnnviz.labs import rf_lab
 >>> html = compare_bars_html(rf_lab(2, 3, 64))
