@@ -112,10 +112,13 @@ def _config_seconds(
 ) -> float:
     """Expected wall time of one configuration: building the copy, warm-up (at least
     ``warmup`` runs and 0.2 s), the timed runs (at least ``min_run_time``; CPU: about 3 runs
-    more, CUDA: 5 blocks of 2 and 5 host-timed runs) and 1 ms of overhead per run."""
+    more, CUDA: 5 blocks of 2 and 5 host-timed runs), the CUDA graph's capture and replays
+    when asked for, and 1 ms of overhead per run."""
     batch0 = a.input_shapes[0][0] if a.input_shapes and a.input_shapes[0] else 1
     one = a.total_macs * cfg.batch_size / batch0 / _rate(dev_type, cfg.dtype) + 1e-3
     timed = max(min_run_time, (15 if dev_type == "cuda" else 3) * one) + one
+    if cfg.cuda_graph:  # capture (a warm-up on a side stream) and the replays, timed alike
+        timed += max(min_run_time, 10 * one) + 5 * one
     return a.total_params * _INIT_SECONDS_PER_PARAM + max(0.2, warmup * one) + timed
 
 
@@ -128,6 +131,7 @@ def estimate_seconds(
     dtypes: Iterable[str] = ("float32", "bfloat16"),
     min_run_time: float = 1.0,
     warmup: int = 3,
+    cuda_graph: bool = False,
 ) -> float:
     """Seconds :func:`benchmark` with these arguments is expected to take on this machine:
     MACs from :func:`cnnviz.analyze` over a rate per device and dtype (an assumed one until
@@ -144,7 +148,9 @@ def estimate_seconds(
     a = analyze(target.meta_model, (1, *target.input_size[1:]))
     dev_type = target.device.type
     return sum(
-        _config_seconds(a, dev_type, Config(int(b), d, False, False), min_run_time, warmup)
+        _config_seconds(
+            a, dev_type, Config(int(b), d, False, False, cuda_graph), min_run_time, warmup
+        )
         for d in dict.fromkeys(dtypes)
         for b in sorted({int(b) for b in batch_sizes})
         if d in supported_dtypes(target.device)
@@ -157,6 +163,7 @@ class Config:
     dtype: str
     channels_last: bool
     compile: bool
+    cuda_graph: bool = False
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -429,6 +436,47 @@ def _host_seconds(fn: Callable[[], Any], clock, n: int = 5) -> float:
     return statistics.median(samples)
 
 
+def _capture(fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """One run of ``fn`` captured as a CUDA graph, and the output the graph writes on each
+    replay. Capture needs the run warmed up on a side stream first (lazy initialisation,
+    cuDNN's algorithm search and the allocator's blocks must not happen while capturing), as
+    PyTorch's CUDA graphs notes prescribe."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    return graph, out
+
+
+def _time_graph(
+    fn: Callable[[], Any], min_run_time: float, clock, check: Callable[[], None]
+) -> tuple[list[float] | None, str]:
+    """Replays of ``fn`` captured as a CUDA graph, timed in blocks as the eager runs are: one
+    launch per run, so no host overhead between kernels. ``(None, why)`` where the model
+    cannot be captured (it reads a value back to the host, or its shapes depend on data)."""
+    graph = None
+    stream = torch.cuda.current_stream()
+    try:
+        graph, _ = _capture(fn)
+        graph.replay()
+        clock.sync()
+        return _time_blocks(graph.replay, min_run_time, clock, check), ""
+    except RuntimeError as e:
+        # A capture that fails inside ``torch.cuda.graph`` raises again when it ends, before
+        # it restores the caller's stream: put it back, or later work runs on the side stream.
+        torch.cuda.set_stream(stream)
+        clock.sync()
+        return None, "no CUDA graph: capture failed: " + f"{e}".split("\n")[0]
+    finally:
+        if graph is not None:
+            graph.reset()  # its private memory pool goes back before the cache is emptied
+
+
 def _bound(host_s: float | None, latency_s: float) -> str | None:
     """``"host"`` when issuing a run takes at least 90 % of its latency, else ``"device"``.
 
@@ -474,6 +522,7 @@ def benchmark(
     dtypes: Iterable[str] = ("float32", "bfloat16"),
     channels_last: bool = False,
     compile: bool = False,
+    cuda_graph: bool = False,
     min_run_time: float = 1.0,
     warmup: int = 3,
     cap_bytes: int | None = safety.DEFAULT_CAP_BYTES,
@@ -493,7 +542,10 @@ def benchmark(
     known), peak_memory_bytes (CUDA: the most allocated above what the process held
     before), host_ms and bound (CUDA only: the host time to issue one run,
     and ``"host"`` where that is at least 90 % of the latency, so the GPU waits on Python and
-    kernel launches, else ``"device"``), note.
+    kernel launches, else ``"device"``), graph_ms (with ``cuda_graph``: the median latency
+    of the same forward captured once as a CUDA graph and replayed, a single launch per run;
+    where the row is host-bound this is what the GPU itself needs; missing, with the reason
+    in note, where the model cannot be captured), note.
 
     ``time_budget`` (seconds, counted from when the compute lock is taken) bounds the
     request: a configuration that :func:`estimate_seconds` says would not fit in what is left
@@ -524,7 +576,9 @@ def benchmark(
     if bad:
         raise ValueError(f"unknown dtype {bad[0]!r}; choose float32, float16 or bfloat16")
     a = analyze(meta_model, (1, *input_size[1:]))  # FLOPs and memory, once
-    configs = [Config(b, d, channels_last, compile) for d in wanted for b in batches]
+    if cuda_graph and dev.type != "cuda":
+        raise ValueError(f"cuda_graph=True needs a CUDA device; this run is on {dev.type}")
+    configs = [Config(b, d, channels_last, compile, cuda_graph) for d in wanted for b in batches]
     name = device_name(dev)
     common = {"model": label, "device": dev.type, "device_name": name, "torch": torch.__version__}
 
@@ -582,6 +636,8 @@ def _run_one(
         return _row(cfg, status="skipped", note=f"{cfg.dtype} is not supported on {dev.type}")
     dtype = getattr(torch, cfg.dtype)
     flops = a.total_flops * cfg.batch_size
+    graph_times: list[float] | None = None
+    graph_note = ""
     try:
         safety.check(
             safety.estimate(a, cfg.batch_size, dtype),
@@ -610,6 +666,8 @@ def _run_one(
                 times = _time_blocks(run, min_run_time, clock, check)
                 host = _host_seconds(run, clock)
                 peak = torch.cuda.max_memory_allocated(dev) - base
+                if cfg.cuda_graph:
+                    graph_times, graph_note = _time_graph(run, min_run_time, clock, check)
             else:
                 times = _time_cpu(run, min_run_time, check)
                 host = peak = None
@@ -637,8 +695,13 @@ def _run_one(
         peak_memory_bytes=peak,
         host_ms=None if host is None else host * 1e3,
         bound=_bound(host, med),
-        note="",
+        **({"graph_ms": _median_ms(graph_times)} if cfg.cuda_graph else {}),
+        note=graph_note,
     )
+
+
+def _median_ms(times: list[float] | None) -> float:
+    return float("nan") if not times else statistics.median(times) * 1e3
 
 
 def layer_times(

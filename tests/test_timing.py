@@ -293,3 +293,89 @@ def test_rows_say_how_many_runs_and_whether_they_are_stable():
     assert row["status"] == "ok" and row["runs"] >= 1
     want = row["runs"] < timing.MIN_STABLE_RUNS or row["iqr_ms"] > 0.1 * row["latency_ms"]
     assert bool(row["unstable"]) == bool(want)
+
+
+def test_cuda_graph_needs_a_cuda_device():
+    with pytest.raises(ValueError, match=r"cuda_graph=True needs a CUDA device; .* on cpu"):
+        timing.benchmark(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), device="cpu", cuda_graph=True)
+
+
+def test_estimate_counts_the_graph_replays():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3))
+    kw = {"device": "cpu", "batch_sizes": (1,), "dtypes": ("float32",), "min_run_time": 0.5}
+    plain = timing.estimate_seconds(net, (1, 3, 8, 8), **kw)
+    graphs = timing.estimate_seconds(net, (1, 3, 8, 8), cuda_graph=True, **kw)
+    assert graphs >= plain + 0.5  # the replays are timed for min_run_time too
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _launch_bound_net() -> nn.Module:
+    # 80 tiny kernels on a 16x16 map: each launch costs more host time than its GPU work
+    return nn.Sequential(
+        *(m for _ in range(40) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()))
+    )
+
+
+@cuda
+def test_cuda_graph_replays_what_eager_computes():
+    torch.manual_seed(0)
+    net = _launch_bound_net().cuda().eval()
+    x = torch.randn(2, 8, 16, 16, device="cuda")
+
+    def run():
+        with torch.inference_mode():
+            return net(x)
+
+    eager = run().clone()
+    graph, out = timing._capture(run)
+    x.copy_(torch.randn_like(x))  # a replay reads the captured input's memory anew
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, run())
+    assert not torch.equal(out, eager)
+    graph.reset()
+
+
+def _graph_row(net: nn.Module, size: tuple[int, ...], seconds: float = 0.1) -> pd.Series:
+    """One CUDA float32 row of ``net`` at ``size`` with the graph timed too."""
+    return timing.benchmark(
+        net,
+        size,
+        device="cuda",
+        batch_sizes=(size[0],),
+        dtypes=("float32",),
+        min_run_time=seconds,
+        cuda_graph=True,
+    ).iloc[0]
+
+
+@cuda
+def test_cuda_graph_row_beside_the_eager_latency():
+    row = _graph_row(_launch_bound_net(), (1, 8, 16, 16), 0.2)
+    assert row["status"] == "ok" and row["bound"] == "host"
+    # one launch per replay instead of 80: the graph leaves the host's share out
+    assert 0 < row["graph_ms"] < row["latency_ms"]
+
+
+class _ReadsBack(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.is_cuda:  # analyze traces on meta, where there is nothing to read
+            y = y * float(y.abs().max())  # a read back to the host: not capturable
+        return y
+
+
+@cuda
+def test_a_model_that_cannot_be_captured_keeps_its_eager_row():
+    row = _graph_row(_ReadsBack(), (1, 3, 8, 8))
+    assert row["status"] == "ok" and row["latency_ms"] > 0
+    assert pd.isna(row["graph_ms"]) and "capture failed" in row["note"]
+    # the device is usable after the failed capture, on the caller's stream
+    assert torch.cuda.current_stream() == torch.cuda.default_stream()
+    assert _graph_row(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), 0.05)["graph_ms"] > 0
