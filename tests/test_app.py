@@ -234,6 +234,7 @@ def test_timing_page_explains_host_bound_rows():
         "resnet20", device="cpu", batch_sizes=(1,), dtypes=("float32",), min_run_time=0.05
     )
     df["host_ms"], df["bound"] = df["latency_ms"] * 0.95, "host"
+    df["graph_ms"] = df["latency_ms"] * 0.2  # as benchmark(cuda_graph=True) adds it
     at = AppTest.from_file(APP, default_timeout=90)
     at.run()
     at.switch_page("cnnviz_app/pages/timing.py")
@@ -242,7 +243,10 @@ def test_timing_page_explains_host_bound_rows():
     assert not at.exception
     shown = at.dataframe[0].value
     assert list(shown["bound"]) == ["host"] and "host_ms" in shown
-    assert any("bound by **host**" in i.value for i in at.info)
+    assert list(shown["graph_ms"]) == list(df["graph_ms"])
+    assert any("bound by **host**" in i.value and "CUDA graphs" in i.value for i in at.info)
+    # graphs need a GPU: the control says so by being off where there is none
+    assert at.checkbox(key="t_graph").disabled == (not __import__("torch").cuda.is_available())
 
 
 def test_timing_page_shows_runs_and_warns_on_unstable_rows():

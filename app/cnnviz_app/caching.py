@@ -238,7 +238,12 @@ def erf_growth(depths: tuple[int, ...]):
 
 @st.cache_data(max_entries=256, ttl=300, show_spinner=False)
 def timing_estimate(
-    name: str, device: str, batches: tuple[int, ...], dtypes: tuple[str, ...], run_time: float
+    name: str,
+    device: str,
+    batches: tuple[int, ...],
+    dtypes: tuple[str, ...],
+    run_time: float,
+    cuda_graph: bool = False,
 ) -> float:
     """Seconds timing.benchmark would take for one zoo model (kept 5 minutes: the rates it
     assumes learn from each run on this machine)."""
@@ -247,7 +252,12 @@ def timing_estimate(
     if not batches or not dtypes:
         return 0.0
     return timing.estimate_seconds(
-        name, device=device, batch_sizes=batches, dtypes=dtypes, min_run_time=run_time
+        name,
+        device=device,
+        batch_sizes=batches,
+        dtypes=dtypes,
+        min_run_time=run_time,
+        cuda_graph=cuda_graph,
     )
 
 

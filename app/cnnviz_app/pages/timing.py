@@ -60,6 +60,15 @@ run_time = c4.slider(
     help="Timed runs continue until this budget (after warm-up).",
 )
 channels_last = c5.checkbox("channels_last", key="t_cl", bind="query-params")
+cuda_graph = c5.checkbox(
+    "CUDA graphs",
+    key="t_graph",
+    disabled=not gpu,
+    bind="query-params",
+    help="Also time each forward captured once as a CUDA graph and replayed: one launch "
+    "per run, so the GPU's own time even where Python cannot issue kernels fast enough "
+    "(host-bound rows). Needs a GPU.",
+)
 both = (
     st.checkbox(
         "Also time on the CPU",
@@ -81,7 +90,9 @@ MAX_CONFIGS = 24
 REQUEST_SECONDS = 90
 MEMORY_CAP = {"cpu": 2 * 1024**3}
 estimate = sum(
-    caching.timing_estimate(n, dev, tuple(batches), tuple(dtypes), run_time)
+    caching.timing_estimate(
+        n, dev, tuple(batches), tuple(dtypes), run_time, bool(cuda_graph) and dev == "cuda"
+    )
     for dev in devices
     for n in names
 )
@@ -131,6 +142,7 @@ if st.button(
                     batch_sizes=batches,
                     dtypes=dtypes,
                     channels_last=channels_last,
+                    cuda_graph=bool(cuda_graph) and dev == "cuda",
                     min_run_time=run_time,
                     progress=report,
                     time_budget=max(1.0, REQUEST_SECONDS - spent[0]),
@@ -154,6 +166,7 @@ if results is not None:
             "dtype",
             "status",
             "latency_ms",
+            "graph_ms",
             "iqr_ms",
             "runs",
             "unstable",
@@ -181,6 +194,9 @@ if results is not None:
             view,
             {
                 "latency_ms": number("latency (ms)", format="%.3f"),
+                "graph_ms": number(
+                    "CUDA graph (ms)", format="%.3f", help="The same forward replayed as a graph"
+                ),
                 "iqr_ms": number("spread, IQR (ms)", format="%.3f"),
                 "runs": number("timed runs"),
                 "throughput": number("images/s", format="%.3g"),
@@ -205,7 +221,9 @@ if results is not None:
             st.info(
                 "Rows bound by **host** spend about as long issuing kernels from Python as "
                 "the GPU spends running them, so the GPU waits between kernels. There a "
-                "larger batch costs little extra time: throughput climbs with batch size.",
+                "larger batch costs little extra time: throughput climbs with batch size. "
+                "Their latency also follows the host's speed from one run to the next; "
+                "**CUDA graphs** shows what the GPU itself needs.",
                 icon=":material/info:",
             )
         left, right = st.columns(2)
