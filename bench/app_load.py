@@ -57,6 +57,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 CHROMIUM = "/usr/bin/chromium"
@@ -552,23 +555,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def free_stem(folder: Path, date: str, compute: bool) -> Path:
-    """results/app_load_<date>[_compute], with _2, _3... where a run of that day is there:
-    a second run never overwrites the first.
+    """results/app_load_<date>[_compute], with _2, _3... where a run of that day is there.
 
     >>> import tempfile
-    >>> d = Path(tempfile.mkdtemp())
-    >>> free_stem(d, "2026-12-03", True).name
+    >>> free_stem(Path(tempfile.mkdtemp()), "2026-12-03", True).name
     'app_load_2026-12-03_compute'
-    >>> _ = (d / "app_load_2026-12-03.json").write_text("[]")
-    >>> free_stem(d, "2026-12-03", False).name
-    'app_load_2026-12-03_2'
     """
-    base = f"app_load_{date}{'_compute' if compute else ''}"
-    stem, n = base, 1
-    while (folder / f"{stem}.txt").exists() or (folder / f"{stem}.json").exists():
-        n += 1
-        stem = f"{base}_{n}"
-    return folder / stem
+    return results_path.free_stem(folder, f"app_load_{date}{'_compute' if compute else ''}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_path
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
@@ -694,11 +697,8 @@ def _no_nan(x: Any) -> Any:
 
 def out_paths(folder: Path, date: str) -> tuple[Path, Path]:
     """bench/results/app_speed_<date>.txt/.json, with _2, _3... for a second run that day."""
-    stem, n = f"app_speed_{date}", 1
-    while (folder / f"{stem}.txt").exists() or (folder / f"{stem}.json").exists():
-        n += 1
-        stem = f"app_speed_{date}_{n}"
-    return folder / f"{stem}.txt", folder / f"{stem}.json"
+    stem = results_path.free_stem(folder, f"app_speed_{date}")
+    return stem.with_suffix(".txt"), stem.with_suffix(".json")
 
 
 def main(argv: list[str] | None = None) -> int:
