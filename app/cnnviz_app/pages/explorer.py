@@ -162,7 +162,8 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
     st.session_state["unit_for"] = (name, layer)
     with widgets.user_errors():
         oh, ow = row.output_shape[2], row.output_shape[3]
-        u1, u2 = st.columns(2)
+        # one row of controls (wrapping on a phone): fewer blocks for each step to resend
+        controls = st.container(horizontal=True, gap="medium", key="unit_controls")
         # The unit lives in the URL as unit=row,col, kept by hand: a bound slider would drop
         # the value 0 (its default) from the link.
         shared = widgets.parse_unit(st.query_params.get("unit"))
@@ -171,11 +172,11 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
             if recentre or fresh or st.session_state[k] > n - 1:
                 keep = fresh and shared is not None and shared[i] < n
                 st.session_state[k] = shared[i] if keep else (n - 1) // 2
-        ui = u1.slider("unit row", 0, oh - 1, key="unit_row") if oh > 1 else 0
-        uj = u2.slider("unit column", 0, ow - 1, key="unit_col") if ow > 1 else 0
+        ui = controls.slider("unit row", 0, oh - 1, key="unit_row") if oh > 1 else 0
+        uj = controls.slider("unit column", 0, ow - 1, key="unit_col") if ow > 1 else 0
         st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
-        pic = widgets.picture_widget(spatial_in, "pic")
+        pic = widgets.picture_widget(spatial_in, "pic", controls)
         # SVG shown as an image: a new unit or layer redraws it as a picture, where a Plotly
         # chart would be built again (about 50 ms of the browser's work per step)
         svg = caching.rf_svg(
