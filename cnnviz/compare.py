@@ -1,7 +1,7 @@
 """Comparison tables: plain pandas views of one or more analyses, ready to draw or download.
 
 The library computes, a page draws: every function here returns data (a dict or a
-DataFrame); :mod:`cnnviz.render.plots` turns them into figures.
+DataFrame); :mod:`cnnviz.render` turns them into figures and markup.
 
 >>> import cnnviz
 >>> from cnnviz.compare import compare

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 MISSING = "-"
 #: What a cell shows for a receptive field no single (size, stride, padding) describes.
 UNKNOWN = "unknown"
+#: What a metric (a column of the analysis' tables) is called in a chart's title or axis.
+METRICS = {
+    "params": "Parameters",
+    "trainable_params": "Trainable parameters",
+    "macs": "MACs (multiply-accumulates)",
+    "flops": "FLOPs (2 x MACs)",
+    "extra_ops": "Other ops (bias, norm, act, pool, add)",
+    "output_bytes": "Output size (bytes)",
+    "layers": "Rows",
+}
 
 _SI = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K"))
 

@@ -64,3 +64,14 @@ def field_figures(at: AppTest) -> list[ET.Element]:
     image and its caption (cnnviz.render.lab_html.svg_figure_html), parsed."""
     head = '<figure data-name="field"'
     return [ET.fromstring(h.proto.body) for h in at.get("html") if h.proto.body.startswith(head)]
+
+
+def compare_charts(at: AppTest) -> dict[str, ET.Element]:
+    """The Compare page's charts, ``scatter`` and ``stages``, each one HTML block
+    (cnnviz.render.compare_html), parsed."""
+    found = {}
+    for h in at.get("html"):
+        root = ET.fromstring(h.proto.body) if h.proto.body.startswith("<div data-name=") else None
+        if root is not None and root.get("data-name") in ("scatter", "stages"):
+            found[root.get("data-name")] = root
+    return found

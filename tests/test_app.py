@@ -14,6 +14,7 @@ from apptest import (  # noqa: F401 (fixtures)
     APP,
     app_on_path,
     clear_caches,
+    compare_charts,
     field_figures,
     page,
     spec_editor,
@@ -46,7 +47,13 @@ def test_compare_defaults_show_reference_counts():
     # alexnet and vgg16 `features`: 195 and 212 (torchscan's README; Araujo et al., Distill 2019)
     rf = df["final RF"] if "final RF" in df else df["rf"]
     assert list(map(str, rf))[:2] == ["195", "212"]  # text: "unknown" shares the column
-    assert len(at.get("plotly_chart")) == 2
+    # the two charts, one HTML block each: a marker per model, a bar per model and stage
+    charts = compare_charts(at)
+    points = charts["scatter"].iterfind(".//*[@data-name='point']")
+    assert [p.get("data-label") for p in points] == list(df["label"])
+    bars = charts["stages"].iterfind(".//*[@data-name='bar']")
+    vgg16 = [int(b.get("data-value")) for b in bars if b.get("data-label") == "vgg16"]
+    assert sum(vgg16) == 15_470_264_320  # its MACs, by FlopCounterMode / 2
 
 
 def test_compare_options_change_numbers():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import yaml
+from apptest import compare_charts
 from streamlit.testing.v1 import AppTest
 
 import cnnviz
@@ -48,10 +49,6 @@ def page(name: str, **query) -> AppTest:
     return at
 
 
-def charts(at: AppTest) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
 def _example(name: str):
     m = spec.build(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()))
     return cnnviz.analyze(m, m.default_input_size)
@@ -73,40 +70,31 @@ def test_rf_growth_shows_each_branch():
 
 # --------------------------------------------------------------------------- item 2
 def test_stage_bars_log_scale_from_the_url():
-    from cnnviz.compare import stage_table
-
-    a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
-    assert plots.stage_bars({"r": stage_table(a)}, log=True).layout.yaxis.type == "log"
-    assert plots.stage_bars({"r": stage_table(a)}).layout.yaxis.type != "log"
     at = page("compare", models=["resnet20", "resnet56"], stage_log="true")
     assert at.checkbox(key="stage_log").value
-    stages = charts(at)[1]
-    assert stages["layout"]["yaxis"]["type"] == "log"
+    (bars,) = compare_charts(at)["stages"].iterfind(".//*[@data-name='bars']")
+    assert bars.get("data-scale") == "log"
+    at.checkbox(key="stage_log").uncheck().run()
+    (bars,) = compare_charts(at)["stages"].iterfind(".//*[@data-name='bars']")
+    assert bars.get("data-scale") == "linear"
 
 
 # --------------------------------------------------------------------------- item 3
-def test_a_model_keeps_its_colour_whatever_else_is_selected():
-    from cnnviz.compare import compare, stage_table
-
-    a = {
-        n: cnnviz.analyze(cnnviz.zoo.get_model(n, device="meta"), (1, 3, 32, 32))
-        for n in ("resnet20", "resnet56", "plain20")
-    }
-
-    def colours(names):
-        sub = {n: a[n] for n in names}
-        scatter = plots.macs_vs_params(compare(sub))
-        bars = plots.stage_bars({n: stage_table(x) for n, x in sub.items()})
-        dots = {t.name: t.marker.color for t in scatter.data}
-        assert dots == {t.name: t.marker.color for t in bars.data}
+def test_a_model_keeps_its_colour_on_the_page():
+    # the library's side: tests/test_compare_html.py; here, both charts as the page sends them
+    def colours(at):
+        charts = compare_charts(at)
+        dots = {
+            p.get("data-label"): p.get("data-color")
+            for p in charts["scatter"].iterfind(".//*[@data-name='point']")
+        }
+        bars = charts["stages"].iterfind(".//*[@data-name='bar']")
+        assert dots == {b.get("data-label"): b.get("data-color") for b in bars}
         return dots
 
-    alone = colours(["resnet56"])
-    assert colours(["resnet20", "resnet56"])["resnet56"] == alone["resnet56"]
-    assert colours(["plain20", "resnet20", "resnet56"])["resnet56"] == alone["resnet56"]
-    # two variants of one model still get two colours
-    both = plots.macs_vs_params(compare({"resnet20": a["resnet20"], "resnet20 x": a["resnet20"]}))
-    assert len({t.marker.color for t in both.data}) == 2
+    alone = colours(page("compare", models=["resnet56"]))
+    both = colours(page("compare", models=["plain20", "resnet56"]))
+    assert both["resnet56"] == alone["resnet56"] != both["plain20"]
 
 
 # --------------------------------------------------------------------------- item 4
@@ -162,14 +150,12 @@ def test_timing_table_shows_throughput_to_three_digits():
 def test_the_mode_bar_stands_beside_the_title_not_over_it():
     # Plotly's toolbar lies horizontally across the top right, over a title on a narrow
     # chart; standing upright at the right edge it leaves the title line free.
-    from cnnviz.compare import stage_table
     from cnnviz.render import palette, timing_plots
 
     a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
     figs = [
         plots.rf_growth_plot(a),
         plots.layer_bars(a),
-        plots.stage_bars({"resnet20": stage_table(a)}),
         timing_plots.tflops_plot(_cpu_results()),
     ]
     assert palette.TEMPLATE.layout.modebar.orientation == "v"

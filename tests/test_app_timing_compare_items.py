@@ -182,7 +182,7 @@ def test_timing_tables_have_human_headers():
 # --------------------------------------------------------------------------- no repeated work
 def test_compare_reruns_repeat_no_analysis_or_figure(monkeypatch):
     from cnnviz import compare
-    from cnnviz.render import plots
+    from cnnviz.render import compare_html
 
     calls: list[str] = []
 
@@ -197,10 +197,10 @@ def test_compare_reruns_repeat_no_analysis_or_figure(monkeypatch):
 
     for name in ("compare", "stage_table", "productivity_table"):
         counted(compare, name)
-    for name in ("macs_vs_params", "stage_bars"):
-        counted(plots, name)
+    for name in ("scatter_html", "stage_bars_html"):
+        counted(compare_html, name)
     at = page("compare", models=["resnet20", "resnet56"])
-    assert {"compare", "macs_vs_params", "stage_bars"} <= set(calls)
+    assert {"compare", "scatter_html", "stage_bars_html"} <= set(calls)
     calls.clear()
     at.run()  # a rerun that changed nothing
     assert calls == []
@@ -208,4 +208,4 @@ def test_compare_reruns_repeat_no_analysis_or_figure(monkeypatch):
     assert calls == [] and not at2.exception
     at.multiselect(key="models").set_value(["resnet20"]).run()
     at.multiselect(key="models").set_value(["resnet20", "resnet56"]).run()  # back again
-    assert calls.count("macs_vs_params") == 1  # only the new set of models was drawn
+    assert calls.count("scatter_html") == 1  # only the new set of models was drawn

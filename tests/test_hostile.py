@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -237,7 +238,7 @@ def test_custom_page_shows_dunder_names_intact():
 EVIL = "<a href='https://e.vil/'>Session expired: log in</a>"
 
 
-def test_plotly_titles_and_hovers_show_user_text_as_text():
+def test_chart_titles_and_hovers_show_user_text_as_text():
     # Found: a spec named like a link became a live link in Plotly chart titles.
     m = spec.build({"name": EVIL, "input": [1, 1, 8, 8], "layers": ["relu"]})
     a = cnnviz.analyze(m, m.default_input_size)
@@ -245,11 +246,16 @@ def test_plotly_titles_and_hovers_show_user_text_as_text():
         text = fig.layout.title.text
         assert "<a" not in text and "&lt;a href=" in text
     from cnnviz.compare import compare, stage_table
+    from cnnviz.render import compare_html
 
     df = compare({EVIL: a})
-    for fig in (plots.macs_vs_params(df), plots.stage_bars({EVIL: stage_table(a)})):
-        blob = fig.to_json()
-        assert "<a href" not in blob and "e.vil" in blob
+    for html in (
+        compare_html.scatter_html(df),
+        compare_html.stage_bars_html({EVIL: stage_table(a)}),
+    ):
+        root = ET.fromstring(html)  # escaped: still well-formed, with no link in it
+        assert root.find(".//a") is None and "<a href" not in html and "e.vil" in html
+        assert EVIL in [e.text for e in root.iter()]  # shown as it was typed
 
 
 def test_erf_heatmap_title_shows_the_layer_as_text():

@@ -38,53 +38,6 @@ def _shapes(fig: go.Figure, name: str) -> list:
     return [s for s in fig.layout.shapes if s.name == name]
 
 
-def test_macs_vs_params(analyses):
-    df = C.compare(analyses)
-    fig = P.macs_vs_params(df)
-    _ok(fig)
-    assert [t.name for t in fig.data] == list(NAMES)
-    for t, (_, row) in zip(fig.data, df.iterrows(), strict=True):
-        assert (t.x[0], t.y[0], t.text[0]) == (row["params"], row["macs"], row["label"])
-    sizes = {t.name: t.marker.size for t in fig.data}
-    assert sizes["resnet50"] == 44  # the largest final RF (427) gets the largest marker
-    assert sizes["alexnet"] < sizes["vgg16"] < sizes["googlenet"] < sizes["resnet50"]
-    assert "61.1M" in fig.data[0].hovertext[0] and "15.5G" in fig.data[1].hovertext[0]
-    assert len({t.marker.color for t in fig.data}) == 4
-    assert (fig.layout.xaxis.type, fig.layout.yaxis.type) == ("log", "log")
-    linear = P.macs_vs_params(df, log=False)
-    assert (linear.layout.xaxis.type, linear.layout.yaxis.type) == ("linear", "linear")
-
-
-def test_macs_vs_params_unknown_rf_gets_smallest_marker():
-    a = cnnviz.analyze(nn.Linear(8, 2), (1, 8))
-    fig = P.macs_vs_params(C.compare({"mlp": a}))
-    assert fig.data[0].marker.size == 12
-    _ok(fig)
-
-
-def test_stage_bars(analyses):
-    tables = {k: C.stage_table(a) for k, a in analyses.items()}
-    fig = P.stage_bars(tables)
-    _ok(fig)
-    assert fig.layout.barmode == "group"
-    assert [t.name for t in fig.data] == list(NAMES)
-    for t, st in zip(fig.data, tables.values(), strict=True):
-        assert t.type == "bar"
-        assert list(t.y) == st["macs"].tolist()
-        assert list(t.x) == list(st["scale"])  # each model's stages, by resolution
-        assert list(t.x)[-1] == "head"
-        assert sum(t.y) == analyses[t.name].total_macs
-    # one axis for all: AlexNet's 55x55 and ResNet-50's 56x56 stages are both 1/4 of 224
-    assert fig.layout.xaxis.categoryarray[-1] == "head"
-    alex, res = tables["alexnet"], tables["resnet50"]
-    assert alex.loc[alex["size"] == "55x55", "scale"].item() == "1/4"
-    assert res.loc[res["size"] == "56x56", "scale"].item() == "1/4"
-    params = P.stage_bars(tables, "params")
-    assert list(params.data[3].y) == tables["resnet50"]["params"].tolist()
-    with pytest.raises(ValueError, match="unknown metric"):
-        P.stage_bars(tables, "latency")
-
-
 def test_layer_bars(analyses):
     a = analyses["resnet50"]
     names = [r.name for r in a.layers]
@@ -248,7 +201,6 @@ def test_legends_stand_apart_from_the_plot(analyses):
     a = analyses["resnet50"]
     rf = a.receptive_field("layer3.0.conv2")
     figs = [
-        P.stage_bars({k: C.stage_table(x) for k, x in analyses.items()}),
         P.rf_growth_plot(a),
         P.rf_on_input(rf, (224, 224), (5, 5), output_spatial=(14, 14)),
     ]

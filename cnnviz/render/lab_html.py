@@ -27,8 +27,8 @@ from html import escape
 
 from cnnviz import fmt
 from cnnviz.labs import RFLab
+from cnnviz.render.html_parts import MUTED, heading, panel, text_div
 from cnnviz.render.lab_plots import (
-    BAR_FONT,
     BAR_METRICS,
     bar_label,
     bar_names,
@@ -49,27 +49,6 @@ __all__ = [
 
 #: The longer bar's share of the row (%): the rest holds its value label.
 BAR_SHARE = 62.5
-#: Font sizes (px): the labels and the titles.
-FONT, TITLE_FONT = BAR_FONT, BAR_FONT + 2
-_INK = "#31333F"  # Streamlit's text colour
-_MUTED = "#666"
-
-
-def _box(label: str, body: str, name: str) -> str:
-    """The outer block: one font, a role and a name for screen readers."""
-    return (
-        f'<div data-name="{name}" role="img" aria-label="{escape(label)}" '
-        f'style="font-family: {FONT_FAMILY}; '
-        f'font-size: {FONT}px; color: {_INK}; line-height: 1.35">{body}</div>'
-    )
-
-
-def _title(lines: list[str], sub: str) -> str:
-    head = "<br/>".join(escape(x) for x in lines)
-    return (
-        f'<div style="font-size: {TITLE_FONT}px; font-weight: 600">{head}</div>'
-        f'<div style="font-size: 12px; color: {_MUTED}; margin-bottom: 6px">{escape(sub)}</div>'
-    )
 
 
 def compare_bars_html(lab: RFLab) -> str:
@@ -105,7 +84,7 @@ def compare_bars_html(lab: RFLab) -> str:
                 f'width: {round(v / top * BAR_SHARE, 3)}%; background: {color}"></div>'
                 f'<span data-name="value" style="white-space: nowrap">{label}</span></div>'
             )
-    body = _title(
+    body = heading(
         [lab.stack.label, f"vs {lab.single.label}"],
         f"C = {lab.channels}, weight ratio {lab.weight_ratio:.3g}",
     ) + (
@@ -113,7 +92,7 @@ def compare_bars_html(lab: RFLab) -> str:
         f'gap: 4px 10px; align-items: center">{"".join(rows)}</div>'
     )
     label = f"{lab.stack.label} vs {lab.single.label}: weights, MACs, non-linearities"
-    return _box(label, body, "bars")
+    return panel(label, body, "bars")
 
 
 def _rect(
@@ -168,7 +147,7 @@ def svg_figure_html(svg: str, caption: str) -> str:
     return (
         '<figure data-name="field" style="margin: 0">'
         + _svg_img(svg, caption, "drawing", "max-width: 100%")
-        + f'<figcaption style="font-family: {FONT_FAMILY}; font-size: 14px; color: {_MUTED}; '
+        + f'<figcaption style="font-family: {FONT_FAMILY}; font-size: 14px; color: {MUTED}; '
         f'margin-top: 6px">{escape(caption)}</figcaption></figure>'
     )
 
@@ -231,12 +210,12 @@ def rf_steps_html(lab: RFLab) -> str:
             '<div style="flex: 1 1 0; min-width: 0; text-align: center">'
             f'<div style="font-weight: 600">{escape(side.label)}</div>'
             + _square_svg(view, f"{side.label}: receptive field {big}x{big}", shapes)
-            + f'<div style="color: {_MUTED}">{fmt.count(side.weights)} weights · {relus}</div>'
+            + f'<div style="color: {MUTED}">{fmt.count(side.weights)} weights · {relus}</div>'
             "</div>"
         )
 
     body = (
-        _title(
+        heading(
             ["Receptive field of one output pixel"],
             f"{lab.stack.label} vs one {big}x{big} conv",
         )
@@ -248,15 +227,7 @@ def rf_steps_html(lab: RFLab) -> str:
         "</div>"
     )
     label = f"Receptive field of one output pixel: {lab.stack.label} vs one conv"
-    return _box(label, body, "steps")
-
-
-def _text(name: str, body: str, size: int = FONT, color: str = _INK, extra: str = "") -> str:
-    """A named block of text in the panel's font."""
-    return (
-        f'<div data-name="{name}" style="font-family: {FONT_FAMILY}; font-size: {size}px; '
-        f'color: {color}; line-height: 1.5{extra}">{body}</div>'
-    )
+    return panel(label, body, "steps")
 
 
 def stack_table_html(lab: RFLab) -> str:
@@ -298,14 +269,14 @@ def stack_table_html(lab: RFLab) -> str:
         f'<li><code style="font-size: 12px; white-space: pre-wrap">{escape(x)}</code></li>'
         for x in lab.formulas
     )
-    notes = "".join(_text("note", escape(x), 12, _MUTED, "; margin-top: 4px") for x in lab.notes)
+    notes = "".join(text_div("note", escape(x), 12, MUTED, "; margin-top: 4px") for x in lab.notes)
     body = (
         '<div style="font-weight: 600">Stack</div>'
         + table
         + f'<ul data-name="formulas" style="margin: 0; padding-left: 18px">{formulas}</ul>'
         + notes
     )
-    return _text("stack", body)
+    return text_div("stack", body)
 
 
 def productive_html(lab: RFLab) -> str:
@@ -348,8 +319,8 @@ def productive_html(lab: RFLab) -> str:
         )
     else:
         why = "1x1 convs never see past one pixel: they stay productive at any size."
-    parts.append(_text("why", escape(why), 12, _MUTED))
-    return _text("productive", "".join(parts))
+    parts.append(text_div("why", escape(why), 12, MUTED))
+    return text_div("productive", "".join(parts))
 
 
 def stack_panel_html(lab: RFLab) -> str:
@@ -375,6 +346,6 @@ def stack_panel_html(lab: RFLab) -> str:
     return (
         f'<div data-name="stack panel">{top}'
         f'<div style="height: 16px"></div>{rf_steps_html(lab)}'
-        + _text("steps note", escape(note), 12, _MUTED)
+        + text_div("steps note", escape(note), 12, MUTED)
         + "</div>"
     )

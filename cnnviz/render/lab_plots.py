@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from cnnviz import fmt
 from cnnviz.labs import BlockCase, BlockNode, RFLab, RFStep
+from cnnviz.render.html_parts import FONT
 from cnnviz.render.palette import BLUES, COLORS, NODE_FILLS, SHORTCUT_COLORS, TEMPLATE, rgba
 from cnnviz.zoo import SHORTCUTS
 
@@ -213,8 +214,8 @@ def rf_steps_figure(lab: RFLab) -> go.Figure:
 
 
 #: Smallest font on the comparison bars: value labels, bar names and titles stay readable
-#: on a phone (400 px) and on a projector.
-BAR_FONT = 13
+#: on a phone (400 px) and on a projector (the HTML blocks' font).
+BAR_FONT = FONT
 
 
 def _label_margin(labels: list[str], font: int = BAR_FONT) -> int:

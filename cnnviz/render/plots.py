@@ -1,9 +1,9 @@
-"""Plotly figures of analyses and comparisons: each function returns a ``go.Figure`` and never
-shows it, so a page (Streamlit, a notebook) only draws what the library computed.
+"""Plotly figures of one analysis: each function returns a ``go.Figure`` and never shows it,
+so a page (Streamlit, a notebook) only draws what the library computed. Comparisons of several
+models are HTML (:mod:`cnnviz.render.compare_html`).
 
-Colors come from :mod:`cnnviz.render.palette`: fixed per role (``COLORS``) and per model
-(``model_colors``, by the model's place in the zoo, not in the selection), so the same model
-keeps its color from figure to figure.
+Colors come from :mod:`cnnviz.render.palette`, fixed per role (``COLORS``), so a role keeps its
+color from figure to figure.
 
 >>> import cnnviz
 >>> from cnnviz.render import plots
@@ -15,7 +15,6 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
@@ -23,10 +22,11 @@ from plotly.subplots import make_subplots
 
 from cnnviz import fmt
 from cnnviz.compare import rf_growth, rf_paths, stage_table, unit_view
+from cnnviz.fmt import METRICS
 from cnnviz.picture import data_uri
 from cnnviz.receptive import ReceptiveField
 from cnnviz.render.markup import plain
-from cnnviz.render.palette import COLORS, FONT_FAMILY, TEMPLATE, model_colors, rgba
+from cnnviz.render.palette import COLORS, FONT_FAMILY, TEMPLATE, rgba
 from cnnviz.render.rf_geometry import (
     check_picture,
     extent,
@@ -37,27 +37,14 @@ from cnnviz.render.rf_geometry import (
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from cnnviz.result import Analysis
 
 __all__ = [
     "layer_bars",
-    "macs_vs_params",
     "rf_growth_plot",
     "rf_on_input",
-    "stage_bars",
 ]
 
-METRICS = {
-    "params": "Parameters",
-    "trainable_params": "Trainable parameters",
-    "macs": "MACs (multiply-accumulates)",
-    "flops": "FLOPs (2 x MACs)",
-    "extra_ops": "Other ops (bias, norm, act, pool, add)",
-    "output_bytes": "Output size (bytes)",
-    "layers": "Rows",
-}
 #: Bar hatching of rows that add no context at the input (``layer_bars(productivity=True)``).
 HATCH = {"unproductive": "x", "probably unproductive": "/"}
 _FONT = {"family": FONT_FAMILY, "size": 13}
@@ -80,158 +67,6 @@ def _layout(fig: go.Figure, title: str, **kw: Any) -> go.Figure:
 def _check_metric(metric: str, allowed: tuple[str, ...]) -> None:
     if metric not in allowed:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(allowed)}")
-
-
-def _rf_number(v: Any) -> float | None:
-    """A final-RF cell (``195``, ``"7x5"``, ``"global"``) as a number (max over axes)."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v):
-        return float(v)
-    if isinstance(v, str) and "x" in v:
-        try:
-            return float(max(int(p) for p in v.split("x")))
-        except ValueError:
-            return None
-    return None
-
-
-# --------------------------------------------------------------------------- comparisons
-
-
-def macs_vs_params(df: pd.DataFrame, log: bool = True) -> go.Figure:
-    """MACs against parameters, one labelled marker (trace) per row of :func:`compare`'s
-    DataFrame; marker diameter grows with the final RF (12-44 px; unknown/global: 12 px).
-
-    >>> import cnnviz
-    >>> from cnnviz.compare import compare
-    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
-    >>> fig = macs_vs_params(compare({"resnet20": a}))
-    >>> fig.data[0].x[0], fig.data[0].y[0], fig.layout.xaxis.type
-    (269722, 40551040, 'log')
-    """
-    lo, hi = 12.0, 44.0
-    rfs = [_rf_number(v) for v in df["rf"]]
-    top = max((r for r in rfs if r is not None), default=0.0)
-    fig = go.Figure()
-    colors = model_colors(list(df["label"]))
-    for i, (row, rf) in enumerate(zip(df.to_dict("records"), rfs, strict=True)):
-        size = lo if rf is None or top <= 0 else min(hi, max(lo, hi * rf / top))
-        rf_label = plain(row["rf"]) if rf is None else f"{row['rf']} px"
-        hover = (
-            f"<b>{plain(row['label'])}</b><br>params {fmt.compact(row['params'])}"
-            f"<br>MACs {fmt.compact(row['macs'])}<br>final RF {rf_label}"
-        )
-        if "fc_share" in row:
-            hover += f"<br>FC share of params {row['fc_share']:.0%}"
-        fig.add_trace(
-            go.Scatter(
-                x=[row["params"]],
-                y=[row["macs"]],
-                name=plain(row["label"]),
-                mode="markers+text",
-                text=[plain(row["label"])],
-                textposition="top center",
-                cliponaxis=False,  # a label near the edge is drawn whole
-                marker={
-                    "size": size,
-                    "color": colors[i],
-                    "opacity": 0.85,
-                    "line": {"width": 1, "color": "white"},
-                },
-                customdata=[str(row["label"])],
-                hovertext=[hover],
-                hovertemplate="%{hovertext}<extra></extra>",
-            )
-        )
-    axis: dict[str, Any] = {"type": "log", "dtick": "D2"} if log else {"type": "linear"}
-    axis["tickformat"] = "~s"
-    xr, yr = _padded_range(df["params"], log), _padded_range(df["macs"], log)
-    fig.update_xaxes(title_text="Parameters (count)", range=xr, **axis)
-    fig.update_yaxes(title_text="MACs per forward pass", range=yr, **axis)
-    # every point carries its label, so the legend would only repeat them
-    return _layout(fig, "Compute vs. size (marker size: final receptive field)", showlegend=False)
-
-
-def _padded_range(values, log: bool) -> list[float] | None:
-    """An axis range with room for markers and labels at the extremes (log10 units on a log
-    axis, as plotly wants)."""
-    vals = [float(v) for v in values if v and v > 0]
-    if not vals:
-        return None
-    lo, hi = min(vals), max(vals)
-    if log:
-        lo, hi = math.log10(lo), math.log10(hi)
-        pad = max(0.25, 0.12 * (hi - lo))
-        return [lo - pad, hi + pad]
-    pad = max(0.12 * (hi - lo), 0.1 * hi)
-    return [max(0.0, lo - pad), hi + pad]
-
-
-def _scale_key(label: str) -> tuple[int, float, str]:
-    """Sort "2", "1", "1/2", ..., "1/32", then "head"."""
-    base = label.split(" ")[0]
-    if base == "head":
-        return (1, 0.0, label)
-    num, _, den = base.partition("/")
-    return (0, -int(num) / int(den or 1), label)
-
-
-def stage_bars(
-    tables: Mapping[str, pd.DataFrame], metric: str = "macs", log: bool = False
-) -> go.Figure:
-    """Grouped bars: ``metric`` per stage (x), one bar trace per model (from
-    :func:`~cnnviz.compare.stage_table`); hover names the stage's spatial size. ``log``: a
-    log y axis, so a small model's bars stay visible beside VGG's.
-
-    >>> import cnnviz
-    >>> from cnnviz.compare import stage_table
-    >>> a = cnnviz.analyze(cnnviz.zoo.get_model("resnet20", device="meta"), (1, 3, 32, 32))
-    >>> fig = stage_bars({"resnet20": stage_table(a)})
-    >>> list(fig.data[0].x), fig.layout.barmode
-    (['1', '1/2', '1/4', 'head'], 'group')
-    """
-    _check_metric(metric, ("params", "macs", "extra_ops", "layers"))
-    fig = go.Figure()
-    order: list[str] = []
-    colors = model_colors(list(tables))
-    for i, (label, t) in enumerate(tables.items()):
-        xs, seen = [], set()
-        for scale in t["scale"]:  # two stages of one model at one scale: number the second
-            x = scale if scale not in seen else f"{scale} ({sum(s == scale for s in xs) + 1})"
-            seen.add(scale)
-            xs.append(x)
-        order += [x for x in xs if x not in order]
-        values = [int(v) for v in t[metric]]
-        fig.add_trace(
-            go.Bar(
-                x=xs,
-                y=values,
-                name=plain(label),
-                marker_color=colors[i],
-                text=[fmt.compact(v) for v in values],
-                textposition="none",
-                customdata=[
-                    (size, plain(first), plain(last))
-                    for size, first, last in zip(t["size"], t["first"], t["last"], strict=True)
-                ],
-                hovertemplate=(
-                    f"<b>{plain(label)}</b> %{{x}} (%{{customdata[0]}})<br>{METRICS[metric]}: "
-                    "%{text}<br>%{customdata[1]} .. %{customdata[2]}<extra></extra>"
-                ),
-            )
-        )
-    order.sort(key=_scale_key)
-    fig.update_xaxes(
-        title_text="Stage resolution against the input",
-        categoryarray=order,
-        categoryorder="array",
-    )
-    fig.update_yaxes(
-        title_text=METRICS[metric] + (" (log scale)" if log else ""),
-        tickformat="~s",
-        type="log" if log else "linear",
-    )
-    title = f"{METRICS[metric]} per stage"
-    return _layout(fig, title, barmode="group")
 
 
 # --------------------------------------------------------------------------- one model

@@ -106,13 +106,47 @@ def test_compare_shows_exact_counts_and_charts(page: Page):
     expect(exact).to_contain_text("vgg16: 138,357,544 params")
     expect(exact).to_contain_text("resnet50: 25,557,032 params")
     expect(exact).to_contain_text("alexnet: 61,100,840 params")
-    charts = page.locator(".js-plotly-plot")
-    expect(charts).to_have_count(2)
-    for chart in charts.all():
-        expect(chart.locator(".main-svg").first).to_be_visible()
-    # the scatter has one marker per model, the stage chart at least one bar
-    expect(charts.nth(0).locator(".scatterlayer .point")).to_have_count(4)
-    assert charts.nth(1).locator(".bars .point").count() > 0
+    # the charts are HTML (no Plotly): a marker per model, a bar per model and stage
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
+    scatter = page.locator("[data-name=scatter]")
+    expect(scatter.locator("[data-name=point]")).to_have_count(4)
+    for point in scatter.locator("[data-name=point]").all():
+        expect(point).to_be_visible()
+    bars = page.locator("[data-name=stages] [data-name=bar]")
+    expect(bars.first).to_be_visible()
+    assert bars.count() > 4
+
+
+def test_compare_charts_fit_a_phone_with_readable_text(page: Page):
+    # At 400 px the charts' text stays at 12 px or more; the markers lie inside the plot, and
+    # the stage bars, their names and values inside their column, values right of the bars.
+    page.set_viewport_size({"width": 400, "height": 800})
+    open_page(page, "/")  # alexnet, vgg16, googlenet and resnet50
+    parts = """(els) => els.map((e) => { const r = e.getBoundingClientRect();
+        return [e.dataset.name, e.textContent, r.left, r.right, r.top, r.bottom,
+                parseFloat(getComputedStyle(e).fontSize)]; })"""
+    scatter = page.locator("[data-name=scatter]")
+    expect(scatter.locator("[data-name=point]")).to_have_count(4)
+    plot = scatter.locator("[data-name=plot]").bounding_box()
+    for kind, text, left, right, top, bottom, font in scatter.locator("[data-name]").evaluate_all(
+        parts
+    ):
+        if kind == "point":
+            assert plot["x"] <= left and right <= plot["x"] + plot["width"] + 0.5, text
+            assert plot["y"] <= top and bottom <= plot["y"] + plot["height"] + 0.5, text
+        if kind == "label":
+            assert font >= 12 and left >= 0 and right <= 400, (text, left, right)
+    stages = page.locator("[data-name=stages]")
+    box = stages.bounding_box()
+    found = stages.locator("[data-name]").evaluate_all(parts)
+    for kind, text, left, right, *_, font in found:
+        assert box["x"] - 0.5 <= left and right <= box["x"] + box["width"] + 0.5, (kind, text)
+        if kind in ("name", "value", "stage"):
+            assert font >= 12, (kind, text, font)
+    bars = [f for f in found if f[0] == "bar"]
+    values = [f for f in found if f[0] == "value"]
+    assert len(bars) == len(values) > 4
+    assert all(v[2] >= b[3] for b, v in zip(bars, values, strict=True))
 
 
 def test_explorer_model_select_updates_metrics_and_url(page: Page):

@@ -3,20 +3,19 @@
 from dataclasses import dataclass
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import compare, fmt, training, zoo
-from cnnviz.render import plots
+from cnnviz.render import compare_html
 
 Job = tuple[str, str, caching.Config, tuple[int, ...]]  # label, zoo name, config, input shape
 
 
 # Cached across sessions with st.cache_resource: the results are frozen (an Analysis, tables
-# and figures the page only reads), so every rerun and visitor shares them as they are;
-# st.cache_data would unpickle them on each hit, and an unpickled Plotly figure is validated
-# all over again. A rerun that did not change the models repeats no analysis, table or figure.
+# and markup the page only reads), so every rerun and visitor shares them as they are, without
+# st.cache_data's unpickling on each hit. A rerun that did not change the models repeats no
+# analysis, table or chart.
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _analysis(name: str, config: caching.Config, shape: tuple[int, ...]):
     return caching.analysis(name, config, shape)
@@ -27,11 +26,10 @@ class Overview:
     """Everything the page shows for one set of models, but the training step."""
 
     totals: pd.DataFrame  # compare.compare as the table reads it (1.2M, 3.4 MiB, 12.5 %)
-    exact: str  # exact params and MACs per model
-    notes: tuple[str, ...]
+    exact: str  # exact params and MACs per model, then the notes, a line each
     csv: str
     json: str
-    scatter: go.Figure
+    scatter: str  # MACs against parameters, HTML (cnnviz.render.compare_html)
     stages: dict[str, pd.DataFrame]
     productivity: pd.DataFrame
 
@@ -50,6 +48,18 @@ TOTALS = [
     "fc_params",
     "fc_share",
 ]
+
+
+SCATTER_NOTE = (
+    "Marker size: final receptive field. Right: parameter-heavy (AlexNet and VGG, mostly in "
+    "their fully connected layers); up: compute-heavy (VGG, then ResNet-50). GoogLeNet and "
+    "ResNet buy more compute per parameter."
+)
+STAGE_NOTE = (
+    "A stage is a run of layers at one spatial size, labelled by that size against the "
+    "input's (1/4: a quarter of its height and width), so bars side by side work at the same "
+    "resolution; 'head' is everything after global pooling or flatten."
+)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -76,19 +86,19 @@ def _overview(jobs: tuple[Job, ...]) -> Overview:
     notes += [f"{label}: {note}." for label, a in analyses.items() for note in a.notes]
     return Overview(
         totals=view[[c for c in TOTALS if c in view]],
-        exact=exact,
-        notes=tuple(notes),
+        # one caption: unknown final RFs, unused parameters (aux heads), conventions
+        exact="  \n".join([exact, *notes]),
         csv=compare.to_csv(df),
         json=compare.to_json(df),
-        scatter=plots.macs_vs_params(df),
+        scatter=compare_html.scatter_html(df, SCATTER_NOTE),
         stages={label: compare.stage_table(a) for label, a in analyses.items()},
         productivity=compare.productivity_table(analyses),
     )
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _stage_bars(jobs: tuple[Job, ...], metric: str, log: bool) -> go.Figure:
-    return plots.stage_bars(_overview(jobs).stages, metric, log=log)
+def _stage_bars(jobs: tuple[Job, ...], metric: str, log: bool) -> str:
+    return compare_html.stage_bars_html(_overview(jobs).stages, metric, log, STAGE_NOTE)
 
 
 @st.fragment
@@ -105,12 +115,8 @@ def stage_section(jobs: tuple[Job, ...]) -> None:
             bind="query-params",
             help="Small models' bars stay visible beside VGG's.",
         )
-        st.plotly_chart(_stage_bars(jobs, metric or "macs", log), key="stages")
-        st.caption(
-            "A stage is a run of layers at one spatial size, labelled by that size against "
-            "the input's (1/4: a quarter of its height and width), so bars side by side work "
-            "at the same resolution; 'head' is everything after global pooling or flatten."
-        )
+        # one HTML block (chart and note): laid out again, not redrawn like a Plotly chart
+        st.html(_stage_bars(jobs, metric or "macs", log))
 
 
 st.title("Compare architectures")
@@ -194,8 +200,6 @@ with widgets.user_errors():
         },
     )
     st.caption(ov.exact)
-    for note in ov.notes:  # unknown final RFs, unused parameters (aux heads), conventions
-        st.caption(note)
     c1, c2 = st.columns(2)
     c1.download_button("Download CSV", ov.csv, "cnnviz_compare.csv", "text/csv", key="dl_csv")
     c2.download_button(
@@ -205,12 +209,7 @@ with widgets.user_errors():
     left, right = st.columns(2)
     with left:
         st.subheader("MACs against parameters")
-        st.plotly_chart(ov.scatter, key="scatter")
-        st.caption(
-            "Marker size: final receptive field. Right: parameter-heavy (AlexNet and VGG, "
-            "mostly in their fully connected layers); up: compute-heavy (VGG, then ResNet-50). "
-            "GoogLeNet and ResNet buy more compute per parameter."
-        )
+        st.html(ov.scatter)
     with right:
         stage_section(key)
 
