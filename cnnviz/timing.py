@@ -23,6 +23,7 @@ import contextlib
 import gc
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,8 @@ from cnnviz.result import Analysis
 MAX_BATCH = 512
 MAX_RUN_TIME = 10.0  # seconds of timed runs per configuration
 _LOCK = safety.COMPUTE_LOCK  # shared with layer_times and cnnviz.erf
-#: A run is host-bound when issuing it takes at least this share of its latency.
+#: A run is host-bound when issuing it takes at least this share of its latency (or, timed
+#: as a CUDA graph too, when the replay takes less than this share of it).
 HOST_BOUND = 0.9
 
 #: Dense peak TFLOP/s by device name fragment and precision (vendor data sheets, without
@@ -436,10 +438,10 @@ def _host_seconds(fn: Callable[[], Any], clock, n: int = 5) -> float:
     return statistics.median(samples)
 
 
-def _capture(fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
-    """One run of ``fn`` captured as a CUDA graph, and the output the graph writes on each
-    replay. Capture needs the run warmed up on a side stream first (lazy initialisation,
-    cuDNN's algorithm search and the allocator's blocks must not happen while capturing), as
+def _capture(fn: Callable[[], Any], graph: torch.cuda.CUDAGraph, pool: Any = None) -> Any:
+    """Capture one run of ``fn`` into ``graph``; returns the output each replay writes.
+    Capture needs the run warmed up on a side stream first (lazy initialisation, cuDNN's
+    algorithm search and the allocator's blocks must not happen while capturing), as
     PyTorch's CUDA graphs notes prescribe."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -447,10 +449,43 @@ def _capture(fn: Callable[[], Any]) -> tuple[torch.cuda.CUDAGraph, Any]:
         for _ in range(3):
             fn()
     torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, pool=pool):
         out = fn()
-    return graph, out
+    return out
+
+
+def _host_sync(fn: Callable[[], Any]) -> str:
+    """Why ``fn`` cannot be captured, found without capturing: it reads a value back to the
+    host (``.item()``, ``nonzero``, a copy to the CPU), which PyTorch's sync debug mode flags
+    in an ordinary run; "" when it does not. The mode is a prototype that misses some syncs,
+    and a capture that then fails is reported by :func:`_time_graph`."""
+    before = torch.cuda.get_sync_debug_mode()
+    with warnings.catch_warnings():  # "a prototype feature": known, and said below
+        warnings.simplefilter("ignore", UserWarning)
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        fn()
+    except RuntimeError as e:
+        return "the forward synchronizes with the host (" + f"{e}".split("\n")[0] + ")"
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.cuda.set_sync_debug_mode(before)
+    return ""
+
+
+def _end_failed_capture(stream: torch.cuda.Stream, pool: Any) -> None:
+    """After a failed capture: the caller's stream current again (``torch.cuda.graph``
+    raises before it restores it) and the caching allocator out of the capture's memory
+    pool, whose end the failure skipped. Not enough on torch 2.11: PyTorch's CUDA random
+    generator stays mid-capture there, and the next random op on the GPU fails ("Offset
+    increment outside graph capture"); :func:`_host_sync` keeps the common cause (a read
+    back to the host) from reaching a capture."""
+    torch.cuda.set_stream(stream)
+    for release in ("_cuda_endAllocateToPool", "_cuda_releasePool"):
+        with contextlib.suppress(Exception):  # private bindings: best effort
+            getattr(torch._C, release)(stream.device_index, pool)
+    torch.cuda.synchronize(stream.device)
 
 
 def _time_graph(
@@ -458,31 +493,38 @@ def _time_graph(
 ) -> tuple[list[float] | None, str]:
     """Replays of ``fn`` captured as a CUDA graph, timed in blocks as the eager runs are: one
     launch per run, so no host overhead between kernels. ``(None, why)`` where the model
-    cannot be captured (it reads a value back to the host, or its shapes depend on data)."""
-    graph = None
-    stream = torch.cuda.current_stream()
+    cannot be captured: it reads a value back to the host (checked before capturing), or
+    the capture fails for another reason."""
+    reason = _host_sync(fn)
+    if reason:
+        return None, f"no CUDA graph: {reason}"
+    graph = torch.cuda.CUDAGraph()
+    stream, pool = torch.cuda.current_stream(), torch.cuda.graph_pool_handle()
     try:
-        graph, _ = _capture(fn)
+        _capture(fn, graph, pool)
+    except RuntimeError as e:
+        _end_failed_capture(stream, pool)
+        return None, "no CUDA graph: capture failed: " + f"{e}".split("\n")[0]
+    try:
         graph.replay()
         clock.sync()
         return _time_blocks(graph.replay, min_run_time, clock, check), ""
-    except RuntimeError as e:
-        # A capture that fails inside ``torch.cuda.graph`` raises again when it ends, before
-        # it restores the caller's stream: put it back, or later work runs on the side stream.
-        torch.cuda.set_stream(stream)
-        clock.sync()
-        return None, "no CUDA graph: capture failed: " + f"{e}".split("\n")[0]
     finally:
-        if graph is not None:
-            graph.reset()  # its private memory pool goes back before the cache is emptied
+        graph.reset()  # its private memory pool goes back before the cache is emptied
 
 
-def _bound(host_s: float | None, latency_s: float) -> str | None:
-    """``"host"`` when issuing a run takes at least 90 % of its latency, else ``"device"``.
+def _bound(host_s: float | None, latency_s: float, graph_s: float | None = None) -> str | None:
+    """``"host"`` when the GPU waits on the host, else ``"device"``. With a CUDA graph's
+    replay time (the GPU's own time) that is when the replay takes under 90 % of the eager
+    latency; without one, when issuing a run takes at least 90 % of it.
 
     >>> _bound(0.0095, 0.010), _bound(0.001, 0.010), _bound(None, 0.010)
     ('host', 'device', None)
+    >>> _bound(0.0085, 0.010, graph_s=0.002), _bound(0.0095, 0.010, graph_s=0.0097)
+    ('host', 'device')
     """
+    if graph_s is not None and graph_s == graph_s:
+        return "host" if graph_s < HOST_BOUND * latency_s else "device"
     if host_s is None:
         return None
     return "host" if host_s >= HOST_BOUND * latency_s else "device"
@@ -541,11 +583,12 @@ def benchmark(
     throughput (images/s), gflops (per forward), tflops (achieved), peak_tflops (where
     known), peak_memory_bytes (CUDA: the most allocated above what the process held
     before), host_ms and bound (CUDA only: the host time to issue one run,
-    and ``"host"`` where that is at least 90 % of the latency, so the GPU waits on Python and
-    kernel launches, else ``"device"``), graph_ms (with ``cuda_graph``: the median latency
-    of the same forward captured once as a CUDA graph and replayed, a single launch per run;
-    where the row is host-bound this is what the GPU itself needs; missing, with the reason
-    in note, where the model cannot be captured), note.
+    and ``"host"`` where the GPU waits on Python and kernel launches, else ``"device"``: with
+    ``cuda_graph``, where the graph's replay takes under 90 % of the eager latency, else
+    where issuing a run takes at least 90 % of it), graph_ms (with ``cuda_graph``: the
+    median latency of the same forward captured once as a CUDA graph and replayed, a single
+    launch per run; where the row is host-bound this is what the GPU itself needs; missing,
+    with the reason in note, where the model cannot be captured), note.
 
     ``time_budget`` (seconds, counted from when the compute lock is taken) bounds the
     request: a configuration that :func:`estimate_seconds` says would not fit in what is left
@@ -694,7 +737,7 @@ def _run_one(
         peak_tflops=peak_tflops(name, cfg.dtype),
         peak_memory_bytes=peak,
         host_ms=None if host is None else host * 1e3,
-        bound=_bound(host, med),
+        bound=_bound(host, med, _median_ms(graph_times) / 1e3),
         **({"graph_ms": _median_ms(graph_times)} if cfg.cuda_graph else {}),
         note=graph_note,
     )
