@@ -163,3 +163,18 @@ def test_labels_of_nearby_points_do_not_sit_on_each_other():
         for s in _named(root, "label")
     )
     assert [b - a for a, b in itertools.pairwise(heights)] == [16.0, 16.0]
+
+
+def test_a_label_keeps_to_the_room_on_its_side(analyses):
+    # a label right of its marker may take what is left of the plot's width right of it,
+    # one left of it what is left of it: never past the plot's edge, however long
+    df = C.compare(analyses)
+    df.loc[0, "label"] = "alexnet " + "x" * 200
+    root = ET.fromstring(H.scatter_html(df))
+    for point, label in zip(_named(root, "point"), _named(root, "label"), strict=True):
+        style = dict(p.split(": ", 1) for p in label.get("style").split("; "))
+        x, d = _percent(point, "left"), float(point.get("data-size"))
+        room = f"{round(100 - x, 3):g}%" if "left" in style else f"{x:g}%"
+        assert style["max-width"] == f"calc({room} - {d / 2 + 4:g}px)"
+        assert style["overflow"] == "hidden" and style["text-overflow"] == "ellipsis"
+        assert point.get("data-label") in label.get("title")  # the whole name on hover

@@ -191,15 +191,21 @@ def scatter_html(df: pd.DataFrame, note: str = "") -> str:
             f"border-radius: 50%; background: {color}; opacity: 0.85; border: 1px solid white; "
             f'box-sizing: border-box"></div>'
         )
+        gap = d / 2 + 4
+        # a label never runs past the plot's edge (a narrow column, a model with options):
+        # it keeps to the room on its side and ends in an ellipsis, whole in its title
         side = (
-            f"left: {x}%; margin-left: {d / 2 + 4:g}px"
+            f"left: {x}%; margin-left: {gap:g}px; max-width: calc({round(100 - x, 3)}% - {gap:g}px)"
             if r
-            else (f"right: {round(100 - x, 3)}%; margin-right: {d / 2 + 4:g}px")
+            else (
+                f"right: {round(100 - x, 3)}%; margin-right: {gap:g}px; "
+                f"max-width: calc({x}% - {gap:g}px)"
+            )
         )
         labels.append(
             f'<span data-name="label" title="{_lines(*tip)}" style="position: absolute; '
             f"bottom: {h:g}px; {side}; transform: translateY(50%); white-space: nowrap; "
-            f'line-height: 1">{escape(label)}</span>'
+            f'overflow: hidden; text-overflow: ellipsis; line-height: 1">{escape(label)}</span>'
         )
     yticks = "".join(
         f'<span style="position: absolute; right: 6px; bottom: {_at(v, ylo, yhi)}%; '
