@@ -61,7 +61,7 @@ def test_page_answers_at_its_own_path(page: Page, link: str):
 def _compare_view(page: Page, link: str) -> str:
     """Open ``link`` (Compare, input size 160) and return its exact counts."""
     open_link(page, link, "Compare architectures")
-    page.get_by_text("Model options and input size").click()  # open the expander
+    page.get_by_text("Model options and input size").click()  # open the popover
     expect(page.get_by_role("checkbox", name="Use one input size for all models")).to_be_checked()
     expect(page.get_by_role("spinbutton", name="input size (pixels)")).to_have_value("160")
     return page.locator('[data-testid="stCaptionContainer"]', has_text="Exact counts:").inner_text()
