@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+#: The four classic CNNs the comparison is about, in the order the app lists them.
+CLASSIC = ("alexnet", "vgg16", "googlenet", "resnet50")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -33,3 +35,16 @@ def need(tool_path: str, why: str) -> str:
     if IN_CI:
         pytest.fail(message + " (CI=true: .ci/run should have installed it)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def analyses():
+    """The classic CNNs (:data:`CLASSIC`) analyzed on meta at their own input sizes, shared
+    by the comparison, chart and markup tests (a few seconds, done once)."""
+    import cnnviz
+
+    out = {}
+    for name in CLASSIC:
+        model = cnnviz.zoo.get_model(name, device="meta")
+        out[name] = cnnviz.analyze(model, model.default_input_size)
+    return out

@@ -30,15 +30,6 @@ REFERENCE = {  # name: (params, MACs, final RF, final RF stride)
 
 
 @pytest.fixture(scope="module")
-def analyses() -> dict[str, cnnviz.Analysis]:
-    out = {}
-    for name in REFERENCE:
-        model = cnnviz.zoo.get_model(name, device="meta")
-        out[name] = cnnviz.analyze(model, model.default_input_size)
-    return out
-
-
-@pytest.fixture(scope="module")
 def table(analyses) -> pd.DataFrame:
     return C.compare(analyses)
 

@@ -11,23 +11,13 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 import torch.nn as nn
+from conftest import CLASSIC as NAMES
 
 import cnnviz
 from cnnviz import compare as C
 from cnnviz import fmt
 from cnnviz.render import compare_html as H
 from cnnviz.render import palette
-
-NAMES = ("alexnet", "vgg16", "googlenet", "resnet50")
-
-
-@pytest.fixture(scope="module")
-def analyses() -> dict[str, cnnviz.Analysis]:
-    out = {}
-    for name in NAMES:
-        model = cnnviz.zoo.get_model(name, device="meta")
-        out[name] = cnnviz.analyze(model, model.default_input_size)
-    return out
 
 
 def _named(root: ET.Element, name: str) -> list[ET.Element]:

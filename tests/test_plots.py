@@ -14,17 +14,6 @@ from cnnviz.receptive import ReceptiveField
 from cnnviz.render import palette
 from cnnviz.render import plots as P
 
-NAMES = ("alexnet", "vgg16", "googlenet", "resnet50")
-
-
-@pytest.fixture(scope="module")
-def analyses() -> dict[str, cnnviz.Analysis]:
-    out = {}
-    for name in NAMES:
-        model = cnnviz.zoo.get_model(name, device="meta")
-        out[name] = cnnviz.analyze(model, model.default_input_size)
-    return out
-
 
 def _ok(fig: go.Figure) -> dict:
     assert isinstance(fig, go.Figure)
