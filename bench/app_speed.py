@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TARGET = 1.5
+NAN = float("nan")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # as tests/e2e/conftest.py: no sandbox or GPU, no background traffic
     "--no-sandbox",
@@ -80,6 +81,15 @@ import streamlit as st
 st.title({title!r})
 st.write("A line of text on a trivial page.")
 st.slider("value", 0, 100, 50, key="value")
+"""
+# The floor: the trivial page with the explorer's layer selectbox added (ResNet-50's layers, its
+# default layer picked), served like the trivial app. A pick in a Streamlit selectbox costs the
+# browser 25-35 ms before anything is sent (the combobox's own handling of the Enter, seen on
+# this bare page), where a slider's key press costs under 10: the layer pick is also timed here,
+# as the least a pick in that widget costs. (Compare's multiselect has no floor: on a bare page,
+# whose runs take a few ms, a pick in it now and then started no run at all.)
+FLOOR_WIDGETS = """\
+st.selectbox("Selected layer", {layers!r}, index={layer_index}, key="layer", bind="query-params")
 """
 TRIVIAL_MAIN = """\
 import streamlit as st
@@ -183,6 +193,7 @@ class Item:
     name: str
     app: list[float] = field(default_factory=list)  # ms from navigation / action to settled
     trivial: list[float] = field(default_factory=list)
+    floor: list[float] = field(default_factory=list)  # the same widget on the floor page
     app_run: list[float] = field(default_factory=list)  # ms from the first run's start
     trivial_run: list[float] = field(default_factory=list)
     app_runs: list[int] = field(default_factory=list)  # script runs per measurement
@@ -200,9 +211,12 @@ class Item:
             "ratio": r,
             "run_ratio": ratio(self.app_run, self.trivial_run),
             "verdict": verdict(r),
+            "floor_ms": median(self.floor),
+            "over_floor": ratio(self.app, self.floor),
             "raw": {
                 "app_ms": self.app,
                 "trivial_ms": self.trivial,
+                "floor_ms": self.floor,
                 "app_run_ms": self.app_run,
                 "trivial_run_ms": self.trivial_run,
                 "app_runs": self.app_runs,
@@ -217,11 +231,23 @@ def table(rows: list[dict[str, Any]]) -> str:
     """The text table of results, one line per page or interaction.
 
     >>> rows = [Item("cold", "/x", [300, 100, 200], [100, 110, 90]).row()]
+    >>> rows += [Item("rerun", "y", [150, 130], [60, 70], [100, 100]).row()]
     >>> print(table(rows))  # doctest: +NORMALIZE_WHITESPACE
-    kind   page or interaction  app ms  trivial ms  ratio  run ratio  verdict
-    cold   /x                      200         100   2.00        n/a  SLOW
+    kind   page or interaction  app ms  trivial ms  ratio  run ratio  verdict  floor ms  app/floor
+    cold   /x                      200         100   2.00        n/a  SLOW            -          -
+    rerun  y                       140          65   2.15        n/a  SLOW          100       1.40
     """
-    head = ("kind", "page or interaction", "app ms", "trivial ms", "ratio", "run ratio", "verdict")
+    head = (
+        "kind",
+        "page or interaction",
+        "app ms",
+        "trivial ms",
+        "ratio",
+        "run ratio",
+        "verdict",
+        "floor ms",
+        "app/floor",
+    )
     lines = [head]
     for r in rows:
         lines.append(
@@ -233,6 +259,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                 _num(r["ratio"], "{:.2f}"),
                 _num(r["run_ratio"], "{:.2f}"),
                 r["verdict"],
+                _num(r.get("floor_ms", NAN), "{:.0f}", "-"),
+                _num(r.get("over_floor", NAN), "{:.2f}", "-"),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -246,8 +274,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _num(x: float, fmt: str) -> str:
-    return "n/a" if x != x else fmt.format(x)
+def _num(x: float, fmt: str, missing: str = "n/a") -> str:
+    return missing if x != x else fmt.format(x)
 
 
 # ----------------------------------------------------------------------------- servers
@@ -303,26 +331,46 @@ def streamlit_exe() -> str:
     return str(Path(sys.executable).parent / "streamlit")
 
 
+def floor_widgets() -> str:
+    """FLOOR_WIDGETS with the explorer's options: ResNet-50's layers at 224x224."""
+    import cnnviz
+    from cnnviz import zoo
+
+    model = zoo.get_model("resnet50")
+    a = cnnviz.analyze(model, tuple(model.default_input_size))
+    layers = [r.name for r in a.layers]
+    default_layer = a.default_layer() or layers[-1]
+    return FLOOR_WIDGETS.format(layers=layers, layer_index=layers.index(default_layer))
+
+
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str]]:
-    """(app URL, trivial app URL), both on loopback."""
+def servers() -> Iterator[tuple[str, str, str]]:
+    """(app URL, trivial app URL, floor app URL), all on loopback."""
     with tempfile.TemporaryDirectory(prefix="trivial_app_") as tmp:
-        folder = Path(tmp)
-        (folder / "main.py").write_text(TRIVIAL_MAIN)
-        (folder / "one.py").write_text(TRIVIAL_PAGE.format(title="One"))
-        (folder / "two.py").write_text(TRIVIAL_PAGE.format(title="Two"))
-        p1, p2 = free_port(), free_port()
+        apps = {}
+        for kind, extra in (("trivial", ""), ("floor", floor_widgets())):
+            folder = Path(tmp) / kind
+            folder.mkdir()
+            (folder / "main.py").write_text(TRIVIAL_MAIN)
+            (folder / "one.py").write_text(TRIVIAL_PAGE.format(title="One") + extra)
+            (folder / "two.py").write_text(TRIVIAL_PAGE.format(title="Two"))
+            apps[kind] = folder
+        p1, p2, p3 = free_port(), free_port(), free_port()
         app_env = {"PORT": str(p1), "ADDRESS": "127.0.0.1", "STREAMLIT": streamlit_exe()}
         # as the trivial app's: the page runs share the CPU with this browser, which a
         # visitor's runs on another machine (start.sh would nice them below it)
         app_env["CNNVIZ_PAGE_NICE"] = "0"
-        trivial_argv = [streamlit_exe(), "run", "main.py", f"--server.port={p2}"]
-        trivial_argv += ["--server.address=127.0.0.1", *SERVER_FLAGS]
+
+        def bare(port: int) -> list[str]:
+            argv = [streamlit_exe(), "run", "main.py", f"--server.port={port}"]
+            return [*argv, "--server.address=127.0.0.1", *SERVER_FLAGS]
+
         with (
             serve(["sh", str(ROOT / "docker" / "start.sh")], ROOT, app_env, p1) as app,
-            serve(trivial_argv, folder, {}, p2) as trivial,
+            serve(bare(p2), apps["trivial"], {}, p2) as trivial,
+            serve(bare(p3), apps["floor"], {}, p3) as floor,
         ):
-            yield app, trivial
+            yield app, trivial, floor
 
 
 # ----------------------------------------------------------------------------- browser
@@ -510,6 +558,7 @@ class Interaction:
     path: str  # the page it happens on (opened once, kept open over the rounds)
     prepare: Callable[[Page, int], Callable[[], None]]  # untimed set-up; returns the action
     after: Callable[[Page, float], None] | None = None  # untimed clean-up
+    floor: bool = False  # also done on the floor page (its widget is there, same options)
 
 
 INTERACTIONS = [
@@ -517,12 +566,18 @@ INTERACTIONS = [
         "explorer: pick a layer",
         "/explorer",
         _select("Selected layer", ("layer2.0.conv2", "layer3.0.conv2")),
+        floor=True,
     ),
     Interaction("explorer: move a unit slider", "/explorer", _slider("unit row")),
     Interaction("shortcut-lab: shortcut type", "/shortcut-lab", _segment("shortcut", ("A", "B"))),
     Interaction("rf-lab: n", "/rf-lab", _slider("n (layers)")),
     Interaction("rf-lab: k", "/rf-lab", _slider("k (kernel)")),
-    Interaction("compare: pick another model", "/", _add_model("resnet18"), _remove_model),
+    Interaction(
+        "compare: pick another model",
+        "/",
+        _add_model("resnet18"),
+        _remove_model,
+    ),
 ]
 
 
@@ -538,7 +593,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     cold_items = {p: Item("cold", p) for p in pages}
     rerun_items = {x.name: Item("rerun", x.name) for x in interactions}
     loads: list[list[float]] = [list(os.getloadavg())]
-    with servers() as (app, trivial), sync_playwright() as pw:
+    with servers() as (app, trivial, floor), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         try:
             # Warm-up, untimed: imports, st.cache_data, the browser's first start.
@@ -551,32 +606,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 # shared trivial tab, stepped after every interaction, was never idle for more
                 # than a second while each app tab waited a whole round; a tab that has sat
                 # idle for seconds answers its next step slower (bench/README.md, 2026-12-04).
-                tabs, bases = {}, {}
+                # A combobox interaction gets a floor tab too, stepped beside the other two.
+                tabs: dict[tuple[str, str], Page] = {}
                 for x in interactions:
-                    app_tab = opened(browser, app + x.path, PAGES[x.path], quiet)
-                    trivial_tab = opened(browser, trivial + "/", "One", quiet)
-                    tabs[x.name] = stack.enter_context(app_tab)
-                    bases[x.name] = stack.enter_context(trivial_tab)
-                steps = {x.name: 0 for x in interactions}
-                trivial_steps = {x.name: 0 for x in interactions}
+                    opening = [("app", app + x.path, PAGES[x.path]), ("trivial", trivial, "One")]
+                    if x.floor:
+                        opening.append(("floor", floor, "One"))
+                    for side, url, title in opening:
+                        tab = opened(browser, url if side == "app" else url + "/", title, quiet)
+                        tabs[side, x.name] = stack.enter_context(tab)
+                steps = {key: 0 for key in tabs}
 
-                def app_step(x: Interaction) -> Run | None:
-                    page, i = front(tabs[x.name]), steps[x.name]
-                    got = timed(page, x.prepare(page, i), quiet)
-                    check(page)
-                    if x.after is not None:
-                        x.after(page, quiet)
-                    steps[x.name] += 1
+                def step(side: str, x: Interaction) -> Run | None:
+                    page, i = front(tabs[side, x.name]), steps[side, x.name]
+                    if side == "trivial":
+                        got = timed(page, _slider("value")(page, i), quiet)
+                    else:  # the app's page, or the floor page with the same widget
+                        got = timed(page, x.prepare(page, i), quiet)
+                        check(page)
+                        if x.after is not None:
+                            x.after(page, quiet)
+                    steps[side, x.name] += 1
                     return got
 
-                def trivial_step(x: Interaction) -> Run | None:
-                    base, i = front(bases[x.name]), trivial_steps[x.name]
-                    got = timed(base, _slider("value")(base, i), quiet)
-                    trivial_steps[x.name] += 1
-                    return got
-
-                for x in interactions:  # warm-up: each interaction twice, there and back
-                    app_step(x), app_step(x), trivial_step(x), trivial_step(x)
+                for x in interactions:  # warm-up: each step twice, there and back
+                    for side in ("app", "trivial", "floor") if x.floor else ("app", "trivial"):
+                        step(side, x), step(side, x)
                 for rnd in range(args.rounds):
                     flip = rnd % 2 == 1  # which side goes first alternates by round
                     for p, item in cold_items.items():
@@ -592,11 +647,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         ]
                         _record(item, sides[::-1] if flip else sides)
                     for x in interactions:
-                        sides = [
-                            ("app", lambda x=x: app_step(x)),
-                            ("trivial", lambda x=x: trivial_step(x)),
-                        ]
-                        _record(rerun_items[x.name], sides[::-1] if flip else sides)
+                        names = ["app", "trivial", "floor"] if x.floor else ["app", "trivial"]
+                        names = names[rnd % len(names) :] + names[: rnd % len(names)]
+                        sides = [(n, lambda n=n, x=x: step(n, x)) for n in names]
+                        _record(rerun_items[x.name], sides)
                     loads.append(list(os.getloadavg()))
                     if not args.silent:
                         print(f"round {rnd + 1}/{args.rounds} done, load {loads[-1][0]:.2f}")
@@ -626,6 +680,8 @@ def _record(item: Item, sides: list[tuple[str, Callable[[], Run]]]) -> None:
         got = fn()
         if got is None:
             item.lost += 1
+        elif side == "floor":
+            item.floor.append(got.total)
         elif side == "app":
             item.app.append(got.total)
             item.app_run.append(got.run)
@@ -674,6 +730,12 @@ def report(result: dict[str, Any]) -> str:
         table(result["rows"]),
         "",
     ]
+    if any(r.get("floor_ms", NAN) == r.get("floor_ms", NAN) for r in result["rows"]):
+        lines.append(
+            "floor: the same pick (its Enter timed the same way) on the trivial page with the "
+            "explorer's selectbox of ResNet-50's layers added; app/floor: the app's median "
+            "over it, what the page adds to its widget"
+        )
     ok = sum(r["verdict"] == "ok" for r in result["rows"])
     slow = [r["name"] for r in result["rows"] if r["verdict"] == "SLOW"]
     lines.append(

@@ -3,6 +3,7 @@ finding a bug in the script. What it measures is not asserted: timing belongs to
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import itertools
 import json
@@ -84,8 +85,13 @@ def app_speed():
         sys.modules.pop("app_speed", None)
 
 
+def test_app_speed_doctests(app_speed):
+    assert doctest.testmod(app_speed).failed == 0
+
+
 def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     slow = app_speed.Item("rerun", "explorer: pick a layer", [300, 100, 200], [100, 90, 110])
+    slow.floor = [150, 170, 160]  # the same pick on the floor page: 200 / 160 = 1.25
     slow.lost = 2  # two actions started no run: reported, and not in the medians
     at_target = app_speed.Item("cold", "/rf-lab", [150, 140, 160, 900], [100, 95, 105, 99])
     empty = app_speed.Item("cold", "/timing")
@@ -95,6 +101,8 @@ def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     assert rows[1]["ratio"] == pytest.approx(155 / 99.5) and rows[1]["verdict"] == "SLOW"
     assert app_speed.verdict(1.5) == "ok"  # the target is inclusive
     assert rows[2]["verdict"] == "n/a"
+    assert rows[0]["floor_ms"] == 160 and rows[0]["over_floor"] == 1.25
+    assert rows[1]["over_floor"] != rows[1]["over_floor"]  # no floor: NaN, shown as "-"
     result = {
         "date": "2026-01-02T03:04:05+00:00",
         "target": 1.5,
@@ -114,6 +122,9 @@ def test_app_speed_ratios_on_fake_timings(app_speed, tmp_path):
     assert "load average 1.00, 2.00, 3.00 (start)" in text
     assert "explorer: pick a layer" in text and "2.00" in text and "1.56" in text
     assert "0 of 3 within the target" in text
+    pick = next(line for line in text.splitlines() if line.startswith("rerun  explorer"))
+    assert pick.split()[-2:] == ["160", "1.25"]
+    assert "floor: the same pick" in text
     assert "started no script run (not timed): explorer: pick a layer 2" in text
     # the JSON has no NaN (the empty row's ratio is null), and a second run of a day gets _2
     json.loads(json.dumps(app_speed._no_nan(result), allow_nan=False))
