@@ -70,6 +70,10 @@ SERVER_FLAGS = [
     "--server.headless=true",
     "--server.fileWatcherType=none",
     "--server.runOnSave=false",
+    # Streamlit's gc.collect() after every script run: about 30 ms of nearly every trivial
+    # rerun (gc.callbacks), inside the timed window or not by chance, so the trivial medians
+    # flipped between about 65 and 97 ms from run to run (2026-12-04, up to _9).
+    "--runner.postScriptGC=false",
     "--browser.gatherUsageStats=false",
     "--client.showErrorDetails=none",
     "--client.toolbarMode=viewer",
@@ -91,9 +95,14 @@ st.slider("value", 0, 100, 50, key="value")
 FLOOR_WIDGETS = """\
 st.selectbox("Selected layer", {layers!r}, index={layer_index}, key="layer", bind="query-params")
 """
+# The trivial apps' router. Like the app's server (app/serve.py, cnnviz_app.collector), they
+# run no automatic full garbage collection either, so no full collection falls in a rerun.
 TRIVIAL_MAIN = """\
+import gc
+
 import streamlit as st
 
+gc.set_threshold(*gc.get_threshold()[:2], 1_000_000_000)
 st.navigation(
     [
         st.Page("one.py", title="One", default=True),
