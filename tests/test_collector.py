@@ -9,11 +9,19 @@ import gc
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_in_own_loop(coro) -> None:
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event loop
+    running in this one for the session."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result(timeout=60)
 
 
 @pytest.fixture
@@ -77,7 +85,7 @@ def test_collects_once_the_server_is_quiet_and_not_while_busy(collector, monkeyp
         finally:
             task.cancel()
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_collects_under_steady_load_at_the_latest_after_at_most_s(collector, monkeypatch):
@@ -91,7 +99,7 @@ def test_collects_under_steady_load_at_the_latest_after_at_most_s(collector, mon
         finally:
             task.cancel()
 
-    asyncio.run(run())
+    run_in_own_loop(run())
 
 
 def test_server_defers_full_collections_and_runs_the_collector():
