@@ -6,8 +6,7 @@
   seconds (C extensions initialising), which on a cold server stalled every visitor's page and
   the health check together;
 - freezes what the warm-up loaded out of the garbage collector's way (and the server runs
-  without Streamlit's full collection after every script run: runner.postScriptGC=false),
-  and runs Python's full collections when the server is quiet (:mod:`cnnviz_app.collector`);
+  without Streamlit's full collection after every script run: runner.postScriptGC=false);
 - adds security headers to every HTTP response (:class:`SecurityHeaders`): no framing by
   other sites, no MIME sniffing, no referrer (a shared ``?spec=`` link holds the model).
 
@@ -25,7 +24,6 @@ import time
 from collections.abc import AsyncIterator
 
 import streamlit as st
-from cnnviz_app import collector
 from starlette.middleware import Middleware
 
 #: Headers on every HTTP response (not the WebSocket).
@@ -91,14 +89,7 @@ async def _lifespan(_app) -> AsyncIterator[None]:
     gc.collect()
     gc.freeze()
     print(f"cnnviz: warmed up in {took:.1f} s; {gc.get_freeze_count()} objects frozen", flush=True)
-    # What the pages cache still takes a full collection 70-78 ms to walk: those run when
-    # the server is quiet, not in the middle of a visitor's rerun (cnnviz_app.collector).
-    collector.defer_full_collections()
-    task = asyncio.create_task(collector.idle_collector())
-    try:
-        yield
-    finally:
-        task.cancel()
+    yield
 
 
 # The event loop answers every socket; at each socket call it gives up the interpreter lock and

@@ -95,8 +95,9 @@ st.slider("value", 0, 100, 50, key="value")
 FLOOR_WIDGETS = """\
 st.selectbox("Selected layer", {layers!r}, index={layer_index}, key="layer", bind="query-params")
 """
-# The trivial apps' router. Like the app's server (app/serve.py, cnnviz_app.collector), they
-# run no automatic full garbage collection either, so no full collection falls in a rerun.
+# The trivial apps' router. Nor do they run Python's automatic full garbage collection, so
+# none falls in a timed rerun (the app's server froze its warm-up's objects, app/serve.py,
+# and ran none in 43 probe reruns).
 TRIVIAL_MAIN = """\
 import gc
 
