@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TARGET = 1.5
-NAN = float("nan")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # as tests/e2e/conftest.py: no sandbox or GPU, no background traffic
     "--no-sandbox",
@@ -269,8 +268,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                 _num(r["ratio"], "{:.2f}"),
                 _num(r["run_ratio"], "{:.2f}"),
                 r["verdict"],
-                _num(r.get("floor_ms", NAN), "{:.0f}", "-"),
-                _num(r.get("over_floor", NAN), "{:.2f}", "-"),
+                _num(r["floor_ms"], "{:.0f}", "-"),
+                _num(r["over_floor"], "{:.2f}", "-"),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
@@ -354,11 +353,12 @@ def floor_widgets() -> str:
 
 
 @contextlib.contextmanager
-def servers() -> Iterator[tuple[str, str, str]]:
-    """(app URL, trivial app URL, floor app URL), all on loopback."""
+def servers(floor: bool = True) -> Iterator[tuple[str, str, str | None]]:
+    """(app URL, trivial app URL, floor app URL or None without ``floor``), on loopback."""
     with tempfile.TemporaryDirectory(prefix="trivial_app_") as tmp:
+        extras = {"trivial": "", **({"floor": floor_widgets()} if floor else {})}
         apps = {}
-        for kind, extra in (("trivial", ""), ("floor", floor_widgets())):
+        for kind, extra in extras.items():
             folder = Path(tmp) / kind
             folder.mkdir()
             (folder / "main.py").write_text(TRIVIAL_MAIN)
@@ -375,12 +375,15 @@ def servers() -> Iterator[tuple[str, str, str]]:
             argv = [streamlit_exe(), "run", "main.py", f"--server.port={port}"]
             return [*argv, "--server.address=127.0.0.1", *SERVER_FLAGS]
 
-        with (
-            serve(["sh", str(ROOT / "docker" / "start.sh")], ROOT, app_env, p1) as app,
-            serve(bare(p2), apps["trivial"], {}, p2) as trivial,
-            serve(bare(p3), apps["floor"], {}, p3) as floor,
-        ):
-            yield app, trivial, floor
+        with contextlib.ExitStack() as stack:
+            app = stack.enter_context(
+                serve(["sh", str(ROOT / "docker" / "start.sh")], ROOT, app_env, p1)
+            )
+            trivial = stack.enter_context(serve(bare(p2), apps["trivial"], {}, p2))
+            bare_floor = None
+            if floor:  # only where an interaction is timed there too
+                bare_floor = stack.enter_context(serve(bare(p3), apps["floor"], {}, p3))
+            yield app, trivial, bare_floor
 
 
 # ----------------------------------------------------------------------------- browser
@@ -582,12 +585,7 @@ INTERACTIONS = [
     Interaction("shortcut-lab: shortcut type", "/shortcut-lab", _segment("shortcut", ("A", "B"))),
     Interaction("rf-lab: n", "/rf-lab", _slider("n (layers)")),
     Interaction("rf-lab: k", "/rf-lab", _slider("k (kernel)")),
-    Interaction(
-        "compare: pick another model",
-        "/",
-        _add_model("resnet18"),
-        _remove_model,
-    ),
+    Interaction("compare: pick another model", "/", _add_model("resnet18"), _remove_model),
 ]
 
 
@@ -603,7 +601,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     cold_items = {p: Item("cold", p) for p in pages}
     rerun_items = {x.name: Item("rerun", x.name) for x in interactions}
     loads: list[list[float]] = [list(os.getloadavg())]
-    with servers() as (app, trivial, floor), sync_playwright() as pw:
+    any_floor = any(x.floor for x in interactions)
+    with servers(any_floor) as (app, trivial, floor), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         try:
             # Warm-up, untimed: imports, st.cache_data, the browser's first start.
@@ -740,7 +739,7 @@ def report(result: dict[str, Any]) -> str:
         table(result["rows"]),
         "",
     ]
-    if any(r.get("floor_ms", NAN) == r.get("floor_ms", NAN) for r in result["rows"]):
+    if any(r["floor_ms"] == r["floor_ms"] for r in result["rows"]):  # not NaN: timed
         lines.append(
             "floor: the same pick (its Enter timed the same way) on the trivial page with the "
             "explorer's selectbox of ResNet-50's layers added; app/floor: the app's median "
