@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import cnnviz
 from cnnviz import fmt, labs
 from cnnviz.labs import block_cases, rf_lab, shortcut_stage_table, valid_rf_lab_options
-from cnnviz.render import lab_html, lab_plots
+from cnnviz.render import block_svg, lab_html, lab_plots
 from cnnviz.zoo import get_model
 
 OPTS = valid_rf_lab_options()
@@ -260,6 +260,9 @@ def test_degradation_depths():
 # ------------------------------------------------------------------ figures
 
 
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
 def _texts(fig) -> list[str]:
     return [a.text for a in fig.layout.annotations]
 
@@ -313,6 +316,51 @@ def test_block_diagrams_show_real_shapes(shortcut):
     case = block_cases("B", 34)[1]
     text = " ".join(_texts(lab_plots.block_diagram(case)))
     assert "1x128x28x28" in text and "8,192 params" in text and "1x64x56x56" in text
+
+
+def _svg_texts(svg: ET.Element) -> str:
+    return " ".join("".join(t.itertext()) for t in svg.iter(f"{_SVG}tspan") if t.get("x"))
+
+
+@pytest.mark.parametrize("shortcut", ["none", "A", "B", "C"])
+@pytest.mark.parametrize("depth", [18, 50])
+def test_block_diagram_pictures_match_the_figures(shortcut, depth):
+    # the SVG picture the app shows and the Plotly figure draw one layout (block_layout):
+    # the same texts, one box per rectangle, one head at the end of each arrow
+    for case in block_cases(shortcut, depth):
+        fig = lab_plots.block_diagram(case)
+        (img,) = ET.fromstring(block_svg.block_diagram_html(case)).iter("img")
+        svg = ET.fromstring(base64.b64decode(img.get("src").split(",", 1)[1]))
+        width, height = float(svg.get("width")), float(svg.get("height"))
+        texts = _svg_texts(svg)
+        for node in (*case.main, *case.shortcut, *case.post):
+            assert "x".join(map(str, node.out_shape)) in texts and node.short in texts
+        assert texts.count("→") == sum(a.text.count("→") for a in fig.layout.annotations)
+        boxes = list(svg.iter(f"{_SVG}rect"))
+        assert len(boxes) == sum(s.type == "rect" for s in fig.layout.shapes)
+        (heads,) = [g for g in svg.iter(f"{_SVG}g") if g.get("data-name") == "arrows"]
+        lines = svg.iter(f"{_SVG}line")
+        ends = {(round(float(ln.get("x2"))), round(float(ln.get("y2")))) for ln in lines}
+        tips = [p.get("points").split()[0].split(",") for p in heads]
+        assert len(tips) == sum(len(t.x) // 3 for t in fig.data if t.name == "arrows")
+        assert {(round(float(x)), round(float(y))) for x, y in tips} <= ends
+        for t in svg.iter(f"{_SVG}tspan"):  # every line of text starts inside the picture
+            if t.get("x"):
+                assert 0 <= float(t.get("x")) <= width and 0 <= float(t.get("y")) <= height
+        assert ('data-name="add"' in ET.tostring(svg, encoding="unicode")) == (
+            case.merge is not None
+        )
+
+
+def test_block_diagram_title_and_texts_are_escaped():
+    case = block_cases("B")[1]
+    fig = ET.fromstring(block_svg.block_diagram_html(case))  # well-formed: parses
+    assert fig[0].text == case.title
+    assert "".join(fig[1].itertext()).startswith(f"{case.model} {case.block}")
+    # Plotly's markup in a line becomes tspans; entities stay text, never markup
+    assert block_svg._spans("<b>a</b> &lt;i&gt;") == (
+        '<tspan font-weight="bold">a</tspan><tspan> &lt;i&gt;</tspan>'
+    )
 
 
 def test_shortcut_bars():

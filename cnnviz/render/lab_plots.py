@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cnnviz import fmt
-from cnnviz.labs import BlockCase, BlockNode, RFLab, RFStep
+from cnnviz.labs import BlockCase, RFLab, RFStep
+from cnnviz.render.block_layout import ARROW_SIZE, DIAGRAM_X, block_layout, block_title
 from cnnviz.render.html_parts import FONT
 from cnnviz.render.palette import BLUES, COLORS, NODE_FILLS, SHORTCUT_COLORS, TEMPLATE, rgba
 from cnnviz.zoo import SHORTCUTS
@@ -295,203 +296,60 @@ def compare_bars(lab: RFLab) -> go.Figure:
 
 # ------------------------------------------------------------------ block diagram
 
-_MAIN_X, _MAIN_W = 0.0, 3.3
 _ADD_LINE = {"color": COLORS["edge"], "width": 1.5}
-_SC_X, _SC_W = 3.3, 2.6
-_BOX_H = 0.72
-#: The diagram's x range: the main path's boxes, the shortcut's boxes and a margin.
-DIAGRAM_X = (-1.7, _SC_X + _SC_W / 2 + 0.6)
-#: Size of an arrowhead marker (px).
-ARROW_SIZE = 9
-#: Font size of the add node's label ("add: F(x) + shortcut"), right of the "+".
-ADD_FONT = 11
 
 
-class _Canvas:
-    """Shapes and annotations of a diagram, collected as plain dicts and handed to plotly
-    once: ``fig.add_shape`` / ``add_annotation`` validate the whole list on every call, which
-    made a four-case shortcut lab take over a second to draw."""
-
-    def __init__(self) -> None:
-        self.shapes: list[dict] = []
-        self.annotations: list[dict] = []
-        self.arrow_x: list[float | None] = []
-        self.arrow_y: list[float | None] = []
-
-    def box(self, x: float, y: float, w: float, fill: str, text: str) -> None:
-        self.shapes.append(
-            {
-                "type": "rect", "x0": x - w / 2, "x1": x + w / 2,
-                "y0": y - _BOX_H / 2, "y1": y + _BOX_H / 2,
-                "line": {"color": COLORS["edge"], "width": 1}, "fillcolor": fill,
-                "layer": "below",
-            }
-        )  # fmt: skip
-        self.text(x, y, text, size=11)
-
-    def arrow(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        # A line shape, and its head a marker of one trace for all arrows (arrows_trace): as
-        # annotations, Plotly measured and drew each arrow alone, about half of a diagram's
-        # drawing time in the browser.
-        self.line(x0, y0, x1, y1)
-        self.arrow_x += [x0, x1, None]
-        self.arrow_y += [y0, y1, None]
-
-    def arrows_trace(self) -> go.Scatter:
-        """The arrowheads: an "arrow" marker at each arrow's end, turned along it, its tip
-        on the end point."""
-        n = len(self.arrow_x) // 3
-        return go.Scatter(
-            x=self.arrow_x, y=self.arrow_y, mode="markers", hoverinfo="skip", name="arrows",
-            marker={
-                "symbol": "arrow", "angleref": "previous", "size": [0, ARROW_SIZE, 0] * n,
-                "color": COLORS["edge"], "line": {"width": 0},
-            },
-        )  # fmt: skip
-
-    def line(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        self.shapes.append(
-            {
-                "type": "line", "x0": x0, "x1": x1, "y0": y0, "y1": y1,
-                "line": {"color": COLORS["edge"], "width": 1.3},
-            }
-        )  # fmt: skip
-
-    def text(self, x: float, y: float, text: str, size: int = 12, **kw) -> None:
-        self.annotations.append(
-            {
-                "x": x,
-                "y": y,
-                "text": text,
-                "showarrow": False,
-                "font": {"size": size, **kw.pop("font", {})},
-                **kw,
-            }
-        )
-
-
-def _fill(n: BlockNode) -> str:
-    return NODE_FILLS.get(n.type, NODE_FILLS["other"])
-
-
-def _node_text(n: BlockNode, lines: int = 2) -> str:
-    params = f" · {fmt.count(n.params)} params" if n.params else ""
-    detail = "" if n.detail == n.type else n.detail
-    sep = "<br>" if lines == 3 and detail else " · " if detail else ""
-    return f"<b>{n.short}</b> {n.type}{sep}{detail}<br>→ {fmt.shape(n.out_shape)}{params}"
-
-
-def block_title(case: BlockCase) -> str:
-    """The diagram's title: the case, then the block it is read from and its shortcut.
-
-    >>> from cnnviz.labs import block_cases
-    >>> # convs 256*128 + 9*128*128 + 128*512 = 245,760, BNs 2*(128 + 128 + 512) = 1,536
-    >>> print(block_title(block_cases("none", 50)[1]))  # doctest: +NORMALIZE_WHITESPACE
-    2. Spatial size halves, channels double<br><sup>resnet50 layer2.0 (bottleneck block)<br>no
-    shortcut (plain net)<br>block 247,296 params</sup>
-    """
-    if case.shortcut_type == "none":
-        sc = "no shortcut (plain net)"
-        params = f"block {fmt.count(case.params)} params"
-    else:
-        sc = f"shortcut {case.shortcut_type}: {case.shortcut_kind}"
-        params = (
-            f"block {fmt.count(case.params)} params, shortcut {fmt.count(case.shortcut_params)}"
-        )
-    # one fact a line: a phone's width holds about 45 characters of a <sup> line
-    return (
-        f"{case.title}<br><sup>{case.model} {case.block} ({case.block_type} block)<br>{sc}"
-        f"<br>{params}</sup>"
-    )
+def _heads_trace(heads: list[tuple[float, float, float, float]]) -> go.Scatter:
+    """The arrowheads: an "arrow" marker at each arrow's end, turned along it, its tip on the
+    end point. (As annotations, Plotly measured and drew each arrow alone, about half of a
+    diagram's drawing time in the browser.)"""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for x0, y0, x1, y1 in heads:
+        xs += [x0, x1, None]
+        ys += [y0, y1, None]
+    return go.Scatter(
+        x=xs, y=ys, mode="markers", hoverinfo="skip", name="arrows",
+        marker={
+            "symbol": "arrow", "angleref": "previous", "size": [0, ARROW_SIZE, 0] * len(heads),
+            "color": COLORS["edge"], "line": {"width": 0},
+        },
+    )  # fmt: skip
 
 
 def block_diagram(case: BlockCase) -> go.Figure:
-    """The block as boxes: main path F(x) down the middle, the shortcut on the right, the add
-    node and final ReLU; every box shows the row's type, real output shape and params.
+    """The block as boxes (:func:`cnnviz.render.block_layout.block_layout`) in a Plotly
+    figure: main path F(x) down the middle, the shortcut on the right, the add node and final
+    ReLU; every box shows the row's type, real output shape and params.
 
     >>> from cnnviz.labs import block_cases
     >>> fig = block_diagram(block_cases("B")[1])
     >>> any("1x512x28x28" in a.text for a in fig.layout.annotations)  # resnet50 layer2.0
     True
     """
-    cv = _Canvas()
+    lay = block_layout(case)
     traces: list[go.Scatter] = []
-    y = 0.0
-    cv.box(_MAIN_X, y, _MAIN_W, "white", f"<b>x</b> (block input)<br>{fmt.shape(case.in_shape)}")
-    top = y
-    prev = y
-    for node in case.main:
-        y -= 1
-        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node, lines=3))
-        prev = y
-    y -= 1
-    merge_y = y
-    if case.merge is not None:
-        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, merge_y + 0.3)
+    if lay.add is not None:
         traces.append(
             go.Scatter(
-                x=[_MAIN_X], y=[merge_y], mode="markers+text", text=["<b>+</b>"],
+                x=[lay.add[0]], y=[lay.add[1]], mode="markers+text", text=["<b>+</b>"],
                 textfont={"size": 18}, hoverinfo="skip",
                 marker={"size": 30, "color": NODE_FILLS["add"], "line": _ADD_LINE},
             )
         )  # fmt: skip
-        # right of the "+" and under the shortcut's arrow into it: the one free corner (left
-        # of the "+" the label ran off the chart at phone width)
-        cv.text(
-            0.35, merge_y - 0.12, xanchor="left", yanchor="top", align="left", size=ADD_FONT,
-            text=f"<b>{case.merge.short}</b>: F(x) + shortcut<br>→ "
-            f"{fmt.shape(case.merge.out_shape)}",
-        )  # fmt: skip
-        prev = merge_y - 0.3 + _BOX_H / 2
-    else:
-        merge_y = y = y + 1  # no add node: the post nodes follow the main path directly
-    # shortcut path on the right
-    sc_top = top
-    if case.shortcut_kind == "none":
-        cv.text(
-            _SC_X, (top + merge_y) / 2, font={"color": COLORS["reference"]},
-            text="no shortcut<br>(plain net: out = ReLU(F(x)))",
-        )  # fmt: skip
-    else:
-        cv.line(_MAIN_X + _MAIN_W / 2, sc_top, _SC_X, sc_top)
-        k = len(case.shortcut)
-        cur = sc_top
-        span = top - merge_y
-        for j, node in enumerate(case.shortcut):
-            ny = top - span * (j + 1) / (k + 1)
-            cv.arrow(_SC_X, cur, _SC_X, ny + _BOX_H / 2)
-            cv.box(_SC_X, ny, _SC_W, _fill(node), _node_text(node, lines=3))
-            cur = ny - _BOX_H / 2
-        cv.line(_SC_X, cur, _SC_X, merge_y)
-        cv.arrow(_SC_X, merge_y, 0.3, merge_y)
-        if not case.shortcut:
-            cv.text(
-                _SC_X + 0.1, (top + merge_y) / 2, xanchor="left",
-                text="<b>identity</b><br>0 params",
-            )  # fmt: skip
-    for node in case.post:
-        y -= 1
-        cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-        cv.box(_MAIN_X, y, _MAIN_W, _fill(node), _node_text(node))
-        prev = y
-    y -= 1
-    cv.arrow(_MAIN_X, prev - _BOX_H / 2, _MAIN_X, y + _BOX_H / 2)
-    cv.box(_MAIN_X, y, _MAIN_W, "white", f"<b>out</b><br>{fmt.shape(case.out_shape)}")
-    rows = round(top - y) + 1
-    traces.append(cv.arrows_trace())
+    traces.append(_heads_trace(lay.heads))
     return go.Figure(
         data=traces,
         layout={
             "template": TEMPLATE,
-            "title": {"text": block_title(case), "x": 0.02},
-            "height": 130 + 66 * rows,
+            "title": {"text": lay.title, "x": 0.02},
+            "height": 130 + 66 * lay.rows,
             "margin": {"l": 10, "r": 10, "t": 110, "b": 10},
             "showlegend": False,
             "xaxis": {"visible": False, "range": list(DIAGRAM_X)},
-            "yaxis": {"visible": False, "range": [y - 0.6, top + 0.6]},
-            "shapes": cv.shapes,
-            "annotations": cv.annotations,
+            "yaxis": {"visible": False, "range": list(lay.y_range)},
+            "shapes": lay.canvas.shapes,
+            "annotations": lay.canvas.annotations,
         },
     )
 
