@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import cnnviz
 from cnnviz import fmt, labs, zoo
-from cnnviz.render import lab_html, lab_plots
+from cnnviz.render import block_svg, lab_html, lab_plots
 
 PHONE = 400  # px, the narrow viewport of the issue (400x800)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -174,23 +174,37 @@ def test_rf_lab_stack_panel_is_one_element_of_the_page():
 
 
 # --------------------------------------------------------------------------- shortcut lab
+def _diagrams(at: AppTest) -> list[dict[str, str]]:
+    """The block diagrams on the page (cnnviz.render.block_svg, one HTML figure each): the
+    title's lines and every text of the picture (an SVG image, decoded from its data URI)."""
+    found = []
+    for h in at.get("html"):
+        if not h.proto.body.startswith('<figure data-name="block diagram"'):
+            continue
+        fig = ET.fromstring(h.proto.body)
+        (img,) = fig.iter("img")
+        svg = ET.fromstring(base64.b64decode(img.get("src").split(",", 1)[1]))
+        lines = " ".join("".join(t.itertext()) for t in svg.iter(f"{SVG}tspan") if t.get("x"))
+        sub = [e for e in fig if e.get("data-name") == "subtitle"]
+        title = " ".join([fig[0].text or "", *("".join(e.itertext()) for e in sub)])
+        found.append({"title": title, "text": lines})
+    return found
+
+
 def _titles(at: AppTest) -> list[str]:
-    return [c["layout"]["title"]["text"] for c in charts(at) if "title" in c["layout"]]
+    plotly = [c["layout"]["title"]["text"] for c in charts(at) if "title" in c["layout"]]
+    return plotly + [d["title"] for d in _diagrams(at)]
 
 
-def _texts(fig: dict) -> str:
-    return " ".join(a.get("text") or "" for a in fig["layout"].get("annotations", ()))
-
-
-def _case_diagrams(at: AppTest) -> list[dict]:
+def _case_diagrams(at: AppTest) -> list[dict[str, str]]:
     """Each case's block diagram, its tab opened in turn: the tabs are lazy, so only the open
     case is drawn, one diagram at a time."""
     found = []
     for title in [t.label for t in at.tabs]:
         at.session_state["case"] = title
         at.run()
-        drawn = [c for c in charts(at) if "block" in c["layout"]["title"]["text"]]
-        assert len(drawn) == 1 and drawn[0]["layout"]["title"]["text"].startswith(title)
+        drawn = _diagrams(at)
+        assert len(drawn) == 1 and drawn[0]["title"].startswith(title)
         found += drawn
     return found
 
@@ -201,13 +215,12 @@ def test_shortcut_lab_at_50_draws_resnet50s_bottleneck_blocks():
     diagrams = _case_diagrams(at)
     assert len(diagrams) == 4
     for fig in diagrams:
-        assert "resnet50" in fig["layout"]["title"]["text"]
-        assert "resnet34" not in fig["layout"]["title"]["text"]
-    halves = _texts(diagrams[1])  # layer2.0: 256 -> 128 -> 128 (stride 2) -> 512 channels
+        assert "resnet50" in fig["title"] and "resnet34" not in fig["title"]
+    halves = diagrams[1]["text"]  # layer2.0: 256 -> 128 -> 128 (stride 2) -> 512 channels
     for box in ("1x1, 256->128", "3x3, 128->128, stride 2", "1x1, 128->512", "1x512x28x28"):
         assert box in halves
     assert fmt.count(256 * 512) in halves  # the projection's 1x1 conv
-    title = diagrams[1]["layout"]["title"]["text"]
+    title = diagrams[1]["title"]
     assert f"shortcut {fmt.count(256 * 512 + 2 * 512)}" in title  # 1x1 conv + BN
     oracle = cnnviz.analyze(zoo.get_model("resnet50", device="meta"), (1, 3, 224, 224))
     row = next(r for r in oracle.layers if r.name == "layer2.0.downsample.0")
@@ -336,7 +349,7 @@ def _counting(monkeypatch, module, name: str) -> list:
 
 
 def test_a_setting_seen_before_rebuilds_no_figure(monkeypatch):
-    diagrams = _counting(monkeypatch, lab_plots, "block_diagram")
+    diagrams = _counting(monkeypatch, block_svg, "block_diagram_html")
     at = page("shortcut_lab")  # shortcut B: its four diagrams are built once
     assert len(diagrams) == 4
     at.segmented_control(key="shortcut").set_value("A").run()

@@ -4,7 +4,7 @@ import streamlit as st
 from cnnviz_app import caching, widgets
 
 from cnnviz import labs, zoo
-from cnnviz.render import erf_plots, lab_plots
+from cnnviz.render import block_svg, erf_plots, lab_plots
 
 
 def _header(column: str) -> str:
@@ -56,7 +56,7 @@ def cases_section(depth: int, block: str, imagenet: bool) -> None:
             if tab.open:
                 with tab:
                     st.caption(case.explanation)
-                    st.plotly_chart(figures[i], key=f"case{i}")
+                    st.html(figures[i])
 
 
 st.title("ResNet shortcut lab")
@@ -70,11 +70,12 @@ st.caption(
 DEPTHS = [18, 34, 50, 101, 152, 20, 32, 44, 56, 110]
 
 
-# Figures are the same for every visitor and never mutated (st.plotly_chart copies them): one
-# build per setting, shared by all sessions, so switching back and forth rebuilds nothing.
+# The diagrams are pictures (HTML and SVG), not Plotly charts: a new shortcut type would build
+# a new chart from scratch, half of the browser's work on a switch (bench/README.md). The same
+# for every visitor: one build per setting, shared by all sessions.
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _diagrams(shortcut: str, depth: int, block: str | None):
-    return tuple(lab_plots.block_diagram(c) for c in labs.block_cases(shortcut, depth, block))
+def _diagrams(shortcut: str, depth: int, block: str | None) -> tuple[str, ...]:
+    return tuple(block_svg.block_diagram_html(c) for c in labs.block_cases(shortcut, depth, block))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
