@@ -202,8 +202,19 @@ with widgets.user_errors():
     widgets.table(v.layers, {"output": "output shape", "stride": "RF stride"})
 
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Download YAML", v.yaml, "cnnviz_spec.yaml", key="dl_yaml")
-    d2.download_button("Download JSON", v.json, "cnnviz_spec.json", key="dl_json")
+    # Made when clicked (a callable): a file sent with every run was dropped on the server by
+    # the next run, and the browser, which checks each download link as it draws it, got a
+    # 404 for the old one when two runs came back to back (seen in CI's busy pass). A click
+    # needs no rerun either.
+    for col, kind, text in ((d1, "YAML", v.yaml), (d2, "JSON", v.json)):
+        col.download_button(
+            f"Download {kind}",
+            lambda text=text: text,
+            f"cnnviz_spec.{kind.lower()}",
+            mime="text/plain",
+            key=f"dl_{kind.lower()}",
+            on_click="ignore",
+        )
     # Keep the URL in step with the spec, so a reload or a shared link shows this model.
     if len(v.token) <= MAX_URL_TOKEN:
         if st.query_params.get("spec") != v.token:
