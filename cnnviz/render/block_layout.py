@@ -9,7 +9,8 @@ text Plotly's markup subset (``<b>``, ``<br>``).
 
 >>> from cnnviz.labs import block_cases
 >>> lay = block_layout(block_cases("B")[1])  # resnet50 layer2.0: the shape changes
->>> lay.add is not None, len(lay.heads) == len(lay.canvas.heads)
+>>> # arrows: into 8 main boxes, the "+", 2 shortcut boxes, the "+" again, the ReLU, out
+>>> lay.add is not None, len(lay.canvas.heads) == 8 + 1 + 2 + 1 + 1 + 1
 (True, True)
 """
 
@@ -101,10 +102,6 @@ class BlockLayout:
     y_range: tuple[float, float]  # bottom, top
     rows: int
     title: str  # Plotly markup: block_title
-
-    @property
-    def heads(self) -> list[tuple[float, float, float, float]]:
-        return self.canvas.heads
 
 
 def _fill(n: BlockNode) -> str:

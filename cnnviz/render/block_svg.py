@@ -19,9 +19,15 @@ import re
 from html import escape, unescape
 
 from cnnviz.labs import BlockCase
-from cnnviz.render.block_layout import ARROW_SIZE, DIAGRAM_X, block_layout, block_title_lines
-from cnnviz.render.html_parts import MUTED, TITLE_FONT
-from cnnviz.render.lab_html import _svg_img
+from cnnviz.render.block_layout import (
+    ARROW_SIZE,
+    DIAGRAM_X,
+    BlockLayout,
+    block_layout,
+    block_title_lines,
+)
+from cnnviz.render.html_parts import INK, MUTED, TITLE_FONT
+from cnnviz.render.lab_html import svg_img
 from cnnviz.render.palette import COLORS, FONT_FAMILY, NODE_FILLS
 
 __all__ = ["WIDTH", "block_diagram_html", "block_diagram_svg"]
@@ -33,7 +39,6 @@ _SX, _SY = 72.0, 66.0
 _EM = 0.56
 #: The drawing's width (px) at its natural size.
 WIDTH = round((DIAGRAM_X[1] - DIAGRAM_X[0]) * _SX)
-_INK = "#31333F"
 
 
 def _spans(line: str) -> str:
@@ -52,7 +57,7 @@ def _spans(line: str) -> str:
 def _text(a: dict, px, py, fit: float | None = None) -> str:
     """An annotation as SVG text; ``fit``: the width (px) of the box it sits in."""
     size = a["font"].get("size", 12)
-    color = a["font"].get("color", _INK)
+    color = a["font"].get("color", INK)
     lines = a["text"].split("<br>")
     step = size * 1.25
     anchor = {"left": "start", "right": "end"}.get(a.get("xanchor", "center"), "middle")
@@ -96,7 +101,10 @@ def block_diagram_svg(case: BlockCase) -> str:
     >>> 'data-name="add"' in svg, "no shortcut" in svg
     (False, True)
     """
-    lay = block_layout(case)
+    return _svg(block_layout(case))
+
+
+def _svg(lay: BlockLayout) -> str:
     lo, hi = lay.y_range
     height = round((hi - lo) * _SY)
 
@@ -124,7 +132,7 @@ def block_diagram_svg(case: BlockCase) -> str:
                 f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="{edge}" '
                 f'stroke-width="{s["line"]["width"]}"/>'
             )
-    heads = "".join(_head(px(a), py(b), px(c), py(d)) for a, b, c, d in lay.heads)
+    heads = "".join(_head(px(a), py(b), px(c), py(d)) for a, b, c, d in lay.canvas.heads)
     parts.append(f'<g data-name="arrows" fill="{edge}">{heads}</g>')
     if lay.add is not None:
         cx, cy = px(lay.add[0]), py(lay.add[1])
@@ -132,7 +140,7 @@ def block_diagram_svg(case: BlockCase) -> str:
             f'<g data-name="add"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="15" '
             f'fill="{NODE_FILLS["add"]}" stroke="{edge}" stroke-width="1.5"/>'
             f'<text x="{cx:.1f}" y="{cy + 6:.1f}" font-size="18" font-weight="bold" '
-            f'text-anchor="middle" fill="{_INK}">+</text></g>'
+            f'text-anchor="middle" fill="{INK}">+</text></g>'
         )
     # a box's text is centred on it (Canvas.box): its box's width, by the centre
     boxes = {
@@ -158,7 +166,8 @@ def block_diagram_html(case: BlockCase) -> str:
     ('block diagram', '2. Spatial size halves, channels double')
     """
     first, *rest = block_title_lines(case)
-    texts = [re.sub(r"<[^>]+>", " ", a["text"]) for a in block_layout(case).canvas.annotations]
+    lay = block_layout(case)
+    texts = [re.sub(r"<[^>]+>", " ", a["text"]) for a in lay.canvas.annotations]
     alt = "Block diagram: " + "; ".join(" ".join(unescape(t).split()) for t in texts)
     sub = "<br/>".join(escape(line) for line in rest)
     return (
@@ -167,6 +176,6 @@ def block_diagram_html(case: BlockCase) -> str:
         f"{escape(first)}</div>"
         f'<div data-name="subtitle" style="font-size: 13px; color: {MUTED}; margin: 2px 0 10px">'
         f"{sub}</div>"
-        + _svg_img(block_diagram_svg(case), alt, "drawing", f"width: 100%; max-width: {WIDTH}px")
+        + svg_img(_svg(lay), alt, "drawing", f"width: 100%; max-width: {WIDTH}px")
         + "</figure>"
     )

@@ -124,10 +124,10 @@ def _square_svg(view: int, label: str, shapes: list[str]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-h:g} {-h:g} {view:g} {view:g}" '
         f'width="400" height="400">{"".join(shapes)}</svg>'
     )
-    return _svg_img(svg, label, "squares", "width: 100%")
+    return svg_img(svg, label, "squares", "width: 100%")
 
 
-def _svg_img(svg: str, alt: str, name: str, width: str) -> str:
+def svg_img(svg: str, alt: str, name: str, width: str) -> str:
     uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     return (
         f'<img data-name="{name}" src="{uri}" alt="{escape(alt)}" '
@@ -146,7 +146,7 @@ def svg_figure_html(svg: str, caption: str) -> str:
     """
     return (
         '<figure data-name="field" style="margin: 0">'
-        + _svg_img(svg, caption, "drawing", "max-width: 100%")
+        + svg_img(svg, caption, "drawing", "max-width: 100%")
         + f'<figcaption style="font-family: {FONT_FAMILY}; font-size: 14px; color: {MUTED}; '
         f'margin-top: 6px">{escape(caption)}</figcaption></figure>'
     )

@@ -337,7 +337,7 @@ def block_diagram(case: BlockCase) -> go.Figure:
                 marker={"size": 30, "color": NODE_FILLS["add"], "line": _ADD_LINE},
             )
         )  # fmt: skip
-    traces.append(_heads_trace(lay.heads))
+    traces.append(_heads_trace(lay.canvas.heads))
     return go.Figure(
         data=traces,
         layout={
