@@ -185,9 +185,9 @@ def _diagrams(at: AppTest) -> list[dict[str, str]]:
         (img,) = fig.iter("img")
         svg = ET.fromstring(base64.b64decode(img.get("src").split(",", 1)[1]))
         lines = " ".join("".join(t.itertext()) for t in svg.iter(f"{SVG}tspan") if t.get("x"))
-        sub = [e for e in fig if e.get("data-name") == "subtitle"]
-        title = " ".join([fig[0].text or "", *("".join(e.itertext()) for e in sub)])
-        found.append({"title": title, "text": lines})
+        part = {e.get("data-name"): "".join(e.itertext()) for e in fig}
+        title = " ".join([part["title"], *([part["subtitle"]] if "subtitle" in part else [])])
+        found.append({"title": title, "text": lines, "explanation": part.get("explanation", "")})
     return found
 
 
@@ -216,6 +216,10 @@ def test_shortcut_lab_at_50_draws_resnet50s_bottleneck_blocks():
     assert len(diagrams) == 4
     for fig in diagrams:
         assert "resnet50" in fig["title"] and "resnet34" not in fig["title"]
+    # each case explained above its diagram, in the same block (projection: 1x1 stride 2)
+    assert "(1x1 stride 2 conv + BN)" in diagrams[1]["explanation"]
+    assert f"{fmt.count(256 * 512 + 2 * 512)} parameters" in diagrams[1]["explanation"]
+    assert "512 to 128 channels" in diagrams[0]["explanation"]  # layer2.1's first 1x1
     halves = diagrams[1]["text"]  # layer2.0: 256 -> 128 -> 128 (stride 2) -> 512 channels
     for box in ("1x1, 256->128", "3x3, 128->128, stride 2", "1x1, 128->512", "1x512x28x28"):
         assert box in halves

@@ -36,13 +36,14 @@ def test_explorer_draws_the_unit_on_the_sample_photo():
     assert box.find(f"{NS}title").text == f"unit (10, 20) sees rows {r0}..{r1}, cols {c0}..{c1}"
     # and the same window in words, under the drawing
     assert f"Unit (10, 20) sees input rows {r0}..{r1} and columns {c0}..{c1}" in _field_caption(at)
-    assert any(picture.SAMPLE_CREDIT in c.value for c in at.caption)  # the photo's credit
+    assert _credit(at) == picture.SAMPLE_CREDIT  # under the drawing, on a line of its own
 
 
 def test_explorer_plain_view_has_no_picture():
     at = page("explorer", model="resnet18", pic="plain")
     (svg,) = _svg_images(at)
     assert not list(svg.iter(f"{NS}image")) and len(_figures(at)) >= 2
+    assert _credit(at) is None  # no photo, no credit
 
 
 def _svg_images(at) -> list[ET.Element]:
@@ -58,6 +59,14 @@ def _field_caption(at) -> str:
     return fig.find("figcaption").text
 
 
+def _credit(at) -> str | None:
+    """The photo's credit in the caption under the page's drawing of the field, if any."""
+    (fig,) = field_figures(at)
+    found = [e.text for e in fig.iter("span") if e.get("data-name") == "credit"]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
 def test_rf_lab_draws_the_stack_on_a_picture_at_the_chosen_size():
     at = page("rf_lab", n="3", k="3", pic_size="32")
     assert not _with_image(at)  # an SVG picture now, no Plotly chart of it
@@ -69,3 +78,4 @@ def test_rf_lab_draws_the_stack_on_a_picture_at_the_chosen_size():
     box = next(e for e in svg.iter(f"{NS}rect") if e.get("data-name") == "receptive field")
     assert box.find(f"{NS}title").text == "unit (15, 15) sees rows 12..18, cols 12..18"
     assert "sees 7x7 pixels, within the 32x32 input" in _field_caption(at)  # 1 + 3 * 2
+    assert _credit(at) == picture.SAMPLE_CREDIT

@@ -339,11 +339,13 @@ def table(df, config: dict | None = None, *, container=None, **kwargs):
 PICTURE_CHOICES = ("sample photo", "plain", "my picture")
 
 
-def picture_widget(size: tuple[int, int], key: str, container=None):
+def picture_widget(size: tuple[int, int], key: str, container=None) -> tuple[Any, str]:
     """A picture to draw the receptive field on: the shipped sample (default), none, or the
     visitor's own PNG/JPEG (read in memory with the caps of :mod:`cnnviz.picture`, never
     stored; a bad file is a message and the sample is drawn instead). Returns an (H, W, 3)
-    array of the input's size, or None for the plain view."""
+    array of the input's size, or None for the plain view, and the credit to show with the
+    drawing ("" unless it is the sample): one caption under the drawing, not an element more
+    for every step to send."""
     from cnnviz import picture
     from cnnviz_app import caching, uploads
 
@@ -353,7 +355,7 @@ def picture_widget(size: tuple[int, int], key: str, container=None):
         help=picture.SAMPLE_CREDIT,
     )  # fmt: skip
     if choice == "plain":
-        return None
+        return None, ""
     if choice == "my picture":
         cap = picture.MAX_UPLOAD_BYTES
         file = box.file_uploader(
@@ -364,8 +366,7 @@ def picture_widget(size: tuple[int, int], key: str, container=None):
         )
         if file is not None and uploads.within(file, cap, "the picture"):
             try:
-                return picture.fit(picture.read_upload(file.getvalue(), file.name), size)
+                return picture.fit(picture.read_upload(file.getvalue(), file.name), size), ""
             except picture.PictureError as e:
                 box.error(f"{md_text(str(e))}. Showing the sample photo instead.")
-    box.caption(picture.SAMPLE_CREDIT)
-    return caching.sample_picture(tuple(size))
+    return caching.sample_picture(tuple(size)), picture.SAMPLE_CREDIT

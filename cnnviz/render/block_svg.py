@@ -155,24 +155,35 @@ def _svg(lay: BlockLayout) -> str:
     return "".join(parts)
 
 
-def block_diagram_html(case: BlockCase) -> str:
+def block_diagram_html(case: BlockCase, explain: bool = False) -> str:
     """The diagram as one HTML block: its title (:func:`block_title_lines`) above the picture,
-    as text that wraps on a phone. The picture's ``alt`` holds every box's text.
+    as text that wraps on a phone; with ``explain``, the case's explanation above them (one
+    block for a page to send, not two). The picture's ``alt`` holds every box's text.
 
     >>> import xml.etree.ElementTree as ET
     >>> from cnnviz.labs import block_cases
     >>> fig = ET.fromstring(block_diagram_html(block_cases("A")[1]))
     >>> fig.get("data-name"), fig[0].text
     ('block diagram', '2. Spatial size halves, channels double')
+    >>> fig = ET.fromstring(block_diagram_html(block_cases("A")[1], explain=True))
+    >>> fig[0].get("data-name"), fig[0].text.startswith("A stride-2 3x3 conv halves the size")
+    ('explanation', True)
     """
     first, *rest = block_title_lines(case)
     lay = block_layout(case)
     texts = [re.sub(r"<[^>]+>", " ", a["text"]) for a in lay.canvas.annotations]
     alt = "Block diagram: " + "; ".join(" ".join(unescape(t).split()) for t in texts)
     sub = "<br/>".join(escape(line) for line in rest)
+    about = (
+        f'<p data-name="explanation" style="font-size: 14px; color: {MUTED}; margin: 0 0 12px">'
+        f"{escape(case.explanation)}</p>"
+        if explain and case.explanation
+        else ""
+    )
     return (
         f'<figure data-name="block diagram" style="margin: 0; font-family: {FONT_FAMILY}">'
-        f'<div data-name="title" style="font-size: {TITLE_FONT + 2}px; font-weight: 600">'
+        + about
+        + f'<div data-name="title" style="font-size: {TITLE_FONT + 2}px; font-weight: 600">'
         f"{escape(first)}</div>"
         f'<div data-name="subtitle" style="font-size: 13px; color: {MUTED}; margin: 2px 0 10px">'
         f"{sub}</div>"

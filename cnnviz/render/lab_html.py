@@ -135,20 +135,24 @@ def svg_img(svg: str, alt: str, name: str, width: str) -> str:
     )
 
 
-def svg_figure_html(svg: str, caption: str) -> str:
+def svg_figure_html(svg: str, caption: str, credit: str = "") -> str:
     """An SVG drawing (as an image: Streamlit's HTML sanitizer keeps no inline SVG) with its
-    caption below, as one block: for a page that would otherwise send an image and a caption
-    on every step.
+    caption below, and the credit of a picture in it on a line of its own, as one block: for
+    a page that would otherwise send an image and two captions on every step.
 
     >>> html = svg_figure_html('<svg xmlns="http://www.w3.org/2000/svg"/>', "a <b> field")
     >>> html.startswith('<figure data-name="field"'), "a &lt;b&gt; field</figcaption>" in html
     (True, True)
+    >>> '<span data-name="credit"' in svg_figure_html("<svg/>", "a field", "Photo: CC0")
+    True
     """
+    if credit:
+        credit = f'<br/><span data-name="credit" style="font-size: 12px">{escape(credit)}</span>'
     return (
         '<figure data-name="field" style="margin: 0">'
         + svg_img(svg, caption, "drawing", "max-width: 100%")
         + f'<figcaption style="font-family: {FONT_FAMILY}; font-size: 14px; color: {MUTED}; '
-        f'margin-top: 6px">{escape(caption)}</figcaption></figure>'
+        f'margin-top: 6px">{escape(caption)}{credit}</figcaption></figure>'
     )
 
 

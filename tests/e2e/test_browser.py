@@ -269,7 +269,7 @@ def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
     # the values beside the bars lie inside the column, at 12 px or more.
     page.set_viewport_size({"width": 400, "height": 800})
     open_page(page, "/rf-lab?n=16&k=11")
-    bars = page.locator(".st-key-stack_panel [data-name=bars]")
+    bars = page.locator("[data-name='stack panel'] [data-name=bars]")
     expect(bars.locator("[data-name=bar]")).to_have_count(6)
     wait_idle(page)
     # the block's box and its parts in one call, one layout (as the Compare test above)
@@ -289,7 +289,7 @@ def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
     bars = [f for f in found if f[0] == "bar"]
     values = [f for f in found if f[0] == "value"]
     assert all(v[2] >= b[3] for b, v in zip(bars, values, strict=True))
-    squares = page.locator(".st-key-stack_panel img[data-name=squares]")
+    squares = page.locator("[data-name='stack panel'] img[data-name=squares]")
     expect(squares).to_have_count(2)
     for i in range(2):  # both pictures decoded and side by side, each a real size
         img = squares.nth(i)
@@ -477,7 +477,7 @@ def test_explorer_erf_with_uploaded_weights(page: Page):
 
 def test_shared_unit_at_row_or_column_zero(page: Page):
     open_page(page, "/explorer?model=vgg16&layer=features.10&unit=55,0")
-    caption = page.locator(".st-key-rf_input figcaption", has_text="sees input rows")
+    caption = page.locator("figure[data-name=field] figcaption", has_text="sees input rows")
     expect(caption).to_contain_text("Unit (55, 0)")
     wait_idle(page)
     assert query(page)["unit"] == ["55,0"]  # the link keeps the zero
@@ -487,7 +487,7 @@ def test_explorer_draws_the_unit_view_as_an_image_of_the_photo(page: Page):
     # The unit view is SVG shown as an image (cnnviz.render.rf_svg): a new unit redraws a
     # picture, not a Plotly chart. The photo inside it is a PNG of the input's own pixels.
     open_page(page, "/explorer?model=resnet18&layer=layer1.0.conv1&unit=10,20")
-    img = page.locator(".st-key-rf_input img")
+    img = page.locator("figure[data-name=field] img")
     expect(img).to_have_count(1)
     expect(img).to_have_attribute("src", re.compile("^data:image/svg\\+xml;base64,"))
     svg = ET.fromstring(base64.b64decode(img.get_attribute("src").split(",", 1)[1]))
@@ -495,7 +495,8 @@ def test_explorer_draws_the_unit_view_as_an_image_of_the_photo(page: Page):
     assert picture.from_data_uri(image.get("href")).shape == (224, 224, 3)
     # drawn, at a readable size (the image has loaded: a broken one has no natural width)
     page.wait_for_function(
-        "() => document.querySelector('.st-key-rf_input img').naturalWidth > 0", timeout=30_000
+        "() => document.querySelector('figure[data-name=field] img').naturalWidth > 0",
+        timeout=30_000,
     )
     box = img.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 300

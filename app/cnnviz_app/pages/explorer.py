@@ -176,7 +176,7 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
         uj = controls.slider("unit column", 0, ow - 1, key="unit_col") if ow > 1 else 0
         st.query_params["unit"] = f"{ui},{uj}"
         spatial_in = a.input_spatial
-        pic = widgets.picture_widget(spatial_in, "pic", controls)
+        pic, credit = widgets.picture_widget(spatial_in, "pic", controls)
         # SVG shown as an image: a new unit or layer redraws it as a picture, where a Plotly
         # chart would be built again (about 50 ms of the browser's work per step)
         svg = caching.rf_svg(
@@ -194,8 +194,9 @@ def unit_panel(a, name: str, cfg, shape: tuple[int, ...], layer: str) -> None:
             f"and columns {view['window'][1][0]}..{view['window'][1][1]}; {shifted}. "
             "Pixels outside the image fall on padding."
         )
-        # the drawing and its caption as one element: a step resends one, not three
-        st.container(key="rf_input").html(lab_html.svg_figure_html(svg, caption))
+        # the drawing, its caption and the photo's credit as one element: a step resends
+        # one, not three
+        st.html(lab_html.svg_figure_html(svg, caption, credit))
 
 
 @st.fragment

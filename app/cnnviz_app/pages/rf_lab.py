@@ -89,7 +89,7 @@ def _picture(lab: labs.RFLab) -> None:
     )
     field = lab.stack.field
     with p1:
-        pic = widgets.picture_widget((side, side), "lab_pic")
+        pic, credit = widgets.picture_widget((side, side), "lab_pic")
     if field is not None and field.known and not field.is_global:
         if st.session_state.get("lab_pic") == "my picture":  # a visitor's picture: not kept
             svg = _draw_field(field, side, pic)
@@ -105,8 +105,9 @@ def _picture(lab: labs.RFLab) -> None:
             f"The central unit of {lab.stack.label} sees {fmt.size(field.size)} pixels, "
             f"{verdict}. Dashed: its neighbour, one effective stride over; shaded: padding."
         )
-        # the drawing and its caption as one element: a slider step resends one, not three
-        p2.html(lab_html.svg_figure_html(svg, caption))
+        # the drawing, its caption and the photo's credit as one element: a slider step
+        # resends one, not three
+        p2.html(lab_html.svg_figure_html(svg, caption, credit))
 
 
 @st.fragment
@@ -135,7 +136,7 @@ def own_stack() -> None:
             n = opts.max_strided_n
         lab = labs.rf_lab(n, k, ch, dilation=d, stride=s)
 
-        st.container(key="stack_panel").html(_panel(n, k, ch, d, s))
+        st.html(_panel(n, k, ch, d, s))  # found by its data-name="stack panel"
         picture_section(lab)
 
 

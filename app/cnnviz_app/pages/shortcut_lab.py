@@ -52,11 +52,9 @@ def cases_section(depth: int, block: str, imagenet: bool) -> None:
         # diagram, not four (a tab switch reruns this fragment to draw its case).
         titles = [c.title for c in cases]
         tabs = st.tabs(titles, key="case", on_change="rerun")
-        for i, (tab, case) in enumerate(zip(tabs, cases, strict=True)):
+        for tab, figure in zip(tabs, figures, strict=True):
             if tab.open:
-                with tab:
-                    st.caption(case.explanation)
-                    st.html(figures[i])
+                tab.html(figure)  # the case's explanation, title and picture
 
 
 st.title("ResNet shortcut lab")
@@ -75,7 +73,8 @@ DEPTHS = [18, 34, 50, 101, 152, 20, 32, 44, 56, 110]
 # for every visitor: one build per setting, shared by all sessions.
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _diagrams(shortcut: str, depth: int, block: str | None) -> tuple[str, ...]:
-    return tuple(block_svg.block_diagram_html(c) for c in labs.block_cases(shortcut, depth, block))
+    cases = labs.block_cases(shortcut, depth, block)
+    return tuple(block_svg.block_diagram_html(c, explain=True) for c in cases)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
