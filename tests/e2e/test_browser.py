@@ -118,22 +118,25 @@ def test_compare_shows_exact_counts_and_charts(page: Page):
     assert bars.count() > 4
 
 
+# A block's box and its named parts, each as [data-name, text, left, right, top, bottom, font
+# px], read in one call, one layout: read apart, a layout shift in between (the page still
+# settling on a busy machine) once put Compare's points 386 px below a plot box read a
+# moment earlier (CI's busy pass).
+BOX_AND_PARTS = """(root) => { const at = (e) => { const r = e.getBoundingClientRect();
+    return [e.dataset.name, e.textContent, r.left, r.right, r.top, r.bottom,
+            parseFloat(getComputedStyle(e).fontSize)]; };
+    return [at(root), [...root.querySelectorAll('[data-name]')].map(at)]; }"""
+
+
 def test_compare_charts_fit_a_phone_with_readable_text(page: Page):
     # At 400 px the charts' text stays at 12 px or more; the markers lie inside the plot, and
     # the stage bars, their names and values inside their column, values right of the bars.
     page.set_viewport_size({"width": 400, "height": 800})
     open_page(page, "/")  # alexnet, vgg16, googlenet and resnet50
-    # Each chart's box and its parts are read in one call, one layout: read apart, a layout
-    # shift in between (the page still settling on a busy machine) once put the points 386
-    # px below a plot box read a moment earlier (CI's busy pass).
-    parts = """(root) => { const at = (e) => { const r = e.getBoundingClientRect();
-        return [e.dataset.name, e.textContent, r.left, r.right, r.top, r.bottom,
-                parseFloat(getComputedStyle(e).fontSize)]; };
-        return [at(root), [...root.querySelectorAll('[data-name]')].map(at)]; }"""
     scatter = page.locator("[data-name=scatter]")
     expect(scatter.locator("[data-name=point]")).to_have_count(4)
     wait_idle(page)
-    _, items = scatter.evaluate(parts)
+    _, items = scatter.evaluate(BOX_AND_PARTS)
     ((_, _, px0, px1, py0, py1, _),) = [i for i in items if i[0] == "plot"]
     for kind, text, left, right, top, bottom, font in items:
         if kind == "point":
@@ -141,7 +144,7 @@ def test_compare_charts_fit_a_phone_with_readable_text(page: Page):
             assert py0 <= top and bottom <= py1 + 0.5, text
         if kind == "label":
             assert font >= 12 and left >= 0 and right <= 400, (text, left, right)
-    (_, _, bx0, bx1, *_), found = page.locator("[data-name=stages]").evaluate(parts)
+    (_, _, bx0, bx1, *_), found = page.locator("[data-name=stages]").evaluate(BOX_AND_PARTS)
     for kind, text, left, right, *_, font in found:
         assert bx0 - 0.5 <= left and right <= bx1 + 0.5, (kind, text)
         if kind in ("name", "value", "stage"):
@@ -272,17 +275,10 @@ def test_rf_lab_comparisons_fit_a_phone_with_readable_text(page: Page):
     bars = page.locator("[data-name='stack panel'] [data-name=bars]")
     expect(bars.locator("[data-name=bar]")).to_have_count(6)
     wait_idle(page)
-    # the block's box and its parts in one call, one layout (as the Compare test above)
-    (x0, x1), found = bars.evaluate(
-        """(root) => { const b = root.getBoundingClientRect();
-        return [[b.left, b.right], [...root.querySelectorAll('[data-name]')].map((e) => {
-            const r = e.getBoundingClientRect();
-            return [e.dataset.name, e.textContent, r.left, r.right,
-                    parseFloat(getComputedStyle(e).fontSize)]; })]; }"""
-    )
+    (_, _, x0, x1, *_), found = bars.evaluate(BOX_AND_PARTS)
     names = {t for kind, t, *_ in found if kind == "name"}
     assert names == {"16 x 11x11", "1 x 161x161"}
-    for kind, text, left, right, font in found:
+    for kind, text, left, right, *_, font in found:
         assert x0 - 0.5 <= left and right <= x1 + 0.5, (kind, text)
         assert font >= 12, (kind, text, font)
     # the value labels sit right of their bars, never over them
